@@ -1,0 +1,26 @@
+"""Errors a person can act on.
+
+Every exception raised for bad input derives from :class:`ThyroidBenchError`;
+its message names the file, row or tag, what was expected and what to do. The
+CLI prints the message alone (no traceback) and exits with status 2.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ThyroidBenchError", "DatasetError", "VerificationError", "PredictionsError"]
+
+
+class ThyroidBenchError(Exception):
+    """Base class of every user-facing error of thyroid-bench."""
+
+
+class DatasetError(ThyroidBenchError):
+    """A dataset folder is missing, malformed, or cannot be written."""
+
+
+class VerificationError(DatasetError):
+    """A dataset failed verification (fingerprint, counts, leakage, decoding)."""
+
+
+class PredictionsError(ThyroidBenchError):
+    """A predictions file does not match the format or the split it claims to cover."""
