@@ -1,0 +1,19 @@
+"""Fingerprints of the released dataset versions, pinned in the package.
+
+A dataset whose name and version are listed here is "official" only when its
+recomputed content fingerprint equals the pinned one; the leaderboard accepts
+entries on these versions without the data being present.
+"""
+
+from __future__ import annotations
+
+__all__ = ["OFFICIAL_FINGERPRINTS", "pinned_fingerprint"]
+
+OFFICIAL_FINGERPRINTS: dict[tuple[str, str], str] = {
+    # thyroid-bench prepare  (tsb-synthetic 1.0.0, seed thyroid_bench.data.synthetic.OFFICIAL_SEED)
+}
+
+
+def pinned_fingerprint(name: str, version: str) -> str | None:
+    """The pinned dataset fingerprint of an official version, or None."""
+    return OFFICIAL_FINGERPRINTS.get((name, version))
