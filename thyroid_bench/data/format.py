@@ -21,7 +21,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -226,7 +226,7 @@ def write_dataset(
     root: Path | None = None,
     provenance: Mapping[str, Any] | None = None,
     licence: str = "other",
-    card: str | None = None,
+    card: str | Callable[[dict[str, Any]], str] | None = None,
     synthetic: bool = False,
     extra_files: Mapping[str, bytes] | None = None,
     force: bool = False,
@@ -238,7 +238,8 @@ def write_dataset(
     and renamed into place only once complete, so an interrupted write never
     leaves a folder that looks finished; a rerun cleans up and succeeds.
     ``root`` is the exact target folder; otherwise ``<home>/<name>/<version>``.
-    ``card`` is the dataset card's markdown body (YAML front matter is added).
+    ``card`` is the dataset card's markdown body, or a function of the finished
+    manifest returning it; YAML front matter is added from the manifest.
     """
     if not _NAME.match(name):
         raise DatasetError(f"dataset name {name!r} must be lower-case letters, digits, '.', '_' or '-'")
@@ -283,7 +284,8 @@ def write_dataset(
         for rel, content in (extra_files or {}).items():
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
             (tmp / rel).write_bytes(content)
-        (tmp / "README.md").write_text(render_card(manifest, card or ""), encoding="utf-8")
+        body = card(manifest) if callable(card) else (card or "")
+        (tmp / "README.md").write_text(render_card(manifest, body), encoding="utf-8")
         # The manifest is written last: a folder without it is never a dataset.
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         _replace_dir(tmp, target)
@@ -351,7 +353,7 @@ def resolve_dataset(name_or_path: str | os.PathLike | None = None, home: Path | 
         if _is_dataset_dir(candidate):
             return candidate
         raise DatasetError(f"dataset {name} version {version} not found at {candidate}; "
-                           f"available: {_available(base / name) or 'none'}")
+                           f"available: {', '.join(_available(base / name)) or 'none'}")
     if (base / name).is_dir():
         return _newest(base / name, spec)
     hint = ("run `thyroid-bench prepare` to build it" if name == DEFAULT_DATASET

@@ -1,0 +1,47 @@
+"""Shared test set-up: everything offline, every cache inside temporary folders."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+# Set before `datasets` is imported anywhere: it reads its cache folder at import.
+os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp(prefix="thyroid-bench-test-hf-")
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory, monkeypatch):
+    """Each test gets its own empty THYROID_BENCH_HOME."""
+    monkeypatch.setenv("THYROID_BENCH_HOME", str(tmp_path_factory.mktemp("tb-home")))
+
+
+def make_rows(split: str, n: int, *, seed: int = 0, matrix: int = 32, start: int = 0) -> list[dict]:
+    """``n`` rows of format v1 with Poisson images; labels cycle through the classes."""
+    rng = np.random.default_rng([seed, start, n])
+    center = "center2" if split == "external" else "center1"
+    rows = []
+    for i in range(n):
+        label = i % 4
+        image = rng.poisson(2.0 + 3.0 * label, (matrix, matrix)).astype(np.uint16)
+        rows.append({
+            "case_id": f"{split}-{start + i:04d}", "patient_id": f"P{split[:2]}{start + i:04d}",
+            "image": image, "label": label, "center": center,
+            "fold": i % 5 if split == "train" else -1, "matrix": matrix,
+            "pixel_spacing_mm": 280.0 / matrix, "total_counts": int(image.sum()),
+            "acquisition_s": 300.0, "sex": "F" if i % 3 else "M", "age": 30 + i,
+        })
+    return rows
+
+
+@pytest.fixture
+def tiny_splits() -> dict[str, list[dict]]:
+    """A small three-split cohort of random images (train 20, internal 8, external 8)."""
+    return {"train": make_rows("train", 20), "internal": make_rows("internal", 8),
+            "external": make_rows("external", 8, matrix=16)}

@@ -1,0 +1,250 @@
+"""Dataset format v1: round trip, fingerprints, atomic writes and the verifier's checks."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import make_rows
+from thyroid_bench.cli import main
+from thyroid_bench.data import format as fmt
+from thyroid_bench.errors import DatasetError, VerificationError
+from thyroid_bench.schema import CLASS_NAMES
+
+
+def _write(splits, tmp_path, **kw):
+    return fmt.write_dataset("toy", "1.0.0", splits, home=tmp_path, card="# toy\n", rows_per_shard=7,
+                             **kw)
+
+
+def _rewrite_shard(path, split, mutate):
+    """Apply ``mutate(dict_of_columns)`` to the first shard of ``split`` and write it back."""
+    shard = sorted((path / "data").glob(f"{split}-*.parquet"))[0]
+    table = pq.read_table(shard)
+    cols = table.to_pydict()
+    mutate(cols)
+    pq.write_table(table.from_pydict(cols, schema=table.schema), shard)
+
+
+def test_round_trip_pixels_labels_and_manifest(tiny_splits, tmp_path):
+    path = _write(tiny_splits, tmp_path)
+    assert path == tmp_path / "toy" / "1.0.0"
+    manifest = fmt.read_manifest(path)
+    assert manifest["splits"]["train"]["rows"] == 20
+    assert manifest["splits"]["train"]["class_counts"] == {n: 5 for n in CLASS_NAMES}
+    assert len(manifest["splits"]["train"]["files"]) == 3  # 20 rows, 7 per shard
+    for split, rows in tiny_splits.items():
+        table = fmt.read_split(path, split)
+        by_id = {r["case_id"]: r for r in rows}
+        assert sorted(table["case_id"]) == sorted(by_id)
+        for case_id, png, label in zip(table["case_id"], table["image"], table["label"]):
+            np.testing.assert_array_equal(fmt.decode_image(png), by_id[case_id]["image"])
+            assert label == by_id[case_id]["label"]
+
+
+def test_plain_hf_datasets_opens_it_with_features(tiny_splits, tmp_path):
+    import datasets
+
+    path = _write(tiny_splits, tmp_path)
+    dd = datasets.load_dataset(str(path))
+    assert set(dd) == {"train", "internal", "external"}
+    assert dd["internal"].num_rows == 8
+    assert dd["train"].features["label"].names == list(CLASS_NAMES)
+    assert isinstance(dd["train"].features["image"], datasets.Image)
+    first = dd["external"][0]
+    original = {r["case_id"]: r["image"] for r in tiny_splits["external"]}[first["case_id"]]
+    np.testing.assert_array_equal(np.asarray(first["image"]), original)
+
+
+def test_package_loader_verifies(tiny_splits, tmp_path):
+    from thyroid_bench import load_dataset
+
+    path = _write(tiny_splits, tmp_path)
+    assert load_dataset(path)["train"].num_rows == 20
+    _rewrite_shard(path, "internal", lambda c: c["label"].__setitem__(0, (c["label"][0] + 1) % 4))
+    with pytest.raises(VerificationError, match="internal"):
+        load_dataset(path)
+
+
+def test_fingerprint_ignores_file_bytes_but_sees_one_pixel(tiny_splits, tmp_path):
+    a = _write(tiny_splits, tmp_path / "a")
+    b = fmt.write_dataset("toy", "1.0.0", tiny_splits, home=tmp_path / "b", rows_per_shard=1000)
+    assert fmt.read_manifest(a)["fingerprint"] == fmt.read_manifest(b)["fingerprint"]
+    table = fmt.read_split(a, "train")
+    before = fmt.split_fingerprint(table)
+    # Re-encoding the PNGs at another compression level keeps the content fingerprint.
+    from PIL import Image
+    import io
+
+    def reencode(png):
+        buf = io.BytesIO()
+        Image.open(io.BytesIO(png)).save(buf, format="PNG", compress_level=1)
+        return buf.getvalue()
+
+    recoded = table.assign(image=[reencode(p) for p in table["image"]])
+    assert list(recoded["image"]) != list(table["image"])
+    assert fmt.split_fingerprint(recoded) == before
+    img = fmt.decode_image(table["image"][3]).copy()
+    img[5, 5] += 1
+    changed = table.copy()
+    changed.at[3, "image"] = fmt.encode_image(img)
+    assert fmt.split_fingerprint(changed) != before
+
+
+def test_16bit_counts_round_trip_exactly():
+    img = np.array([[0, 1, 255, 256], [4095, 4096, 65534, 65535]], dtype=np.uint16)
+    np.testing.assert_array_equal(fmt.decode_image(fmt.encode_image(img)), img)
+    with pytest.raises(ValueError, match="0-65535"):
+        fmt.encode_image(np.array([[70000]]))
+
+
+def test_interrupted_write_leaves_nothing_that_loads(tiny_splits, tmp_path, monkeypatch):
+    real = fmt._write_shards
+    calls = []
+
+    def failing(table, split, data_dir, rows_per_shard):
+        calls.append(split)
+        if split == "internal":
+            raise KeyboardInterrupt  # as if the user pressed Ctrl-C half-way
+        return real(table, split, data_dir, rows_per_shard)
+
+    monkeypatch.setattr(fmt, "_write_shards", failing)
+    with pytest.raises(KeyboardInterrupt):
+        _write(tiny_splits, tmp_path)
+    assert calls == ["train", "internal"]
+    assert not (tmp_path / "toy" / "1.0.0").exists()
+    assert list((tmp_path / "toy").iterdir()) == []
+    with pytest.raises(DatasetError, match="no complete version"):
+        fmt.resolve_dataset("toy", home=tmp_path)
+    monkeypatch.setattr(fmt, "_write_shards", real)
+    assert fmt.verify_dataset(_write(tiny_splits, tmp_path)).ok
+
+
+def test_stale_temporary_folder_is_cleaned_and_never_resolved(tiny_splits, tmp_path):
+    stale = tmp_path / "toy" / ".tmp-1.0.0-killed"
+    (stale / "data").mkdir(parents=True)
+    with pytest.raises(DatasetError):
+        fmt.resolve_dataset("toy", home=tmp_path)
+    _write(tiny_splits, tmp_path)
+    assert not stale.exists()
+
+
+def test_existing_version_needs_force(tiny_splits, tmp_path):
+    _write(tiny_splits, tmp_path)
+    with pytest.raises(DatasetError, match="already exists"):
+        _write(tiny_splits, tmp_path)
+    assert fmt.verify_dataset(_write(tiny_splits, tmp_path, force=True)).ok
+
+
+def test_writer_rejects_leakage_and_bad_rows(tiny_splits, tmp_path):
+    leaky = dict(tiny_splits)
+    leaky["internal"] = [dict(r) for r in tiny_splits["internal"]]
+    leaky["internal"][0]["patient_id"] = tiny_splits["train"][3]["patient_id"]
+    with pytest.raises(VerificationError, match="patient_id .* both train and internal"):
+        _write(leaky, tmp_path)
+    assert not (tmp_path / "toy" / "1.0.0").exists()
+    bad = dict(tiny_splits)
+    bad["external"] = [dict(r) for r in tiny_splits["external"]]
+    bad["external"][2]["label"] = 7
+    with pytest.raises(DatasetError, match="split 'external', row 2 .* label 7"):
+        _write(bad, tmp_path)
+    with pytest.raises(DatasetError, match="semver"):
+        fmt.write_dataset("toy", "v1", tiny_splits, home=tmp_path)
+
+
+def test_verify_passes_clean_dataset(tiny_splits, tmp_path):
+    report = fmt.verify_dataset(_write(tiny_splits, tmp_path))
+    assert report.ok, report.problems
+    assert report.rows == {"train": 20, "internal": 8, "external": 8}
+    assert report.official is None  # not a pinned release
+
+
+def test_verify_catches_planted_patient_leakage(tiny_splits, tmp_path):
+    path = _write(tiny_splits, tmp_path)
+    leaked = tiny_splits["train"][0]["patient_id"]
+    _rewrite_shard(path, "external", lambda c: c["patient_id"].__setitem__(0, leaked))
+    report = fmt.verify_dataset(path)
+    assert not report.ok
+    assert any(f"patient_id '{leaked}' is in both train and external" in p for p in report.problems)
+
+
+def test_verify_catches_identical_image_in_two_splits(tmp_path):
+    splits = {"train": make_rows("train", 10), "internal": make_rows("internal", 4, seed=1),
+              "external": make_rows("external", 4, seed=2)}
+    splits["internal"][1]["image"] = splits["train"][6]["image"].copy()
+    splits["internal"][1]["label"] = splits["internal"][1]["label"]
+    report = fmt.verify_dataset(fmt.write_dataset("toy", "1.0.0", splits, home=tmp_path))
+    assert "1 identical image(s) in both train and internal" in report.problems
+
+
+def test_verify_catches_wrong_counts(tiny_splits, tmp_path):
+    path = _write(tiny_splits, tmp_path)
+    manifest = json.loads((path / "manifest.json").read_text())
+    manifest["splits"]["train"]["class_counts"]["focal_increased"] += 1
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    problems = fmt.verify_dataset(path).problems
+    assert len(problems) == 1 and "split train: class counts" in problems[0]
+
+
+def test_verify_catches_a_corrupted_shard(tiny_splits, tmp_path):
+    path = _write(tiny_splits, tmp_path)
+    shard = sorted((path / "data").glob("internal-*.parquet"))[0]
+    shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
+    report = fmt.verify_dataset(path)
+    assert not report.ok
+    assert any(shard.name in p and "corrupt or truncated" in p for p in report.problems)
+    with pytest.raises(VerificationError, match=shard.name):
+        fmt.load_dataset(path)
+
+
+def test_verify_catches_an_undecodable_image_and_a_changed_pixel(tiny_splits, tmp_path):
+    path = _write(tiny_splits, tmp_path)
+
+    def break_png(cols):
+        cols["image"][0] = {"bytes": cols["image"][0]["bytes"][:40], "path": None}
+
+    _rewrite_shard(path, "train", break_png)
+    assert any("does not decode" in p for p in fmt.verify_dataset(path).problems)
+
+    path = _write(tiny_splits, tmp_path / "second")
+
+    def bump_pixel(cols):
+        img = fmt.decode_image(cols["image"][2]["bytes"]).copy()
+        img[0, 0] += 1
+        cols["image"][2] = {"bytes": fmt.encode_image(img), "path": None}
+        cols["total_counts"][2] += 1
+
+    _rewrite_shard(path, "external", bump_pixel)
+    problems = fmt.verify_dataset(path).problems
+    assert any("split external: content fingerprint" in p for p in problems)
+
+
+def test_resolve_newest_version_and_name_at_version(tiny_splits, tmp_path):
+    for v in ("1.0.0", "1.10.0", "1.2.0"):
+        fmt.write_dataset("toy", v, tiny_splits, home=tmp_path)
+    assert fmt.resolve_dataset("toy", home=tmp_path).name == "1.10.0"
+    assert fmt.resolve_dataset("toy@1.2.0", home=tmp_path).name == "1.2.0"
+    with pytest.raises(DatasetError, match="available: 1.0.0, 1.2.0, 1.10.0"):
+        fmt.resolve_dataset("toy@2.0.0", home=tmp_path)
+    with pytest.raises(DatasetError, match="thyroid-bench prepare"):
+        fmt.resolve_dataset(None, home=tmp_path)
+
+
+def test_cli_verify_and_info(tiny_splits, tmp_path, capsys):
+    path = _write(tiny_splits, tmp_path)
+    assert main(["verify", str(path)]) == 0
+    assert "result    OK" in capsys.readouterr().out
+    assert main(["info", "toy", "--home", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("train"))
+    assert row.split()[-5:] == ["5", "5", "5", "5", "20"]
+    manifest = json.loads((path / "manifest.json").read_text())
+    manifest["splits"]["internal"]["rows"] = 9
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    assert main(["verify", str(path)]) == 1
+    assert "split internal: 8 rows, manifest says 9" in capsys.readouterr().out
+    assert main(["verify", "nope", "--home", str(tmp_path)]) == 2
+    assert "not found" in capsys.readouterr().err
