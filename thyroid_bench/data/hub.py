@@ -1,0 +1,56 @@
+"""``thyroid-bench prepare --source hub``: pull a published dataset version from the Hub.
+
+A dataset version published on the Hugging Face Hub is the same folder as a
+local one (manifest, card, parquet shards). It is downloaded beside its final
+place, verified, and only then renamed into ``<home>/<name>/<version>``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from thyroid_bench.data.format import default_home, read_manifest, verify_dataset
+from thyroid_bench.errors import DatasetError, VerificationError
+
+__all__ = ["prepare_hub"]
+
+
+def prepare_hub(repo_id: str, *, revision: str | None = None, home: Path | None = None,
+                force: bool = False) -> Path:
+    """Download, verify and install a dataset version from a Hub dataset repository."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    home = Path(home) if home is not None else default_home()
+    home.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-hub-", dir=home))
+    try:
+        try:
+            snapshot_download(repo_id=repo_id, repo_type="dataset", revision=revision,
+                              local_dir=tmp, allow_patterns=["manifest.json", "README.md",
+                                                             "data/*.parquet", "rejected.csv"])
+        except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as exc:
+            raise DatasetError(
+                f"could not download dataset repository {repo_id!r} from the Hugging Face Hub "
+                f"({type(exc).__name__}: {exc}); check the network and the repository id, or "
+                "download the folder yourself and pass its path to thyroid-bench commands"
+            ) from None
+        shutil.rmtree(tmp / ".cache", ignore_errors=True)  # huggingface_hub's own bookkeeping
+        manifest = read_manifest(tmp)
+        report = verify_dataset(tmp)
+        if not report.ok:
+            raise VerificationError(f"{repo_id} failed verification, nothing installed:\n  - "
+                                    + "\n  - ".join(report.problems))
+        target = home / manifest["name"] / manifest["version"]
+        if target.exists() and not force:
+            raise DatasetError(f"{target} already exists; pass --force to replace it")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+        return target
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
