@@ -1,0 +1,120 @@
+"""Predictions CSV: round trip, and every rejection names its row and reason."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from thyroid_bench.errors import PredictionsError
+from thyroid_bench.predictions import PROB_COLUMNS, read_predictions, write_predictions
+
+HEADER = "case_id," + ",".join(PROB_COLUMNS)
+
+
+def _probs(n: int, seed: int = 0) -> np.ndarray:
+    p = np.random.default_rng(seed).dirichlet(np.ones(4), size=n)
+    return p
+
+
+def _write(tmp_path, text: str):
+    path = tmp_path / "preds.csv"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_round_trip_is_exact(tmp_path):
+    p = _probs(50)
+    ids = [f"case-{i:03d}" for i in range(50)]
+    labels = np.random.default_rng(1).integers(0, 4, 50)
+    path = write_predictions(tmp_path / "sub" / "internal.csv", ids, p, labels)
+    assert path.read_text().splitlines()[0] == HEADER + ",label"
+    got = read_predictions(path, expected_case_ids=reversed(ids))
+    assert got.case_ids == ids
+    assert got.probs.dtype == np.float64 and got.probs.shape == (50, 4)
+    assert np.array_equal(got.probs, p)  # bit-exact, 17 significant digits
+    assert got.labels.tolist() == labels.tolist()
+    assert got.path == path
+    aligned = got.align(ids[::-1])
+    assert aligned.case_ids == ids[::-1] and np.array_equal(aligned.probs, p[::-1])
+    no_label = read_predictions(write_predictions(tmp_path / "b.csv", ids, p))
+    assert no_label.labels is None
+
+
+def test_columns_in_any_order_and_labels_in_any_spelling(tmp_path):
+    cols = ["label", *PROB_COLUMNS[::-1], "case_id"]
+    path = _write(tmp_path, ",".join(cols) + "\n"
+                  "I,0.1,0.2,0.3,0.4,a\n"
+                  "heterogeneous_uptake,0.25,0.25,0.25,0.25,b\n"
+                  "1,0,0,1,0,c\n")
+    got = read_predictions(path)
+    assert got.case_ids == ["a", "b", "c"]
+    assert got.probs[0].tolist() == [0.4, 0.3, 0.2, 0.1]
+    assert got.probs[2].tolist() == [0.0, 1.0, 0.0, 0.0]
+    assert got.labels.tolist() == [0, 3, 1]
+
+
+@pytest.mark.parametrize("text,match", [
+    ("case_id,prob_diffusely_increased,prob_diffusely_decreased,prob_focal_increased\nx,1,0,0\n",
+     r"header \(line 1\): missing column\(s\) \['prob_heterogeneous_uptake'\]"),
+    (HEADER + ",score\nx,1,0,0,0,3\n", r"header \(line 1\): unknown column\(s\) \['score'\]"),
+    (HEADER + ",case_id\nx,1,0,0,0,x\n", r"header \(line 1\): repeated column\(s\) \['case_id'\]"),
+    ("", "empty file"),
+    (HEADER + "\n", "no case rows"),
+    (HEADER + "\na,1,0,0,0\nb,nan,0,0,1\n", r"row 2 \(line 3\): prob_diffusely_increased is NaN"),
+    (HEADER + "\na,1,0,0,0\nb,0.5,0.5,0,0\nc,inf,0,0,0\n", r"row 3 \(line 4\): prob_diffusely_increased is NaN or infinite"),
+    (HEADER + "\na,1.5,-0.5,0,0\n", r"row 1 \(line 2\): negative probability prob_diffusely_decreased=-0.5"),
+    (HEADER + "\na,1,0,0,0\nb,0.5,0.3,0.1,0.1000011\n", r"row 2 \(line 3\): probabilities sum to 1.000001"),
+    (HEADER + "\na,0.3,0.3,0.3,0.3\n", r"row 1 \(line 2\): probabilities sum to 1.2"),
+    (HEADER + "\na,high,0,0,0\n", r"row 1 \(line 2\): prob_diffusely_increased = 'high' is not a number"),
+    (HEADER + "\na,1,0,0,0\nb,1,0,0\n", r"row 2 \(line 3\): 4 fields, the header has 5"),
+    (HEADER + "\na,1,0,0,0\nb,1,0,0,0\na,0,1,0,0\n", r"row 3 \(line 4\): duplicate case_id 'a' \(first on row 1\)"),
+    (HEADER + "\n,1,0,0,0\n", r"row 1 \(line 2\): case_id is empty"),
+    (HEADER + ",label\na,1,0,0,0,I\nb,1,0,0,0,V\n", r"row 2 \(line 3\): label 'V' is not a class"),
+    (HEADER + ",label\na,1,0,0,0,\n", r"row 1 \(line 2\): label is empty"),
+])
+def test_rejections_name_row_and_reason(tmp_path, text, match):
+    path = _write(tmp_path, text)
+    with pytest.raises(PredictionsError, match=match) as err:
+        read_predictions(path)
+    assert str(path) in str(err.value)
+
+
+def test_rows_summing_within_tolerance_pass(tmp_path):
+    path = _write(tmp_path, HEADER + "\na,0.5,0.3,0.1,0.1000009\n")
+    assert read_predictions(path).probs.sum() == pytest.approx(1.0000009)
+
+
+def test_unknown_and_missing_cases_of_the_split(tmp_path):
+    path = write_predictions(tmp_path / "p.csv", ["a", "b", "zz"], _probs(3))
+    with pytest.raises(PredictionsError) as err:
+        read_predictions(path, expected_case_ids=["a", "b", "c", "d"])
+    msg = str(err.value)
+    assert "row 3 (line 4): case_id 'zz' is not a case of the split" in msg
+    assert "2 case(s) of the split have no row: 'c', 'd'" in msg
+    assert "2 problem(s)" in msg
+
+
+def test_many_problems_are_listed_in_row_order_and_capped(tmp_path):
+    rows = "\n".join(f"c{i},0.9,0.9,0,0" for i in range(30))
+    path = _write(tmp_path, HEADER + "\n" + rows + "\nc0,1,0,0,0\n")
+    with pytest.raises(PredictionsError) as err:
+        read_predictions(path)
+    msg = str(err.value)
+    assert "31 problem(s)" in msg and "and 11 more problem(s)" in msg
+    assert msg.index("row 1 (line 2)") < msg.index("row 2 (line 3)")
+    assert "row 31" not in msg  # past the cap of 20
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(PredictionsError, match="no such predictions file"):
+        read_predictions(tmp_path / "nope.csv")
+
+
+def test_writer_refuses_what_the_reader_would_reject(tmp_path):
+    with pytest.raises(ValueError, match="n x 4"):
+        write_predictions(tmp_path / "p.csv", ["a"], np.ones((1, 3)) / 3)
+    with pytest.raises(ValueError, match="row 1: probabilities sum"):
+        write_predictions(tmp_path / "p.csv", ["a"], np.full((1, 4), 0.3))
+    with pytest.raises(ValueError, match="unique"):
+        write_predictions(tmp_path / "p.csv", ["a", "a"], _probs(2))
+    assert not (tmp_path / "p.csv").exists()

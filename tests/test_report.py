@@ -1,0 +1,124 @@
+"""Reports: the Table 2 layout shows the metrics' values; figures are real, readable PNGs."""
+
+from __future__ import annotations
+
+import re
+import warnings
+
+import numpy as np
+from PIL import Image
+
+from thyroid_bench.metrics import evaluate, gap
+from thyroid_bench.report import format_gap, format_table2, plot_confusion, plot_roc, write_report
+from thyroid_bench.schema import CLASS_NAMES
+
+
+def _case(seed: int, n: int = 200, signal: float = 1.5):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 4, n)
+    logits = rng.normal(size=(n, 4))
+    logits[np.arange(n), y] += signal
+    p = np.exp(logits)
+    return y, p / p.sum(axis=1, keepdims=True)
+
+
+def _row(text: str, label: str) -> list[str]:
+    line = next(ln for ln in text.splitlines() if ln.startswith(label))
+    return re.findall(r"n/a|\d+\.\d+ \(\d+\.\d+-\d+\.\d+\)|\d+\.\d+", line[len(label):])
+
+
+def test_table2_cells_are_the_metrics_as_percentages_with_cis():
+    y, p = _case(0)
+    m = evaluate(y, p, bootstrap=100)
+    text = format_table2(m)
+    header = text.splitlines()[0]
+    assert [header.index(n) for n in CLASS_NAMES] == sorted(header.index(n) for n in CLASS_NAMES)
+    assert "type III, n=%d" % m["per_class"]["focal_increased"]["support"] in text
+    for label, key in [("Sensitivity", "sensitivity"), ("NPV", "npv"), ("AUC", "auc")]:
+        cells = _row(text, label)
+        assert len(cells) == 4
+        for cell, name in zip(cells, CLASS_NAMES):
+            lo, hi = m["ci"][f"per_class.{name}.{key}"]
+            assert cell == f"{100 * m['per_class'][name][key]:.1f} ({100 * lo:.1f}-{100 * hi:.1f})"
+    acc = _row(text, "Overall accuracy (%)")
+    assert acc == [f"{100 * m['accuracy']:.1f} ({100 * m['ci']['accuracy'][0]:.1f}-"
+                   f"{100 * m['ci']['accuracy'][1]:.1f})"]
+    assert _row(text, "Cohen's kappa")[0].startswith(f"{m['cohen_kappa']:.3f}")
+    assert "100 bootstrap resamples" in text
+    # rows in the paper's order
+    order = [text.index(r) for r in ("Accuracy", "Sensitivity", "Specificity", "PPV", "NPV", "F1", "AUC")]
+    assert order == sorted(order)
+
+
+def test_table2_shows_undefined_as_na_and_markdown():
+    y = np.array([0, 0, 1, 1, 3, 3])
+    p = np.full((6, 4), 0.1)
+    p[np.arange(6), [0, 1, 1, 1, 3, 0]] = 0.7
+    m = evaluate(y, p, bootstrap=0)
+    text = format_table2(m)
+    sens = _row(text, "Sensitivity")
+    assert sens[2] == "n/a"  # focal_increased has no cases
+    assert sens[0] == "50.0"
+    assert "bootstrap off" in text
+    md = format_table2(m, markdown=True)
+    assert md.splitlines()[0].startswith("| % (95% CI) | diffusely_increased (type I, n=2)")
+    assert "| PPV | 50.0 | 66.7 | n/a | 100.0 |" in md
+
+
+def test_gap_table():
+    a, b = evaluate(*_case(1), bootstrap=0), evaluate(*_case(2, signal=0.3), bootstrap=0)
+    text = format_gap(gap(a, b))
+    line = next(ln for ln in text.splitlines() if ln.startswith("| Overall accuracy"))
+    assert f"{100 * (a['accuracy'] - b['accuracy']):+.1f}" in line
+
+
+def _png(path):
+    assert path.is_file() and path.stat().st_size > 5000
+    with Image.open(path) as im:
+        assert im.format == "PNG"
+        assert im.width > 400 and im.height > 400
+        lo_hi = im.convert("L").getextrema()
+        assert lo_hi[1] - lo_hi[0] > 100  # not a blank canvas
+
+
+def test_write_report_writes_figures_and_markdown(tmp_path):
+    yi, pi = _case(3)
+    ye, pe = _case(4, signal=0.5)
+    mi, me = evaluate(yi, pi, bootstrap=50), evaluate(ye, pe, bootstrap=50)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        path = write_report(tmp_path / "run", {"internal": mi, "external": me},
+                            {"internal": (yi, pi), "external": (ye, pe)},
+                            title="Test run", extra_sections={"Configuration": "seed: 0"})
+    assert path == tmp_path / "run" / "report.md"
+    text = path.read_text()
+    assert text.startswith("# Test run")
+    for split in ("internal", "external"):
+        for kind in ("roc", "confusion"):
+            assert f"](figures/{kind}_{split}.png)" in text
+            _png(tmp_path / "run" / "figures" / f"{kind}_{split}.png")
+    assert "## Internal-to-external gap" in text
+    assert f"{100 * (mi['accuracy'] - me['accuracy']):+.1f}" in text
+    assert text.rstrip().endswith("## Configuration\n\nseed: 0")
+    assert format_table2(mi, markdown=True) in text
+
+
+def test_figures_with_an_absent_class(tmp_path):
+    y, p = _case(5, n=80)
+    y[y == 2] = 0
+    m = evaluate(y, p, bootstrap=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        roc = plot_roc(y, p, tmp_path / "roc.png", metrics=m)
+        cm = plot_confusion(m["confusion_matrix"], tmp_path / "cm.png", class_names=CLASS_NAMES)
+    _png(roc)
+    _png(cm)
+
+
+def test_report_without_predictions_has_no_roc(tmp_path):
+    m = evaluate(*_case(6, n=60), bootstrap=0)
+    text = write_report(tmp_path, {"my split": m}, {}, title="t").read_text()
+    assert "roc_" not in text
+    assert (tmp_path / "figures" / "confusion_my-split.png").is_file()
+    assert not list((tmp_path / "figures").glob("roc_*"))
+

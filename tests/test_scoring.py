@@ -1,0 +1,137 @@
+"""``score_predictions`` and ``thyroid-bench score``: against a file's labels and a dataset split."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from sklearn import metrics as skm
+
+from conftest import make_rows
+from thyroid_bench.cli import main
+from thyroid_bench.errors import PredictionsError, ThyroidBenchError
+from thyroid_bench.metrics import evaluate
+from thyroid_bench.predictions import write_predictions
+from thyroid_bench.schema import CLASS_NAMES
+from thyroid_bench.scoring import score_predictions
+
+
+def _probs(y: np.ndarray, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(size=(len(y), 4))
+    logits[np.arange(len(y)), y] += 1.5
+    p = np.exp(logits)
+    return p / p.sum(axis=1, keepdims=True)
+
+
+@pytest.fixture
+def toy_dataset(tmp_path):
+    """A tiny dataset version written with the format's writer: internal has 40 cases."""
+    from thyroid_bench.data.format import read_split, write_dataset
+
+    splits = {"train": make_rows("train", 8), "internal": make_rows("internal", 40, matrix=8),
+              "external": make_rows("external", 8, matrix=8)}
+    path = write_dataset("toy", "1.2.0", splits, home=tmp_path / "home", card="# toy\n")
+    truth = read_split(path, "internal", columns=["case_id", "label"])
+    return path, list(truth["case_id"]), truth["label"].to_numpy().astype(int)
+
+
+def test_score_against_a_dataset_split(toy_dataset, tmp_path):
+    path, ids, y = toy_dataset
+    p = _probs(y, 0)
+    perm = np.random.default_rng(1).permutation(len(ids))  # the file's row order is irrelevant
+    preds = write_predictions(tmp_path / "internal.csv", [ids[i] for i in perm], p[perm])
+    res = score_predictions(preds, dataset="toy", split="internal", home=tmp_path / "home",
+                            bootstrap=100, json_out=tmp_path / "out" / "scores.json")
+    from thyroid_bench.data.format import read_manifest
+
+    manifest = read_manifest(path)
+    assert res["labels_from"] == "dataset" and res["split"] == "internal"
+    assert res["dataset"]["fingerprint"] == manifest["fingerprint"]
+    assert res["dataset"]["version"] == "1.2.0"
+    m = res["metrics"]
+    assert m["n"] == 40
+    assert m["accuracy"] == pytest.approx(skm.accuracy_score(y, p.argmax(1)))
+    assert m["macro_auc"] == pytest.approx(skm.roc_auc_score(y, p, multi_class="ovr"))
+    # the same as scoring in memory in case-id order (what the leaderboard recomputes)
+    order = np.argsort(ids)
+    assert m == evaluate(y[order], p[order], bootstrap=100)
+    assert json.loads((tmp_path / "out" / "scores.json").read_text()) == res
+    # a label column that agrees with the dataset is accepted, one that disagrees is not
+    write_predictions(tmp_path / "with_labels.csv", ids, p, labels=y)
+    assert score_predictions(tmp_path / "with_labels.csv", dataset=path, split="internal",
+                             bootstrap=100)["metrics"] == m
+    wrong = y.copy()
+    wrong[3] = (wrong[3] + 1) % 4
+    write_predictions(tmp_path / "wrong.csv", ids, p, labels=wrong)
+    with pytest.raises(PredictionsError, match=f"disagrees with toy 1.2.0 split 'internal' on 1 case.*{ids[3]}"):
+        score_predictions(tmp_path / "wrong.csv", dataset=path, split="internal", bootstrap=0)
+
+
+def test_predictions_must_cover_exactly_the_split(toy_dataset, tmp_path):
+    path, ids, y = toy_dataset
+    p = _probs(y, 2)
+    write_predictions(tmp_path / "short.csv", ids[:-2], p[:-2])
+    with pytest.raises(PredictionsError, match=f"2 case\\(s\\) of the split have no row: '{ids[-2]}'"):
+        score_predictions(tmp_path / "short.csv", dataset=path, split="internal")
+    write_predictions(tmp_path / "extra.csv", ids + ["stranger"], np.vstack([p, p[:1]]))
+    with pytest.raises(PredictionsError, match=r"row 41 \(line 42\): case_id 'stranger' is not a case"):
+        score_predictions(tmp_path / "extra.csv", dataset=path, split="internal")
+
+
+def test_score_needs_labels_from_somewhere(tmp_path):
+    y = np.arange(12) % 4
+    write_predictions(tmp_path / "p.csv", [f"c{i}" for i in range(12)], _probs(y, 3))
+    with pytest.raises(PredictionsError, match="no label column"):
+        score_predictions(tmp_path / "p.csv")
+    with pytest.raises(ThyroidBenchError, match="needs --split"):
+        score_predictions(tmp_path / "p.csv", dataset="toy")
+
+
+def test_cli_score_with_label_column(tmp_path, capsys):
+    y = np.random.default_rng(4).integers(0, 4, 120)
+    p = _probs(y, 4)
+    ids = [f"case{i:03d}" for i in range(120)]
+    csv = write_predictions(tmp_path / "model.csv", ids, p, labels=y)
+    rc = main(["score", str(csv), "--json", str(tmp_path / "s.json"), "--bootstrap", "200",
+               "--seed", "5"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "scored against its own label column, n = 120" in out
+    for name in CLASS_NAMES:
+        assert name in out
+    res = json.loads((tmp_path / "s.json").read_text())
+    m = res["metrics"]
+    assert m["bootstrap"] == {"resamples": 200, "seed": 5, "level": 0.95,
+                              "stratified": "by true class", "method": "percentile"}
+    assert m["accuracy"] == pytest.approx(skm.accuracy_score(y, p.argmax(1)))
+    lo, hi = m["ci"]["accuracy"]
+    assert f"{100 * m['accuracy']:.1f} ({100 * lo:.1f}-{100 * hi:.1f})" in out
+    sens = m["per_class"]["focal_increased"]["sensitivity"]
+    assert f"{100 * sens:.1f}" in next(ln for ln in out.splitlines() if ln.startswith("Sensitivity"))
+    # figures by default beside the predictions file
+    report = tmp_path / "model_report" / "report.md"
+    assert f"report and figures written to {report}" in out
+    for fig in ("roc_model.png", "confusion_model.png"):
+        with Image.open(tmp_path / "model_report" / "figures" / fig) as im:
+            assert im.format == "PNG" and im.width > 400
+
+
+def test_cli_score_against_dataset(toy_dataset, tmp_path, capsys):
+    path, ids, y = toy_dataset
+    write_predictions(tmp_path / "ext.csv", ids, _probs(y, 6))
+    rc = main(["score", str(tmp_path / "ext.csv"), "--dataset", "toy@1.2.0", "--split", "internal",
+               "--home", str(tmp_path / "home"), "--bootstrap", "50", "--no-figures"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "scored against toy 1.2.0 split internal (fingerprint" in out
+    assert "Overall (n=40)" in out
+    assert not (tmp_path / "ext_report").exists()
+    # a user error: exit status 2 and a message naming the problem, no traceback
+    rc = main(["score", str(tmp_path / "ext.csv"), "--split", "external", "--dataset", str(path),
+               "--no-figures"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "thyroid-bench score: error:" in err and "is not a case of the split" in err

@@ -1,0 +1,263 @@
+"""The predictions file: one CSV row per case, one probability column per class.
+
+Format (UTF-8 CSV, header on the first line)::
+
+    case_id,prob_diffusely_increased,prob_diffusely_decreased,prob_focal_increased,prob_heterogeneous_uptake[,label]
+
+``prob_<class name>`` columns follow the label schema (written in schema order;
+read in any order); each row's probabilities are finite, non-negative and sum to
+1 within 1e-6. The optional ``label`` column holds the true class (a schema name,
+a paper type I-IV or an index) for files scored on their own. Any model, in or
+out of Python, can write this file; :func:`read_predictions` is the one gate
+through which predictions enter scoring and the leaderboard.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from thyroid_bench.errors import PredictionsError
+from thyroid_bench.schema import CLASS_NAMES, NUM_CLASSES, parse_label
+
+__all__ = [
+    "PROB_COLUMNS",
+    "SUM_TOLERANCE",
+    "Predictions",
+    "write_predictions",
+    "read_predictions",
+]
+
+#: Probability column of each class, in schema order.
+PROB_COLUMNS: tuple[str, ...] = tuple(f"prob_{name}" for name in CLASS_NAMES)
+#: A row's probabilities must sum to 1 within this tolerance.
+SUM_TOLERANCE = 1e-6
+# How many problems one rejection lists before it stops counting.
+_MAX_PROBLEMS = 20
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """A validated predictions file: case ids, an n x 4 probability matrix, labels if given."""
+
+    case_ids: list[str]
+    probs: np.ndarray              # (n, NUM_CLASSES) float64, column k = class k
+    labels: np.ndarray | None      # (n,) int64 class indices, or None without a label column
+    path: Path | None = None
+
+    def __len__(self) -> int:
+        return len(self.case_ids)
+
+    def align(self, case_ids: Sequence[str]) -> Predictions:
+        """The same predictions reordered to ``case_ids`` (which must all be present)."""
+        index = {cid: i for i, cid in enumerate(self.case_ids)}
+        order = np.array([index[str(c)] for c in case_ids], dtype=np.int64)
+        return Predictions([self.case_ids[i] for i in order], self.probs[order],
+                           None if self.labels is None else self.labels[order], self.path)
+
+
+def write_predictions(
+    path: str | os.PathLike,
+    case_ids: Sequence[str],
+    y_prob: np.ndarray,
+    labels: Sequence[int] | np.ndarray | None = None,
+) -> Path:
+    """Write a predictions CSV (atomically) that :func:`read_predictions` accepts.
+
+    ``y_prob`` is n x 4 class probabilities in schema order; ``labels`` (optional) are
+    class indices, written as schema class names. Probabilities are written with 17
+    significant digits, so the file reads back to the same float64 values and the
+    metrics recomputed from it equal the ones computed in memory.
+    """
+    path = Path(path)
+    ids = [str(c) for c in case_ids]
+    probs = np.asarray(y_prob, dtype=np.float64)
+    if probs.ndim != 2 or probs.shape[1] != NUM_CLASSES:
+        raise ValueError(f"y_prob must be n x {NUM_CLASSES} (schema classes), got shape {probs.shape}")
+    if probs.shape[0] != len(ids):
+        raise ValueError(f"{len(ids)} case ids but {probs.shape[0]} probability rows")
+    problems = _check_rows(probs)
+    if problems:
+        raise ValueError(f"cannot write {path}: row {problems[0][0] + 1}: {problems[0][1]}")
+    if len(set(ids)) != len(ids) or any(not c.strip() for c in ids):
+        raise ValueError("case ids must be unique and non-empty")
+    label_names = None
+    if labels is not None:
+        lab = np.asarray(labels)
+        if lab.shape != (len(ids),):
+            raise ValueError(f"labels must be {len(ids)} class indices, got shape {lab.shape}")
+        label_names = [CLASS_NAMES[parse_label(int(v))] for v in lab]
+
+    header = ["case_id", *PROB_COLUMNS] + (["label"] if label_names is not None else [])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f, lineterminator="\n")
+            w.writerow(header)
+            for i, cid in enumerate(ids):
+                row = [cid, *(f"{v:.17g}" for v in probs[i])]
+                if label_names is not None:
+                    row.append(label_names[i])
+                w.writerow(row)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _check_rows(probs: np.ndarray) -> list[tuple[int, str]]:
+    """(row index, reason) for every row that is not a probability vector."""
+    out = []
+    finite = np.isfinite(probs).all(axis=1)
+    sums = probs.sum(axis=1)
+    for i in np.flatnonzero(~finite | (probs < 0).any(axis=1) | (np.abs(sums - 1) > SUM_TOLERANCE)):
+        row = probs[i]
+        if not finite[i]:
+            bad = [PROB_COLUMNS[j] for j in range(len(row)) if not math.isfinite(row[j])]
+            out.append((int(i), f"{', '.join(bad)} is NaN or infinite; expected a probability in [0, 1]"))
+        elif (row < 0).any():
+            bad = [f"{PROB_COLUMNS[j]}={float(row[j])!r}" for j in range(len(row)) if row[j] < 0]
+            out.append((int(i), f"negative probability {', '.join(bad)}"))
+        else:
+            out.append((int(i), f"probabilities sum to {float(sums[i])!r}, not 1 (tolerance {SUM_TOLERANCE}); "
+                                "write normalised class probabilities (a softmax), not raw scores"))
+    return out
+
+
+def read_predictions(
+    path: str | os.PathLike,
+    *,
+    expected_case_ids: Iterable[str] | None = None,
+) -> Predictions:
+    """Read and validate a predictions CSV; raise :class:`PredictionsError` on any problem.
+
+    Rejected, each with the file, the row (data row r is line r + 1) and the reason:
+    a missing, unknown or repeated column; a row with the wrong number of fields; an
+    empty case id; a probability that is not a number, NaN, infinite or negative; a
+    row whose probabilities do not sum to 1 within 1e-6; a bad label; a duplicate case
+    id; with ``expected_case_ids`` (the cases of a split), a case id not in the split
+    and any case of the split missing from the file. Up to 20 problems are listed.
+    Rows keep the file's order.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise PredictionsError(f"{path}: no such predictions file")
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.reader(f))
+    except UnicodeDecodeError as exc:
+        raise PredictionsError(f"{path}: not UTF-8 text ({exc}); save the predictions as a UTF-8 CSV") from None
+    except csv.Error as exc:
+        raise PredictionsError(f"{path}: not a readable CSV ({exc})") from None
+    if not rows or not any(cell.strip() for cell in rows[0]):
+        raise PredictionsError(f"{path}: empty file; expected a header line "
+                               f"case_id,{','.join(PROB_COLUMNS)}[,label] and one row per case")
+
+    header = [h.strip() for h in rows[0]]
+    _check_header(path, header)
+    col = {name: j for j, name in enumerate(header)}
+    has_label = "label" in col
+    prob_cols = [col[c] for c in PROB_COLUMNS]
+    data = rows[1:]
+    while data and not any(cell.strip() for cell in data[-1]):  # trailing blank lines
+        data.pop()
+    if not data:
+        raise PredictionsError(f"{path}: the header is there but no case rows follow")
+
+    expected = None if expected_case_ids is None else [str(c) for c in expected_case_ids]
+    expected_set = None if expected is None else set(expected)
+    problems: list[tuple[int, str]] = []  # (data row for sorting, message)
+
+    def problem(r: int, reason: str) -> None:
+        problems.append((r, f"row {r} (line {r + 1}): {reason}"))
+
+    ids: list[str] = []
+    probs = np.full((len(data), NUM_CLASSES), 0.25)  # a placeholder row passes the checks below
+    labels = np.zeros(len(data), dtype=np.int64)
+    seen: dict[str, int] = {}
+    for i, fields in enumerate(data):
+        r = i + 1
+        if len(fields) != len(header):
+            problem(r, f"{len(fields)} fields, the header has {len(header)}")
+            ids.append("")
+            continue
+        cid = fields[col["case_id"]].strip()
+        ids.append(cid)
+        if not cid:
+            problem(r, "case_id is empty")
+        elif cid in seen:
+            problem(r, f"duplicate case_id {cid!r} (first on row {seen[cid]}); one row per case")
+        else:
+            seen[cid] = r
+            if expected_set is not None and cid not in expected_set:
+                problem(r, f"case_id {cid!r} is not a case of the split being scored")
+        try:
+            row = [float(fields[j]) for j in prob_cols]
+        except ValueError:
+            for k, j in enumerate(prob_cols):
+                if not _is_number(fields[j]):
+                    problem(r, f"{PROB_COLUMNS[k]} = {fields[j].strip()!r} is not a number")
+        else:
+            probs[i] = row
+        if has_label:
+            text = fields[col["label"]].strip()
+            if not text:
+                problem(r, "label is empty; fill it for every row or drop the label column")
+            else:
+                try:
+                    labels[i] = parse_label(text)
+                except ValueError as exc:
+                    problem(r, str(exc))
+    for i, reason in _check_rows(probs):
+        problem(i + 1, reason)
+    if expected is not None:
+        missing = [c for c in expected if c not in seen]
+        if missing:
+            shown = ", ".join(repr(c) for c in missing[:5]) + (" ..." if len(missing) > 5 else "")
+            problems.append((len(data) + 1, f"{len(missing)} case(s) of the split have no row: "
+                                            f"{shown}; predict every case of the split"))
+
+    if problems:
+        problems.sort(key=lambda p: p[0])
+        shown = [text for _, text in problems[:_MAX_PROBLEMS]]
+        hidden = len(problems) - len(shown)
+        more = f"\n  ... and {hidden} more problem(s)" if hidden else ""
+        raise PredictionsError(f"{path}: rejected ({len(problems)} problem(s)):\n  "
+                               + "\n  ".join(shown) + more)
+    return Predictions(ids, probs, labels if has_label else None, path)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_header(path: Path, header: list[str]) -> None:
+    allowed = ["case_id", *PROB_COLUMNS, "label"]
+    problems = []
+    repeated = sorted({h for h in header if header.count(h) > 1})
+    if repeated:
+        problems.append(f"repeated column(s) {repeated}")
+    missing = [c for c in ["case_id", *PROB_COLUMNS] if c not in header]
+    if missing:
+        problems.append(f"missing column(s) {missing}")
+    unknown = [h for h in header if h not in allowed]
+    if unknown:
+        problems.append(f"unknown column(s) {unknown}")
+    if problems:
+        raise PredictionsError(
+            f"{path}: header (line 1): {'; '.join(problems)}. Expected exactly "
+            f"case_id, {', '.join(PROB_COLUMNS)} and optionally label "
+            "(one probability column per class of label schema v1)")
