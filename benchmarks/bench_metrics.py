@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from thyroid_bench.metrics import _prepare, _resamples, evaluate
+from thyroid_bench.metrics import _canonical_order, _figures, _prepare, _resamples, evaluate
 from thyroid_bench.schema import CLASS_NAMES
 
 N_CASES = 10_000
@@ -103,6 +103,8 @@ def test_evaluate_vectorised(benchmark, cohort):
 
 def test_sklearn_loop_baseline(benchmark, cohort, capsys):
     y, p = cohort
+    order = _canonical_order(y, p)  # evaluate() resamples the cases in this order
+    y, p = y[order], p[order]
     cs = _prepare(y, p, CLASS_NAMES, 15)
     # the first BASELINE_RESAMPLES resamples that evaluate(seed=0) draws, the very same cases
     weights = next(_resamples(cs, RESAMPLES, seed=0))[:BASELINE_RESAMPLES]
@@ -110,8 +112,6 @@ def test_sklearn_loop_baseline(benchmark, cohort, capsys):
     _, rows = benchmark.pedantic(_timed(_sklearn_bootstrap, "sklearn"), args=(y, p, weights),
                                  rounds=2, iterations=1)
     # same resamples, same numbers: the vectorised figures equal scikit-learn's
-    from thyroid_bench.metrics import _figures
-
     figs, _ = _figures(weights, cs)
     for key in ("accuracy", "macro_f1", "macro_auc", "mcc", "ece", "brier",
                 "per_class.focal_increased.auc", "per_class.focal_increased.npv"):

@@ -213,6 +213,15 @@ def test_bootstrap_reproducible_and_contains_point():
     assert narrower["ci"]["accuracy"][1] - narrower["ci"]["accuracy"][0] < width
 
 
+def test_result_does_not_depend_on_case_order():
+    y, p = _random_case(11, n=300, round_to=2)
+    perm = np.random.default_rng(0).permutation(len(y))
+    assert evaluate(y[perm], p[perm], bootstrap=100) == evaluate(y, p, bootstrap=100)
+    q = np.roll(p, 1, axis=1)
+    a = paired_bootstrap(y, p, q, resamples=100)
+    assert paired_bootstrap(y[perm], p[perm], q[perm], resamples=100) == a
+
+
 def test_resampled_figures_equal_scikit_learn_on_the_drawn_cases():
     """The weighted (vectorised) figures of a resample equal sklearn on the repeated cases."""
     y, p = _random_case(8, n=120, round_to=2)

@@ -297,6 +297,18 @@ def _check_bootstrap_args(resamples: int, ci: float) -> None:
         raise ValueError(f"the confidence level must lie strictly between 0 and 1, got {ci!r}")
 
 
+def _canonical_order(y: np.ndarray, *probs: np.ndarray) -> np.ndarray:
+    """A case order that depends only on the cases' values, never on their input order.
+
+    Sorting by (true class, then every probability column) before resampling makes the
+    bootstrap a function of the *set* of cases: the same predictions in any row order
+    give identical intervals (a leaderboard re-scoring a file gets the claimed numbers).
+    Cases that tie on every key are identical, so their relative order cannot matter.
+    """
+    keys = [col for p in reversed(probs) for col in reversed(p.T)]
+    return np.lexsort((*keys, y))
+
+
 # --------------------------------------------------------------------------- API
 def figure_names(class_names: Sequence[str]) -> list[str]:
     """Every scalar figure path :func:`evaluate` reports (and bootstraps) for these classes."""
@@ -328,7 +340,8 @@ def evaluate(
     (rows true, columns predicted), ``per_class`` {name: {support, accuracy,
     sensitivity, specificity, ppv, npv, f1, auc, recall, precision}}, ``ci`` {figure
     path: [low, high] or None} (percentile intervals over the resamples where the figure
-    is defined) and ``bootstrap`` {resamples, seed, level, stratified}.
+    is defined) and ``bootstrap`` {resamples, seed, level, stratified, method}. The result
+    does not depend on the order of the cases (they are put in a canonical order first).
     Undefined figures are ``None``. Raises ``ValueError`` on malformed input.
     """
     y, p = _check_inputs(y_true, y_prob)
@@ -336,7 +349,8 @@ def evaluate(
     if isinstance(ece_bins, bool) or not isinstance(ece_bins, (int, np.integer)) or ece_bins < 1:
         raise ValueError(f"ece_bins must be a positive integer, got {ece_bins!r}")
     names = _class_names(p.shape[1], class_names)
-    cs = _prepare(y, p, names, int(ece_bins))
+    order = _canonical_order(y, p)
+    cs = _prepare(y[order], p[order], names, int(ece_bins))
 
     point, C = _figures(np.ones((1, cs.n)), cs)
     out: dict = {
@@ -436,6 +450,8 @@ def compare(
     for m in metrics:
         if m not in valid:
             raise ValueError(f"unknown metric {m!r}; choose one of {', '.join(valid)}")
+    order = _canonical_order(y, pa, pb)
+    y, pa, pb = y[order], pa[order], pb[order]
     ca, cb = _prepare(y, pa, names, ECE_BINS), _prepare(y, pb, names, ECE_BINS)
     ones = np.ones((1, ca.n))
     point_a, _ = _figures(ones, ca)

@@ -39,7 +39,8 @@ def score_predictions(
     ``name@version`` or folder; default: the prepared default dataset) and the file must
     hold exactly the split's cases; a ``label`` column in the file must then agree with
     the dataset. Without ``split``, the file's own ``label`` column is used. Cases are
-    scored in ``case_id`` order, so the bootstrap intervals do not depend on row order.
+    scored in ``case_id`` order (the metrics do not depend on it: ``evaluate`` is
+    invariant to the order of cases, so a re-scored file reproduces its numbers exactly).
     ``json_out`` writes the result as JSON; ``figures_dir`` writes ``report.md`` with ROC
     and confusion-matrix figures there. Raises :class:`ThyroidBenchError` subclasses for
     user errors (bad file, unknown dataset, no labels).
