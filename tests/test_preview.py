@@ -1,0 +1,67 @@
+"""Tests of the preview grid: a PNG of the expected size with one panel per class and example."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from thyroid_bench.data import synthetic as S
+from thyroid_bench.data.preview import CELL_INCH, DPI, preview_size_px, render_preview
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return {"internal": S.generate_split("internal", 3, counts=(2, 2, 2, 2), progress=False),
+            "external": S.generate_split("external", 3, counts=(2, 2, 2, 1), progress=False)}
+
+
+def _panels_with_ink(png, per_cell):
+    """Count the grid cells whose centre region holds dark (high-count) pixels."""
+    a = np.asarray(Image.open(png).convert("L"), dtype=float)
+    w, h = preview_size_px(per_cell)
+    cell = CELL_INCH * DPI
+    left, top = w - 2 * per_cell * cell, h - 4 * cell
+    inked = 0
+    for r in range(4):
+        for c in range(2 * per_cell):
+            y0, x0 = int(top + r * cell), int(left + c * cell)
+            panel = a[y0 + 10:y0 + int(cell) - 10, x0 + 10:x0 + int(cell) - 10]
+            inked += panel.min() < 100  # the hottest pixel of a scaled image is black
+    return inked
+
+
+def test_preview_from_rows_has_the_grid_size_and_one_image_per_cell(rows, tmp_path):
+    out = render_preview(rows, tmp_path / "p.png", per_cell=2)
+    assert out == tmp_path / "p.png" and out.stat().st_size > 10_000
+    with Image.open(out) as im:
+        assert im.format == "PNG"
+        assert im.size == preview_size_px(2) == (round((1.5 + 4 * 1.6) * 100), round((0.9 + 4 * 1.6) * 100))
+    # 4 classes x 2 centres x 2 examples, except centre 2 has one type IV image
+    assert _panels_with_ink(out, 2) == 15
+
+
+def test_preview_grid_grows_with_per_cell(rows, tmp_path):
+    small = render_preview(rows, tmp_path / "a.png", per_cell=1)
+    with Image.open(small) as im:
+        assert im.size == preview_size_px(1)
+        assert im.size[0] < preview_size_px(2)[0] and im.size[1] == preview_size_px(2)[1]
+    assert _panels_with_ink(small, 1) == 8
+
+
+def test_preview_from_a_dataset_folder(rows, tmp_path):
+    from thyroid_bench.data.format import write_dataset
+
+    splits = {"train": S.generate_split("train", 3, counts=(1, 1, 1, 1), progress=False), **rows}
+    path = write_dataset("tsb-preview-test", "1.0.0", splits, home=tmp_path, synthetic=True)
+    out = render_preview(None, tmp_path / "d.png", dataset_path=path, per_cell=1)
+    with Image.open(out) as im:
+        assert im.size == preview_size_px(1)
+    assert _panels_with_ink(out, 1) == 8
+
+
+def test_preview_needs_an_output_and_a_positive_per_cell(rows, tmp_path):
+    with pytest.raises(ValueError, match="out"):
+        render_preview(rows)
+    with pytest.raises(ValueError, match="per_cell"):
+        render_preview(rows, tmp_path / "x.png", per_cell=0)
