@@ -81,7 +81,7 @@ fixed `fold` (0-4, stratified by label); protocols that need model selection hol
 Labels come the way the paper's did: from readers. Three simulated readers apply the paper's
 criteria (gland size, thyroid-to-salivary uptake, hot and cold areas, suppression of the
 extranodular tissue) to the latent patient, each with their own thresholds and noise; the
-majority is the label. Patients are drawn with an intended pattern and kept until each class's
+majority is the label, and a three-way split goes to the senior reader. Patients are drawn with an intended pattern and kept until each class's
 quota is filled by the readers' consensus, so borderline cases exist (heterogeneous glands read
 as diffusely increased, a partly suppressed gland around a hot nodule read either way) and no
 classifier can reach 100%.

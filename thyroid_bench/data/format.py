@@ -110,7 +110,7 @@ def encode_image(counts: np.ndarray) -> bytes:
         raise ValueError(f"counts must lie in 0-65535 for a 16-bit PNG, got {arr.min()}-{arr.max()}")
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(arr, dtype=np.uint16)).save(buf, format="PNG",
-                                                                      compress_level=6)
+                                                                      compress_level=1)
     return buf.getvalue()
 
 
