@@ -1,0 +1,106 @@
+"""CLI commands of the harness: ``thyroid-bench models`` and ``thyroid-bench run``.
+
+Argument parsing only; the work is done by :mod:`thyroid_bench.models` and
+:func:`thyroid_bench.run.run`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+__all__ = ["add_commands", "models_table"]
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """Add ``models`` and ``run`` to the main parser's subcommands."""
+    p = sub.add_parser("models", help="list registered models with parameters and input size",
+                       description="List the model registry: the paper's four networks, models "
+                       "from installed plugins (entry-point group thyroid_bench.models). Any timm "
+                       "model works as timm:<name>; any factory as package.module:function or "
+                       "path/to/file.py:function.")
+    p.add_argument("--json", action="store_true", help="print the metadata as JSON")
+    p.set_defaults(func=_cmd_models)
+
+    from thyroid_bench.protocols import PROTOCOLS
+
+    r = sub.add_parser("run", help="train a model under a protocol, evaluate, write a run folder",
+                       description="Train MODEL under a protocol on train folds 1-4 (fold 0 selects "
+                       "the best epoch), evaluate on internal and external, and write a run folder "
+                       "with entry.json, predictions, metrics, report and checkpoint.")
+    r.add_argument("--model", required=True,
+                   help="registered name (see `thyroid-bench models`), timm:<name>, "
+                   "package.module:function or path/to/file.py:function")
+    r.add_argument("--protocol", choices=list(PROTOCOLS), default=None,
+                   help="default: paper on CUDA, quick on CPU")
+    r.add_argument("--epochs", type=int, default=None, help="override the protocol's epochs")
+    r.add_argument("--batch-size", type=int, default=None, help="override the protocol's batch size")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    r.add_argument("--num-threads", type=int, default=None,
+                   help="CPU threads (default: all cores, at most 8; results are bit-for-bit "
+                   "reproducible for the same seed and thread count)")
+    r.add_argument("--dataset", default=None,
+                   help="dataset name, name@version or folder (default: tsb-synthetic)")
+    r.add_argument("--home", type=Path, default=None, help="dataset home")
+    r.add_argument("--out", type=Path, default=None,
+                   help="run folder (default: runs/<model>-<protocol>-<UTC timestamp>)")
+    r.add_argument("--weights", type=Path, default=None,
+                   help="local pretrained backbone weights (timm .safetensors or .pth) instead of the Hub")
+    r.add_argument("--require-pretrained", action="store_true",
+                   help="fail instead of training from random initialisation when the protocol's "
+                   "pretrained weights cannot be loaded")
+    r.add_argument("--checkpoint", type=Path, default=None,
+                   help="start from a run's model.safetensors")
+    r.add_argument("--eval-only", action="store_true",
+                   help="with --checkpoint: evaluate only, no training")
+    r.add_argument("--submitter", default=None,
+                   help="name recorded in the entry (default: $THYROID_BENCH_SUBMITTER or anonymous)")
+    r.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples of the CIs")
+    r.add_argument("--quiet", action="store_true", help="no progress bars or log lines on the terminal")
+    r.set_defaults(func=_cmd_run)
+
+
+def models_table() -> str:
+    """The registry as a markdown table (name, source, parameters, input, channels, weights, licence)."""
+    from thyroid_bench.models import describe_model, list_models
+
+    rows = ["| model | source | parameters | input | channels | pretrained weights | licence |",
+            "| --- | --- | ---: | --- | --- | --- | --- |"]
+    for name in list_models():
+        m = describe_model(name)
+        rows.append(f"| `{m.name}` | {m.source} | {m.parameters / 1e6:.1f} M | {m.input_size}x{m.input_size} "
+                    f"| {m.in_chans} ({m.channel_policy}) | {m.pretrained_tag or '-'} | {m.licence or '-'} |")
+    return "\n".join(rows)
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from thyroid_bench.models import describe_model, list_models
+
+    if args.json:
+        print(json.dumps([describe_model(n).model_dump(mode="json") for n in list_models()], indent=2))
+        return 0
+    print(models_table())
+    print("\nAlso: timm:<name> (any timm model, 1 input channel, linear head), "
+          "package.module:function, path/to/file.py:function.")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from thyroid_bench.run import run
+
+    result = run(args.model, protocol=args.protocol, epochs=args.epochs, batch_size=args.batch_size,
+                 seed=args.seed, device=args.device, dataset=args.dataset, home=args.home,
+                 out=args.out, weights=args.weights, require_pretrained=args.require_pretrained,
+                 checkpoint=args.checkpoint, eval_only=args.eval_only, num_threads=args.num_threads,
+                 submitter=args.submitter, bootstrap=args.bootstrap, progress=not args.quiet)
+    from thyroid_bench.report import format_table2
+
+    for split, m in result.metrics.items():
+        print(f"\n{split} (n = {m['n']})")
+        print(format_table2(m))
+    print(f"\nrun folder: {result.run_dir}")
+    sys.stdout.flush()
+    return 0
