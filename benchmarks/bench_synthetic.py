@@ -1,0 +1,48 @@
+"""Speed of the synthetic cohort: one split generated, beside a bare physics baseline.
+
+The baseline does the least any phantom generator must do per image: a Gaussian blur of
+a 256 x 256 activity map and a Poisson draw at 100k counts. The ratio says how much the
+anatomy, depth layers and simulated readers cost on top. Run::
+
+    .venv/bin/pytest benchmarks/bench_synthetic.py --benchmark-columns=min,mean,rounds -s
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.ndimage import gaussian_filter
+
+from thyroid_bench.data.synthetic import TABLE1_COUNTS, generate_split
+
+N = sum(TABLE1_COUNTS["internal"])  # 619 images, centre 1 (256 x 256)
+_TIMES: dict[str, float] = {}
+
+
+def _baseline(n: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    out = []
+    for _ in range(n):
+        activity = gaussian_filter(rng.random((256, 256)), sigma=3.0)
+        out.append(rng.poisson(activity * (100_000 / activity.sum())).astype(np.uint16))
+    return out
+
+
+@pytest.mark.benchmark(group="synthetic")
+def test_baseline_blur_and_poisson(benchmark):
+    images = benchmark.pedantic(_baseline, args=(N,), rounds=3, iterations=1)
+    assert len(images) == N
+    _TIMES["baseline"] = benchmark.stats.stats.min
+
+
+@pytest.mark.benchmark(group="synthetic")
+def test_generate_internal_split(benchmark):
+    rows = benchmark.pedantic(generate_split, args=("internal",), kwargs={"progress": False},
+                              rounds=3, iterations=1)
+    assert len(rows) == N
+    _TIMES["generate"] = benchmark.stats.stats.min
+    if "baseline" in _TIMES:
+        ratio = _TIMES["generate"] / _TIMES["baseline"]
+        benchmark.extra_info["ratio_vs_baseline"] = ratio
+        print(f"\n[bench_synthetic] generate_split('internal'): {_TIMES['generate']:.2f} s, "
+              f"baseline {_TIMES['baseline']:.2f} s, ratio {ratio:.2f}x")
