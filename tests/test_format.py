@@ -81,7 +81,7 @@ def test_fingerprint_ignores_file_bytes_but_sees_one_pixel(tiny_splits, tmp_path
 
     def reencode(png):
         buf = io.BytesIO()
-        Image.open(io.BytesIO(png)).save(buf, format="PNG", compress_level=1)
+        Image.open(io.BytesIO(png)).save(buf, format="PNG", compress_level=9)
         return buf.getvalue()
 
     recoded = table.assign(image=[reencode(p) for p in table["image"]])
