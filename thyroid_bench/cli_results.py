@@ -1,4 +1,4 @@
-"""Result commands of the ``thyroid-bench`` CLI: ``score`` (later ``submit``, ``leaderboard``).
+"""Result commands of the ``thyroid-bench`` CLI: ``score``, ``submit``, ``leaderboard``.
 
 Each command parses its arguments and calls one library function; user errors are
 raised as :class:`thyroid_bench.errors.ThyroidBenchError`, which the main CLI prints
@@ -69,8 +69,75 @@ def _cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- submit
+def _add_submit(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "submit",
+        help="check run folders, recompute their metrics, add them to the leaderboard, re-render",
+        description="Check each RUN_DIR (entry schema, dataset fingerprint, predictions hashes and "
+        "coverage, every metric recomputed from the predictions, no duplicate) and add the entries "
+        "to the leaderboard folder, then re-render its README.md and index.html. Nothing is "
+        "written unless every run passes. --hub also opens a pull request on a Hugging Face "
+        "dataset repository with the new entries.",
+    )
+    p.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR",
+                   help="run folder(s) written by `thyroid-bench run`")
+    p.add_argument("--leaderboard", type=Path, default=Path("leaderboard"), metavar="DIR",
+                   help="leaderboard folder (default: ./leaderboard)")
+    p.add_argument("--home", type=Path, default=None,
+                   help="dataset home holding the entries' dataset version (default: "
+                   "$THYROID_BENCH_HOME, else ~/.cache/thyroid-bench)")
+    p.add_argument("--hub", default=None, metavar="REPO_ID",
+                   help="also open a pull request with the entries on this Hugging Face dataset "
+                   "repository (needs a token: hf auth login or HF_TOKEN)")
+    p.set_defaults(func=_cmd_submit)
+
+
+def _cmd_submit(args: argparse.Namespace) -> int:
+    from thyroid_bench.leaderboard import submit
+
+    result = submit(args.run_dirs, leaderboard=args.leaderboard, home=args.home, hub=args.hub)
+    for eid, path in zip(result.entry_ids, result.paths):
+        print(f"accepted {eid}: {path}")
+    print(f"leaderboard re-rendered: {args.leaderboard / 'README.md'}, {args.leaderboard / 'index.html'}")
+    if result.pr_url:
+        print(f"pull request opened: {result.pr_url}")
+    return 0
+
+
+# --------------------------------------------------------------------------- leaderboard
+def _add_leaderboard(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "leaderboard",
+        help="print the leaderboard's ranking (and render its pages)",
+        description="Group the leaderboard's entries by model, protocol and dataset version "
+        "(mean and sd over seeds), rank them by external macro F1 with paired-bootstrap ties, "
+        "and print the ranking.",
+    )
+    p.add_argument("--leaderboard", type=Path, default=Path("leaderboard"), metavar="DIR",
+                   help="leaderboard folder (default: ./leaderboard)")
+    p.add_argument("--html", type=Path, default=None, metavar="OUT",
+                   help="write the self-contained HTML page to OUT")
+    p.add_argument("--render", action="store_true",
+                   help="rewrite DIR/README.md, DIR/index.html and DIR/schema/entry-v1.json")
+    p.set_defaults(func=_cmd_leaderboard)
+
+
+def _cmd_leaderboard(args: argparse.Namespace) -> int:
+    from thyroid_bench.leaderboard import render_leaderboard
+    from thyroid_bench.leaderboard_render import render_text
+
+    board = render_leaderboard(args.leaderboard, html_out=args.html, write=args.render)
+    print(render_text(board))
+    if args.render:
+        print(f"\nrendered {args.leaderboard / 'README.md'} and {args.leaderboard / 'index.html'}")
+    if args.html:
+        print(f"\nHTML page written to {args.html}")
+    return 0
+
+
 # --------------------------------------------------------------------------- entry
-_COMMANDS = [_add_score]
+_COMMANDS = [_add_score, _add_submit, _add_leaderboard]
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:

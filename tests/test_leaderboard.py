@@ -1,0 +1,595 @@
+"""Leaderboard: every submit check, storage, grouping of seeds, ranking, rendering, Hub PR."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import make_rows
+from thyroid_bench.cli import main
+from thyroid_bench.data import official
+from thyroid_bench.data.format import read_manifest, read_split, write_dataset
+from thyroid_bench.entry import (
+    DatasetRef,
+    Entry,
+    Environment,
+    PredictionsFile,
+    ProtocolRecord,
+    read_entry,
+    sha256_file,
+    write_entry,
+)
+from thyroid_bench.leaderboard import (
+    HubError,
+    LeaderboardError,
+    SubmissionError,
+    build_board,
+    entry_json_schema,
+    first_difference,
+    load_entries,
+    render_leaderboard,
+    submit,
+)
+from thyroid_bench.leaderboard_render import markdown_table
+from thyroid_bench.metrics import evaluate, paired_bootstrap
+from thyroid_bench.models.registry import ModelMeta
+from thyroid_bench.predictions import write_predictions
+from thyroid_bench.schema import CLASS_NAMES
+
+REPO = Path(__file__).resolve().parents[1]
+DATASET = ("tiny-lb", "1.0.0")
+N_EVAL = 40  # cases per evaluation split: enough for a paired bootstrap to separate good from bad
+
+
+# --------------------------------------------------------------------------- helpers
+def make_dataset(home: Path) -> Path:
+    """A small format-v1 dataset (train 8, internal 40, external 40) under ``home``."""
+    splits = {"train": make_rows("train", 8), "internal": make_rows("internal", N_EVAL),
+              "external": make_rows("external", N_EVAL, matrix=16)}
+    return write_dataset(*DATASET, splits, home=home, synthetic=True, provenance={"test": True})
+
+
+def predictions_for(labels: np.ndarray, skill: float, seed: int) -> np.ndarray:
+    """Probabilities that put ``skill`` of the mass on the true class, the rest random."""
+    rng = np.random.default_rng(seed)
+    noise = rng.dirichlet(np.ones(4), size=len(labels))
+    onehot = np.eye(4)[labels]
+    p = skill * onehot + (1 - skill) * noise
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def make_run(run_dir: Path, dataset: Path, *, model: str = "toy-a", seed: int = 0,
+             skill: float = 0.25, noise_seed: int | None = None, protocol: str = "quick",
+             parameters: int = 1_000_000, bootstrap: int = 1000, probs: dict | None = None) -> Path:
+    """A run folder as ``thyroid-bench run`` leaves it: predictions, metrics, entry.json."""
+    manifest = read_manifest(dataset)
+    metrics, files = {}, {}
+    for k, split in enumerate(("internal", "external")):
+        truth = read_split(dataset, split, columns=["case_id", "label"])
+        ids = [str(c) for c in truth["case_id"]]
+        y = truth["label"].to_numpy(dtype=np.int64)
+        p = probs[split] if probs else predictions_for(
+            y, skill, (noise_seed if noise_seed is not None else seed) * 10 + k)
+        rel = f"predictions/{split}.csv"
+        write_predictions(run_dir / rel, ids, p, labels=y)
+        metrics[split] = evaluate(y, p, CLASS_NAMES, bootstrap=bootstrap, seed=0)
+        files[split] = PredictionsFile(path=rel, sha256=sha256_file(run_dir / rel), rows=len(ids))
+    entry = Entry(
+        run_id=run_dir.name, task=manifest["task"],
+        dataset=DatasetRef(name=manifest["name"], version=manifest["version"],
+                           fingerprint=manifest["fingerprint"], synthetic=True),
+        model=ModelMeta(name=model, source="thyroid-bench", architecture=model, head="fc",
+                        parameters=parameters, input_size=64, in_chans=1, channel_policy="single"),
+        protocol=ProtocolRecord(name=protocol, parameters={"name": protocol, "epochs": 3}),
+        pretrained="none", seed=seed, metrics=metrics, predictions=files,
+        environment=Environment(thyroid_bench="0.1.0", python="3.11", torch="2", timm="1",
+                                numpy="2", platform="linux", device="cpu",
+                                device_name="Test CPU (2 logical cores)", num_threads=2,
+                                deterministic=True, amp=False),
+        wall_time_s=12.0, submitter="tester",
+        date=datetime(2025, 1, 1 + seed, 12, 0, tzinfo=timezone.utc),
+    )
+    write_entry(run_dir / "entry.json", entry)
+    return run_dir
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` with its bytes (empty when the folder does not exist)."""
+    if not folder.exists():
+        return {}
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def edit_entry(run: Path, change) -> None:
+    data = json.loads((run / "entry.json").read_text())
+    change(data)
+    (run / "entry.json").write_text(json.dumps(data, indent=2))
+
+
+def rewrite_rows(run: Path, split: str, change, *, update_hash: bool = True) -> None:
+    """Edit a predictions CSV's rows; with ``update_hash`` also fix the entry's SHA-256 and rows."""
+    path = run / "predictions" / f"{split}.csv"
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    rows = change(rows)
+    with open(path, "w", newline="") as f:
+        csv.writer(f, lineterminator="\n").writerows(rows)
+    if update_hash:
+        def fix(d):
+            d["predictions"][split]["sha256"] = sha256_file(path)
+            d["predictions"][split]["rows"] = len(rows) - 1
+        edit_entry(run, fix)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A dataset home with tiny-lb 1.0.0 and a pristine run folder to copy."""
+    base = tmp_path_factory.mktemp("lb-world")
+    home = base / "home"
+    dataset = make_dataset(home)
+    run = make_run(base / "runs" / "toy-a-s0", dataset)
+    return {"home": home, "dataset": dataset, "run": run}
+
+
+@pytest.fixture
+def run(world, tmp_path) -> Path:
+    """A fresh copy of the pristine run folder, free to tamper with."""
+    return Path(shutil.copytree(world["run"], tmp_path / "run"))
+
+
+# --------------------------------------------------------------------------- accepted
+def test_submit_stores_entry_predictions_labels_and_renders(world, run, tmp_path):
+    lb = tmp_path / "lb"
+    result = submit(run, leaderboard=lb, home=world["home"])
+
+    digest = sha256_file(run / "entry.json")
+    assert result.entry_ids == [f"toy-a-quick-seed0-{digest[:8]}"]
+    stored = lb / "entries" / "four-pattern" / "tiny-lb@1.0.0" / result.entry_ids[0]
+    assert result.paths == [stored]
+    # entry and predictions are stored byte for byte
+    for rel in ("entry.json", "predictions/internal.csv", "predictions/external.csv"):
+        assert (stored / rel).read_bytes() == (run / rel).read_bytes()
+    # the labels the entries were scored on are stored beside them, equal to the dataset's
+    section = stored.parent
+    truth = read_split(world["dataset"], "external", columns=["case_id", "label"])
+    with open(section / "labels" / "external.csv", newline="") as f:
+        stored_labels = {r["case_id"]: CLASS_NAMES.index(r["label"]) for r in csv.DictReader(f)}
+    assert stored_labels == dict(zip(truth["case_id"], truth["label"].astype(int)))
+    info = json.loads((section / "dataset.json").read_text())
+    assert info["fingerprint"] == read_manifest(world["dataset"])["fingerprint"]
+    # rendered pages and the schema were written; no staging folder is left behind
+    assert "toy-a" in (lb / "README.md").read_text()
+    assert "toy-a" in (lb / "index.html").read_text()
+    assert (lb / "schema" / "entry-v1.json").read_text() == entry_json_schema()
+    assert not [p for p in lb.iterdir() if p.name.startswith(".")]
+    assert [s.entry_id for s in load_entries(lb)] == result.entry_ids
+
+
+def test_submit_real_harness_run_folder_layout_accepted(world, run, tmp_path):
+    """A run folder with the harness's extra files (metrics.json, report, checkpoint) is fine."""
+    (run / "metrics.json").write_text("{}")
+    (run / "report.md").write_text("# report")
+    (run / "model.safetensors").write_bytes(b"\0" * 16)
+    result = submit(run, leaderboard=tmp_path / "lb", home=world["home"])
+    stored = result.paths[0]
+    assert sorted(p.relative_to(stored).as_posix() for p in stored.rglob("*") if p.is_file()) == [
+        "entry.json", "predictions/external.csv", "predictions/internal.csv"]
+
+
+# --------------------------------------------------------------------------- rejections
+def _unknown_field(run):
+    edit_entry(run, lambda d: d.update(favourite_colour="blue"))
+
+
+def _wrong_type(run):
+    edit_entry(run, lambda d: d.update(seed="zero"))
+
+
+def _unknown_fingerprint(run):
+    edit_entry(run, lambda d: d["dataset"].update(fingerprint="0" * 64))
+
+
+def _metric_edited(run):
+    edit_entry(run, lambda d: d["metrics"]["external"].update(
+        macro_f1=d["metrics"]["external"]["macro_f1"] + 0.001))
+
+
+def _ci_edited(run):
+    edit_entry(run, lambda d: d["metrics"]["internal"]["ci"]["accuracy"].__setitem__(0, 0.0))
+
+
+def _row_removed(run):
+    rewrite_rows(run, "external", lambda rows: rows[:-1])
+
+
+def _case_id_changed(run):
+    def change(rows):
+        rows[3][0] = "external-9999"
+        return rows
+    rewrite_rows(run, "external", change)
+
+
+def _probability_nan(run):
+    def change(rows):
+        rows[2][1] = "nan"
+        return rows
+    rewrite_rows(run, "internal", change)
+
+
+def _hash_mismatch(run):
+    def change(rows):  # swap two probabilities of one row: still a valid probability vector
+        rows[1][1], rows[1][2] = rows[1][2], rows[1][1]
+        return rows
+    rewrite_rows(run, "external", change, update_hash=False)
+
+
+def _path_escapes(run):
+    edit_entry(run, lambda d: d["predictions"]["external"].update(path="../outside.csv"))
+
+
+def _synthetic_flag(run):
+    edit_entry(run, lambda d: d["dataset"].update(synthetic=False))
+
+
+def _missing_split(run):
+    edit_entry(run, lambda d: (d["predictions"].pop("external"), d["metrics"].pop("external")))
+
+
+@pytest.mark.parametrize("tamper, check, says", [
+    (_unknown_field, "schema", "favourite_colour"),
+    (_wrong_type, "schema", "seed"),
+    (_unknown_fingerprint, "dataset fingerprint", "0" * 64),
+    (_metric_edited, "metrics", "metrics.external.macro_f1"),
+    (_ci_edited, "metrics", "metrics.internal.ci.accuracy[0]"),
+    (_row_removed, "predictions", "have no row"),
+    (_case_id_changed, "predictions", "'external-9999' is not a case of the split"),
+    (_probability_nan, "predictions", "NaN"),
+    (_hash_mismatch, "predictions hash", "the file changed after the run"),
+    (_path_escapes, "predictions path", "../outside.csv"),
+    (_missing_split, "splits", "external"),
+    (_synthetic_flag, "dataset synthetic", "synthetic=False"),
+], ids=lambda v: getattr(v, "__name__", None))
+def test_each_tampering_is_refused_and_nothing_written(world, run, tmp_path, tamper, check, says):
+    lb = tmp_path / "lb"
+    submit(make_run(tmp_path / "other", world["dataset"], model="toy-b"), leaderboard=lb,
+           home=world["home"])
+    before = snapshot(lb)
+    tamper(run)
+    with pytest.raises(SubmissionError) as info:
+        submit(run, leaderboard=lb, home=world["home"])
+    assert info.value.check == check
+    assert says in str(info.value)
+    assert f"rejected by check '{check}'" in str(info.value)
+    assert snapshot(lb) == before
+
+
+def test_metric_error_names_both_values(world, run, tmp_path):
+    claimed = json.loads((run / "entry.json").read_text())["metrics"]["external"]["macro_f1"]
+    _metric_edited(run)
+    with pytest.raises(SubmissionError) as info:
+        submit(run, leaderboard=tmp_path / "lb", home=world["home"])
+    assert repr(claimed + 0.001) in str(info.value) and repr(claimed) in str(info.value)
+
+
+def test_duplicate_refused_on_resubmit_and_within_one_call(world, run, tmp_path):
+    lb = tmp_path / "lb"
+    submit(run, leaderboard=lb, home=world["home"])
+    before = snapshot(lb)
+    # the same model, protocol, seed and dataset from a different run (other predictions)
+    again = make_run(tmp_path / "again", world["dataset"], skill=0.4)
+    with pytest.raises(SubmissionError) as info:
+        submit(again, leaderboard=lb, home=world["home"])
+    assert info.value.check == "duplicate"
+    assert "model toy-a, protocol quick, seed 0 on tiny-lb@1.0.0" in str(info.value)
+    assert snapshot(lb) == before
+
+    fresh = tmp_path / "fresh"
+    with pytest.raises(SubmissionError) as info:
+        submit([again, run], leaderboard=fresh, home=world["home"])
+    assert info.value.check == "duplicate"
+    assert snapshot(fresh) == {}
+
+
+def test_one_bad_run_in_a_batch_writes_nothing(world, run, tmp_path):
+    good = make_run(tmp_path / "good", world["dataset"], model="toy-b")
+    _metric_edited(run)
+    lb = tmp_path / "lb"
+    with pytest.raises(SubmissionError):
+        submit([good, run], leaderboard=lb, home=world["home"])
+    assert [p for p in lb.rglob("*") if p.is_file()] == []
+
+
+def test_too_few_bootstrap_resamples_refused(world, tmp_path):
+    run = make_run(tmp_path / "r", world["dataset"], bootstrap=50)
+    with pytest.raises(SubmissionError) as info:
+        submit(run, leaderboard=tmp_path / "lb", home=world["home"])
+    assert info.value.check == "bootstrap" and "--bootstrap 1000" in str(info.value)
+
+
+def test_dataset_absent_locally_is_unknown(world, run, tmp_path):
+    with pytest.raises(SubmissionError) as info:
+        submit(run, leaderboard=tmp_path / "lb", home=tmp_path / "empty-home")
+    assert info.value.check == "dataset fingerprint"
+    assert "not a pinned official version" in str(info.value)
+
+
+def test_local_dataset_with_another_fingerprint_refused(world, run, tmp_path):
+    home = tmp_path / "home2"
+    splits = {"train": make_rows("train", 8), "internal": make_rows("internal", N_EVAL, seed=1),
+              "external": make_rows("external", N_EVAL, matrix=16)}
+    write_dataset(*DATASET, splits, home=home)
+    with pytest.raises(SubmissionError) as info:
+        submit(run, leaderboard=tmp_path / "lb", home=home)
+    assert info.value.check == "dataset fingerprint"
+    assert read_manifest(home / "tiny-lb" / "1.0.0")["fingerprint"] in str(info.value)
+
+
+def test_official_pinned_version(world, run, tmp_path, monkeypatch):
+    fp = read_manifest(world["dataset"])["fingerprint"]
+    monkeypatch.setitem(official.OFFICIAL_FINGERPRINTS, DATASET, fp)
+    # pinned and present: accepted
+    assert submit(run, leaderboard=tmp_path / "lb", home=world["home"]).entry_ids
+    # pinned but not present: the labels are needed, so say how to get them
+    with pytest.raises(SubmissionError) as info:
+        submit(run, leaderboard=tmp_path / "lb2", home=tmp_path / "empty-home")
+    assert info.value.check == "dataset present"
+    assert "thyroid-bench prepare" in str(info.value)
+    # the pin differs from the entry's fingerprint: refused before any data is read
+    monkeypatch.setitem(official.OFFICIAL_FINGERPRINTS, DATASET, "f" * 64)
+    with pytest.raises(SubmissionError) as info:
+        submit(run, leaderboard=tmp_path / "lb3", home=world["home"])
+    assert info.value.check == "dataset fingerprint" and "pinned at " + "f" * 64 in str(info.value)
+
+
+def test_load_entries_detects_a_stored_file_edited_by_hand(world, run, tmp_path):
+    lb = tmp_path / "lb"
+    stored = submit(run, leaderboard=lb, home=world["home"]).paths[0]
+    with open(stored / "predictions" / "external.csv", "a") as f:
+        f.write("\n")
+    with pytest.raises(LeaderboardError, match="changed since it was submitted"):
+        load_entries(lb)
+
+
+def test_first_difference_paths():
+    assert first_difference({"a": [1.0, {"b": None}]}, {"a": [1.0 + 1e-12, {"b": None}]}) is None
+    assert first_difference({"a": [1.0, 2.0]}, {"a": [1.0, 2.001]}, "m") == ("m.a[1]", 2.0, 2.001)
+    assert first_difference({"a": None}, {"a": 0.5}, "m") == ("m.a", None, 0.5)
+    assert first_difference({"a": [1]}, {"a": [1, 2]}, "m") == ("m.a", [1], [1, 2])
+    assert first_difference({"a": 1, "x": 2}, {"a": 1}, "m") == ("m.x", 2, "<not a figure of metrics.evaluate>")
+    assert first_difference({"s": True}, {"s": 1}, "m") == ("m.s", True, 1)
+    assert first_difference({"v": float("nan")}, {"v": 0.5}, "m")[0] == "m.v"
+
+
+# --------------------------------------------------------------------------- grouping, ranking
+@pytest.fixture(scope="module")
+def board_world(world, tmp_path_factory):
+    """A leaderboard with three rows: strong (3 seeds), medium (2 seeds), weak (1 seed)."""
+    base = tmp_path_factory.mktemp("lb-board")
+    runs = [make_run(base / f"strong-{s}", world["dataset"], model="strong", seed=s, skill=0.3 - 0.02 * s)
+            for s in range(3)]
+    runs += [make_run(base / f"medium-{s}", world["dataset"], model="medium", seed=s, skill=0.1)
+             for s in range(2)]
+    runs += [make_run(base / "weak-0", world["dataset"], model="weak", seed=0, skill=0.0)]
+    lb = base / "lb"
+    submit(runs, leaderboard=lb, home=world["home"])
+    return {"lb": lb, "runs": runs}
+
+
+def test_seeds_grouped_mean_and_sd_as_numpy(board_world):
+    board = render_leaderboard(board_world["lb"], write=False)
+    (section,) = board.sections
+    groups = {g.model: g for g in section.groups}
+    assert [len(groups[m].entries) for m in ("strong", "medium", "weak")] == [3, 2, 1]
+    for model, group in groups.items():
+        entries = [read_entry(r / "entry.json") for r in board_world["runs"] if r.name.startswith(model)]
+        for split in ("internal", "external"):
+            for fig in ("accuracy", "macro_f1", "macro_auc"):
+                values = np.array([e.metrics[split][fig] for e in entries])
+                stat = group.stats[split][fig]
+                assert stat.mean == pytest.approx(values.mean(), abs=1e-12)
+                if len(values) > 1:
+                    assert stat.sd == pytest.approx(values.std(ddof=1), abs=1e-12)
+                else:
+                    assert stat.sd is None
+        f1 = sorted((e.metrics["external"]["macro_f1"], e.seed) for e in entries)
+        assert group.representative.entry.seed == f1[(len(f1) - 1) // 2][1]
+        gaps = [e.metrics["internal"]["macro_f1"] - e.metrics["external"]["macro_f1"] for e in entries]
+        assert group.gap["macro_f1"].mean == pytest.approx(np.mean(gaps), abs=1e-12)
+
+
+def test_rows_ranked_by_external_macro_f1_with_paired_bootstrap(world, board_world):
+    (section,) = render_leaderboard(board_world["lb"], write=False).sections
+    means = [g.stats["external"]["macro_f1"].mean for g in section.groups]
+    assert [g.model for g in section.groups] == ["strong", "medium", "weak"]
+    assert means == sorted(means, reverse=True)
+    assert section.groups[0].vs_above is None and section.groups[0].rank == 1
+    # each row against the row above: the paired bootstrap of the two median seeds' external
+    # predictions, recomputed here from the run folders with metrics.paired_bootstrap
+    truth = read_split(world["dataset"], "external", columns=["case_id", "label"]).sort_values("case_id")
+    y = truth["label"].to_numpy(np.int64)
+
+    def probs(group):
+        run = next(r for r in board_world["runs"] if read_entry(r / "entry.json").model.name == group.model
+                   and read_entry(r / "entry.json").seed == group.representative.entry.seed)
+        with open(run / "predictions" / "external.csv", newline="") as f:
+            rows = sorted(csv.DictReader(f), key=lambda r: r["case_id"])
+        return np.array([[float(r[f"prob_{c}"]) for c in CLASS_NAMES] for r in rows])
+
+    for above, row in zip(section.groups, section.groups[1:]):
+        expected = paired_bootstrap(y, probs(row), probs(above), metric="macro_f1", resamples=1000, seed=0)
+        assert row.vs_above["p_value"] == expected["p_value"]
+        assert row.vs_above["difference"] == pytest.approx(expected["difference"], abs=1e-12)
+        assert row.tied_with_above == (expected["p_value"] >= 0.05)
+        assert row.rank == (above.rank if row.tied_with_above else section.groups.index(row) + 1)
+    # this board has one of each: medium is significantly below strong, weak is not below medium
+    assert [(g.rank, g.tied_with_above) for g in section.groups] == [(1, False), (2, False), (2, True)]
+
+
+def test_clearly_better_model_is_significant(world, tmp_path):
+    good = make_run(tmp_path / "good", world["dataset"], model="good", skill=0.6)
+    bad = make_run(tmp_path / "bad", world["dataset"], model="bad", skill=0.0)
+    lb = tmp_path / "lb"
+    submit([bad, good], leaderboard=lb, home=world["home"])
+    (section,) = build_board(load_entries(lb), lb).sections
+    assert [(g.model, g.rank, g.tied_with_above) for g in section.groups] == [
+        ("good", 1, False), ("bad", 2, False)]
+    assert section.groups[1].vs_above["p_value"] < 0.01
+
+
+def test_not_significant_rows_share_rank_and_are_marked(world, tmp_path):
+    labels = {s: read_split(world["dataset"], s, columns=["label"])["label"].to_numpy(np.int64)
+              for s in ("internal", "external")}
+    same = {s: predictions_for(labels[s], 0.2, 7) for s in labels}
+    a = make_run(tmp_path / "a", world["dataset"], model="twin-a", probs=same)
+    b = make_run(tmp_path / "b", world["dataset"], model="twin-b", probs=same)
+    lb = tmp_path / "lb"
+    submit([a, b], leaderboard=lb, home=world["home"])
+    (section,) = build_board(load_entries(lb), lb).sections
+    first, second = section.groups
+    assert second.vs_above["difference"] == 0 and second.vs_above["p_value"] == 1.0
+    assert (first.rank, second.rank, second.tied_with_above) == (1, 1, True)
+    table = markdown_table(section).splitlines()
+    assert table[3].startswith("| 1 ≈ | `twin-b` |") and "(n.s.)" in table[3]
+
+
+def test_markdown_table_rows_and_order(board_world):
+    lb = board_world["lb"]
+    text = (lb / "README.md").read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "`" in line.split("|")[2]]
+    assert [r.split("|")[2].strip() for r in rows] == ["`strong`", "`medium`", "`weak`"]
+    assert [r.split("|")[1].strip() for r in rows] == ["1", "2", "2 ≈"]
+    assert "(n.s.)" in rows[2].split("|")[12] and "(n.s.)" not in rows[1]
+    assert [r.split("|")[5].strip() for r in rows] == ["3 (0, 1, 2)", "2 (0, 1)", "1 (0)"]
+    # the primary column: mean ± sd over seeds (numpy), then the median seed's CI
+    entries = [read_entry(r / "entry.json") for r in board_world["runs"] if r.name.startswith("strong")]
+    f1 = np.array([e.metrics["external"]["macro_f1"] for e in entries])
+    median = sorted(entries, key=lambda e: e.metrics["external"]["macro_f1"])[1]
+    lo, hi = median.metrics["external"]["ci"]["macro_f1"]
+    expected = f"**{100 * f1.mean():.1f} ± {100 * f1.std(ddof=1):.1f} [{100 * lo:.1f}, {100 * hi:.1f}]**"
+    assert rows[0].split("|")[9].strip() == expected
+    # the page states the primary metric, the protocol parameters, the hardware and how to submit
+    assert "Primary metric: external macro F1" in text
+    assert "- `quick`: epochs=3" in text
+    assert "Test CPU (2 logical cores) (cpu, 2 threads" in text
+    assert "## How to submit" in text and "thyroid-bench submit" in text
+
+
+def test_render_is_deterministic(board_world, tmp_path):
+    lb = board_world["lb"]
+    before = (lb / "README.md").read_text(), (lb / "index.html").read_text()
+    render_leaderboard(lb)
+    assert ((lb / "README.md").read_text(), (lb / "index.html").read_text()) == before
+
+
+def test_empty_leaderboard_renders(tmp_path):
+    board = render_leaderboard(tmp_path / "lb")
+    assert board.sections == []
+    assert "No entries yet" in (tmp_path / "lb" / "README.md").read_text()
+
+
+# --------------------------------------------------------------------------- schema file
+def test_committed_schema_file_is_the_generated_one():
+    committed = REPO / "leaderboard" / "schema" / "entry-v1.json"
+    assert committed.read_text(encoding="utf-8") == entry_json_schema(), (
+        "leaderboard/schema/entry-v1.json is stale: run `thyroid-bench leaderboard --render`")
+
+
+def test_schema_file_validates_entries_as_pydantic_does(world):
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads(entry_json_schema())
+    data = json.loads((world["run"] / "entry.json").read_text())
+    jsonschema.validate(data, schema)
+    with pytest.raises(jsonschema.ValidationError, match="favourite_colour"):
+        jsonschema.validate({**data, "favourite_colour": "blue"}, schema)
+
+
+# --------------------------------------------------------------------------- hub
+class FakeHfApi:
+    """A stand-in for huggingface_hub.HfApi: records create_commit calls."""
+
+    def __init__(self, fail: BaseException | None = None) -> None:
+        self.calls: list[dict] = []
+        self.fail = fail
+
+    def create_commit(self, **kwargs):
+        if self.fail:
+            raise self.fail
+        # read the files now: the staging folder is gone after submit returns
+        kwargs["contents"] = {op.path_in_repo: Path(op.path_or_fileobj).read_bytes()
+                              for op in kwargs["operations"]}
+        self.calls.append(kwargs)
+
+        class Info:
+            pr_url = "https://huggingface.co/datasets/org/results/discussions/1"
+        return Info()
+
+
+def test_hub_pull_request_with_entry_and_predictions(world, run, tmp_path):
+    api = FakeHfApi()
+    result = submit(run, leaderboard=tmp_path / "lb", home=world["home"], hub="org/results", hub_api=api)
+    assert result.pr_url.endswith("/discussions/1")
+    (call,) = api.calls
+    assert call["repo_id"] == "org/results"
+    assert call["repo_type"] == "dataset" and call["create_pr"] is True
+    prefix = f"entries/four-pattern/tiny-lb@1.0.0/{result.entry_ids[0]}"
+    assert sorted(call["contents"]) == [f"{prefix}/entry.json", f"{prefix}/predictions/external.csv",
+                                        f"{prefix}/predictions/internal.csv"]
+    assert call["contents"][f"{prefix}/entry.json"] == (run / "entry.json").read_bytes()
+    assert call["contents"][f"{prefix}/predictions/external.csv"] == \
+        (run / "predictions" / "external.csv").read_bytes()
+    assert result.entry_ids[0] in call["commit_message"]
+
+
+def test_hub_unreachable_is_a_clear_error_and_writes_nothing(world, run, tmp_path):
+    lb = tmp_path / "lb"
+    api = FakeHfApi(fail=ConnectionError("Failed to resolve huggingface.co"))
+    with pytest.raises(HubError, match="could not open a pull request on Hub dataset repository 'org/results'"):
+        submit(run, leaderboard=lb, home=world["home"], hub="org/results", hub_api=api)
+    assert [p for p in lb.rglob("*") if p.is_file()] == []
+
+
+def test_hub_without_token(world, run, tmp_path, monkeypatch):
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub, "get_token", lambda: None)
+    with pytest.raises(HubError, match="no Hugging Face token"):
+        submit(run, leaderboard=tmp_path / "lb", home=world["home"], hub="org/results")
+
+
+# --------------------------------------------------------------------------- CLI
+def test_cli_submit_and_leaderboard(world, run, tmp_path, capsys):
+    lb = tmp_path / "lb"
+    assert main(["submit", str(run), "--leaderboard", str(lb), "--home", str(world["home"])]) == 0
+    assert "accepted toy-a-quick-seed0-" in capsys.readouterr().out
+    # a second submit of the same run: refused, exit status 2, the check named on stderr
+    assert main(["submit", str(run), "--leaderboard", str(lb), "--home", str(world["home"])]) == 2
+    assert "rejected by check 'duplicate'" in capsys.readouterr().err
+    html = tmp_path / "page.html"
+    assert main(["leaderboard", "--leaderboard", str(lb), "--html", str(html)]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^1\s+toy-a\s+quick\s+1\s", out, re.M)
+    assert html.read_text().startswith("<!DOCTYPE html>")
+
+
+# --------------------------------------------------------------------------- end to end
+def test_real_harness_run_is_accepted_and_rendered(world, tmp_path):
+    """The contract with the harness: a folder from thyroid_bench.run.run is accepted as is."""
+    from thyroid_bench.run import run as harness_run
+
+    result = harness_run("timm:test_resnet", protocol="quick", epochs=1, batch_size=8, num_threads=1,
+                         dataset=world["dataset"], out=tmp_path / "run", seed=5, progress=False)
+    lb = tmp_path / "lb"
+    accepted = submit(result.run_dir, leaderboard=lb, home=world["home"])
+    assert accepted.entry_ids[0].startswith("timm-test_resnet-quick-batch_size-8-epochs-1-seed5-")
+    (section,) = render_leaderboard(lb, write=False).sections
+    (group,) = section.groups
+    assert group.protocol == "quick (batch_size=8, epochs=1)" and group.seeds == [5]
+    assert group.stats["external"]["macro_f1"].mean == result.metrics["external"]["macro_f1"]
+    assert "`timm:test_resnet`" in (lb / "README.md").read_text()
