@@ -33,6 +33,7 @@ demo: install
 
 # README command 2: the test suite (fast, offline).
 test: install
+	-sh scripts/install-browser.sh   # Chromium for the leaderboard page tests (skipped without it)
 	$(VENV)/bin/pytest -q tests
 
 bench: install
