@@ -144,3 +144,18 @@ def test_meta_forbids_extra_fields():
     data["surprise"] = 1
     with pytest.raises(Exception, match="surprise"):
         type(meta).model_validate(data)
+
+
+@pytest.mark.parametrize("name,minimum", [("inception_v3", 75), ("inception_resnet_v2", 75),
+                                          ("densenet169", 32)])
+def test_minimum_input_size_is_accepted(name, minimum):
+    meta = describe_model(name)
+    assert meta.min_input_size == minimum
+    model, _ = create_model(name)
+    model.eval()
+    with torch.no_grad():
+        assert model(torch.zeros(1, 3, minimum, minimum)).shape == (1, 4)
+    if minimum > 32:  # the quick protocol's 64x64 is too small for the inception stems
+        with pytest.raises(RuntimeError):
+            with torch.no_grad():
+                model(torch.zeros(1, 3, 64, 64))

@@ -46,7 +46,8 @@ class Protocol:
     weight_decay: float
     lr_schedule: Literal["constant", "cosine"] = "constant"
     warmup_epochs: int = 0
-    #: Input size in pixels (square); ``None`` means the model's native size.
+    #: Input size in pixels (square); ``None`` means the model's native size. A size below
+    #: the model's minimum (``ModelMeta.min_input_size``) is raised to it.
     input_size: int | None = None
     #: Dropout of the model's head (the paper's: 0.8 before the last layer).
     dropout: float = 0.8
@@ -112,8 +113,9 @@ PROTOCOLS: dict[str, Protocol] = {
         ),
         Protocol(
             name="quick",
-            description="CPU default: 64x64 input, 6 epochs of AdamW with a one-epoch warm-up and "
-            "cosine decay, batch 32, flip/rotation 0-90, no mix-up, random initialisation",
+            description="CPU default: 64x64 input (75x75 for the inceptions, their minimum), "
+            "6 epochs of AdamW with a one-epoch warm-up and cosine decay, batch 32, "
+            "flip/rotation 0-90, no mix-up, random initialisation",
             epochs=6, batch_size=32, optimizer="adamw", lr=2e-3, weight_decay=0.05,
             lr_schedule="cosine", warmup_epochs=1, input_size=64, dropout=0.2, pretrained=False,
             hflip_p=0.5, rotation_deg=90.0, mixup_alpha=0.0,

@@ -197,7 +197,10 @@ def run(
         proto = base.with_overrides(**overrides)
     # ----------------------------------------------------------------- model and dataset checks
     meta = describe_model(model, **({"dropout": proto.dropout} if proto.dropout else {}))
-    input_size = int(ckpt_meta["input_size"]) if ckpt_meta else (proto.input_size or meta.input_size)
+    if ckpt_meta:
+        input_size = int(ckpt_meta["input_size"])
+    else:  # a protocol's small input is raised to what the network accepts (inceptions: 75)
+        input_size = max(proto.input_size or meta.input_size, meta.min_input_size)
     data_path = resolve_dataset(dataset, home=home)
     report = verify_dataset(data_path)
     if not report.ok:
@@ -256,7 +259,8 @@ def _run_in_folder(*, model, meta, proto, overrides, seed, dev, input_size, data
     log(f"dataset {manifest['name']} {manifest['version']} fingerprint {manifest['fingerprint']}")
     # ----------------------------------------------------------------- weights
     if ckpt_meta is not None:
-        choice_tag, choice_sha = ckpt_meta.get("pretrained", "none"), ckpt_meta.get("pretrained_sha256") or None
+        choice_tag = ckpt_meta.get("pretrained", "none")
+        choice_sha = ckpt_meta.get("pretrained_sha256") or None
         net, _ = create_model(model, pretrained=False, dropout=proto.dropout)
     else:
         choice = resolve_pretrained(model, meta.pretrained_tag, want=proto.pretrained, weights=weights,

@@ -38,7 +38,8 @@ def timm_factory(arch: str) -> Callable[..., Classifier]:
         model.architecture = arch  # type: ignore[assignment]
         model.in_chans = in_chans  # type: ignore[assignment]
         model.channel_policy = "single" if in_chans == 1 else "replicate"  # type: ignore[assignment]
-        model.head_description = f"dropout p, FC {backbone.num_features}->{num_classes}"  # type: ignore[assignment]
+        head_text = f"dropout p, FC {backbone.num_features}->{num_classes}"
+        model.head_description = head_text  # type: ignore[assignment]
         model.description = f"timm {arch} + linear head"  # type: ignore[assignment]
         model.licence = cfg.get("license")  # type: ignore[assignment]
         return model

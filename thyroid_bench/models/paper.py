@@ -87,17 +87,19 @@ def _paper_model(arch: str, num_classes: int, pretrained: bool, dropout: float,
 _HEAD = (f"paper head: FC {{features}}->{HEAD_WIDTHS[0]}, ReLU, FC {HEAD_WIDTHS[0]}->{HEAD_WIDTHS[1]}, "
          f"ReLU, dropout p, FC {HEAD_WIDTHS[1]}->4")
 
-# name -> (timm architecture, native input size, pretrained weights, pooled features)
-PAPER_MODELS: dict[str, tuple[str, int, str, int]] = {
-    "resnet50": ("resnet50", 224, "timm/resnet50.a1_in1k", 2048),
-    "densenet169": ("densenet169", 224, "timm/densenet169.tv_in1k", 1664),
-    "inception_v3": ("inception_v3", 299, "timm/inception_v3.tv_in1k", 2048),
-    "inception_resnet_v2": ("inception_resnet_v2", 299, "timm/inception_resnet_v2.tf_in1k", 1536),
+# name -> (timm architecture, native input size, minimum input size, pretrained weights,
+# pooled features). The inception stems need at least 75x75 pixels (Keras states the same).
+PAPER_MODELS: dict[str, tuple[str, int, int, str, int]] = {
+    "resnet50": ("resnet50", 224, 32, "timm/resnet50.a1_in1k", 2048),
+    "densenet169": ("densenet169", 224, 32, "timm/densenet169.tv_in1k", 1664),
+    "inception_v3": ("inception_v3", 299, 75, "timm/inception_v3.tv_in1k", 2048),
+    "inception_resnet_v2": ("inception_resnet_v2", 299, 75, "timm/inception_resnet_v2.tf_in1k", 1536),
 }
 
 
-def _register(name: str, arch: str, size: int, tag: str, features: int) -> None:
-    @register_model(name, architecture=arch, input_size=size, in_chans=3, channel_policy="replicate",
+def _register(name: str, arch: str, size: int, min_size: int, tag: str, features: int) -> None:
+    @register_model(name, architecture=arch, input_size=size, min_input_size=min_size, in_chans=3,
+                    channel_policy="replicate",
                     pretrained_tag=tag, licence="apache-2.0",
                     head=_HEAD.replace("{features}", str(features)),
                     description=f"{arch} (timm) + the paper's three-layer head (Qiao et al. 2021)")
@@ -108,5 +110,5 @@ def _register(name: str, arch: str, size: int, tag: str, features: int) -> None:
     factory.__name__ = name
 
 
-for _name, (_arch, _size, _tag, _features) in PAPER_MODELS.items():
-    _register(_name, _arch, _size, _tag, _features)
+for _name, (_arch, _size, _min, _tag, _features) in PAPER_MODELS.items():
+    _register(_name, _arch, _size, _min, _tag, _features)

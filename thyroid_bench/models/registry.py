@@ -65,6 +65,8 @@ class ModelMeta(BaseModel):
     head: str | None = Field(default=None, description="classifier head on the backbone's pooled features")
     parameters: int = Field(ge=0, description="number of parameters of the built model (4 outputs)")
     input_size: int = Field(gt=0, description="native square input size in pixels")
+    min_input_size: int = Field(default=32, gt=0, description="smallest input size the network "
+                                "accepts (a protocol's smaller size is raised to it)")
     in_chans: int = Field(gt=0, description="input channels the model takes")
     channel_policy: Literal["single", "replicate"] = Field(
         description="'single': the grayscale image is the one input channel; "
@@ -83,6 +85,7 @@ class RegisteredModel:
     factory: Callable[..., Any]
     architecture: str
     input_size: int
+    min_input_size: int
     in_chans: int
     channel_policy: str
     pretrained_tag: str | None
@@ -95,7 +98,8 @@ class RegisteredModel:
 _REGISTRY: dict[str, RegisteredModel] = {}
 
 
-def register_model(name: str, *, architecture: str, input_size: int, in_chans: int = 3,
+def register_model(name: str, *, architecture: str, input_size: int, min_input_size: int = 32,
+                   in_chans: int = 3,
                    channel_policy: str = "replicate", pretrained_tag: str | None = None,
                    licence: str | None = None, head: str | None = None,
                    description: str = "") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -106,7 +110,8 @@ def register_model(name: str, *, architecture: str, input_size: int, in_chans: i
             raise ValueError(f"model {name!r} is already registered")
         _REGISTRY[name] = RegisteredModel(
             name=name, factory=factory, architecture=architecture, input_size=input_size,
-            in_chans=in_chans, channel_policy=channel_policy, pretrained_tag=pretrained_tag,
+            min_input_size=min_input_size, in_chans=in_chans, channel_policy=channel_policy,
+            pretrained_tag=pretrained_tag,
             licence=licence, head=head, description=description or (inspect.getdoc(factory) or ""))
         return factory
 
@@ -262,12 +267,14 @@ def _meta_for(name: str, source: str, model: Any) -> ModelMeta:
     if reg is not None:
         return ModelMeta(name=name, source=reg.source, architecture=reg.architecture, head=reg.head,
                          parameters=count_parameters(model), input_size=reg.input_size,
-                         in_chans=reg.in_chans, channel_policy=reg.channel_policy,  # type: ignore[arg-type]
+                         min_input_size=reg.min_input_size, in_chans=reg.in_chans,
+                         channel_policy=reg.channel_policy,  # type: ignore[arg-type]
                          pretrained_tag=reg.pretrained_tag, licence=reg.licence,
                          description=reg.description.splitlines()[0] if reg.description else "")
     # Timm and third-party models describe themselves through attributes, as timm models do.
     cfg = dict(getattr(model, "pretrained_cfg", None) or {})
     size = getattr(model, "input_size", None) or (cfg.get("input_size") or (3, 224, 224))[-1]
+    min_size = getattr(model, "min_input_size", None) or (cfg.get("min_input_size") or (3, 32, 32))[-1]
     in_chans = getattr(model, "in_chans", None) or _first_conv_in_chans(model) or 3
     policy = getattr(model, "channel_policy", None) or ("single" if in_chans == 1 else "replicate")
     tag = getattr(model, "pretrained_tag", None)
@@ -275,7 +282,8 @@ def _meta_for(name: str, source: str, model: Any) -> ModelMeta:
         tag = cfg["hf_hub_id"]
     return ModelMeta(name=name, source=source, architecture=getattr(model, "architecture", None)
                      or cfg.get("architecture") or name, head=getattr(model, "head_description", None),
-                     parameters=count_parameters(model), input_size=int(size), in_chans=int(in_chans),
+                     parameters=count_parameters(model), input_size=int(size),
+                     min_input_size=min(int(min_size), int(size)), in_chans=int(in_chans),
                      channel_policy=policy, pretrained_tag=tag,
                      licence=getattr(model, "licence", None) or cfg.get("license"),
                      description=getattr(model, "description", None)
