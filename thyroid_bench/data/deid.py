@@ -1,0 +1,244 @@
+"""De-identification for DICOM ingestion: keyed pseudonyms, the header allow-list, age and sex.
+
+Nothing from a DICOM header enters a dataset unless it is on
+:data:`HEADER_ALLOW_LIST`. Identifiers are replaced by keyed pseudonyms:
+HMAC-SHA-256 (RFC 2104 with SHA-256) under a secret key kept in a file outside
+the dataset. The same key gives the same pseudonyms on a re-run; without the
+key a pseudonym cannot be linked back to the identifier (HMAC is a PRF), and
+the 96 bits kept make collisions negligible (birthday bound ~2^48 studies).
+
+Dates are read only to compute an age in whole years and then dropped; sex is
+reduced to ``F`` / ``M`` / ``unknown``. Free-text technical values
+(manufacturer, model, collimator name) are reported only as counts in the
+provenance, and only when they occur for at least :data:`MIN_PATIENTS_PER_VALUE`
+distinct patients and contain no identifier of the study they came from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+import secrets
+import stat
+from collections.abc import Iterable
+from datetime import date
+from pathlib import Path
+
+from thyroid_bench.errors import DatasetError
+
+__all__ = [
+    "HEADER_ALLOW_LIST",
+    "IDENTIFIER_KEYWORDS",
+    "PSEUDONYM_HEX_CHARS",
+    "MIN_PATIENTS_PER_VALUE",
+    "KEY_BYTES",
+    "load_or_create_key",
+    "key_id",
+    "Pseudonymizer",
+    "normalise_sex",
+    "age_in_years",
+    "IdentifierIndex",
+]
+
+#: Bytes of a newly created key (256 bits, the HMAC-SHA-256 block-size-safe choice).
+KEY_BYTES = 32
+#: Shortest key accepted from an existing key file.
+MIN_KEY_BYTES = 16
+#: Hex characters kept from each HMAC (96 bits).
+PSEUDONYM_HEX_CHARS = 24
+#: A free-text technical value is reported only if this many distinct patients share it.
+MIN_PATIENTS_PER_VALUE = 5
+
+#: Every header attribute the reader looks at, and what becomes of it. Anything not
+#: listed is never read. "checked" attributes decide whether a file is ingested and
+#: are not stored; "pseudonym" ones are replaced by a keyed HMAC; "provenance" ones
+#: appear only as counts over the whole archive in manifest.json.
+HEADER_ALLOW_LIST: dict[str, str] = {
+    "SOPClassUID": "checked: NM Image Storage, or Secondary Capture with Modality NM",
+    "Modality": "checked: must be NM",
+    "ImageType": "checked (NM Image Storage): value 3, when present, must be STATIC",
+    "BurnedInAnnotation": "checked: YES is rejected unless --allow-burned-in",
+    "LossyImageCompression": "checked: 01 (lossy) is rejected: lossy compression alters counts",
+    "PhotometricInterpretation": "checked: must be MONOCHROME2",
+    "SamplesPerPixel": "checked: must be 1",
+    "Rows": "dataset column matrix (must equal Columns)",
+    "Columns": "dataset column matrix (must equal Rows)",
+    "PixelData": "dataset column image (raw counts, 16-bit)",
+    "RescaleSlope": "applied to the pixels (counts = slope * stored + intercept)",
+    "RescaleIntercept": "applied to the pixels",
+    "NumberOfFrames": "frame choice for multi-frame static NM; multi-frame Secondary Capture rejected",
+    "DetectorVector": "frame choice: which detector each frame comes from",
+    "EnergyWindowVector": "frame choice: lowest energy window number wins",
+    "DetectorInformationSequence/ViewCodeSequence": "frame choice: the anterior view",
+    "PixelSpacing": "dataset column pixel_spacing_mm (row spacing)",
+    "ActualFrameDuration": "dataset column acquisition_s (ms / 1000)",
+    "CountsAccumulated": "provenance: how often it equals the pixel sum",
+    "EnergyWindowInformationSequence/EnergyWindowRangeSequence": "provenance: energy windows (keV)",
+    "DetectorInformationSequence/CollimatorGridName": "provenance: collimator names (rare values withheld)",
+    "DetectorInformationSequence/CollimatorType": "provenance: collimator types (rare values withheld)",
+    "Manufacturer": "provenance: manufacturers (rare values withheld)",
+    "ManufacturerModelName": "provenance: camera models (rare values withheld)",
+    "TransferSyntaxUID": "checked: decoded if an installed handler allows; provenance: counts",
+    "SOPInstanceUID": "pseudonym: case_id = HMAC(key, SOP Instance UID)",
+    "PatientID": "pseudonym: patient_id = HMAC(key, centre, Issuer of Patient ID, Patient ID)",
+    "IssuerOfPatientID": "pseudonym: part of the patient_id input",
+    "PatientSex": "dataset column sex (F / M / unknown)",
+    "PatientAge": "dataset column age (whole years)",
+    "PatientBirthDate": "age only (birth date to study date, in whole years); never stored",
+    "StudyDate": "age only; never stored (fallbacks: SeriesDate, AcquisitionDate, ContentDate)",
+}
+
+#: Header values that are identifiers: never stored, used only to check that no
+#: rejected file's path and no reported technical value repeats one of them.
+IDENTIFIER_KEYWORDS: tuple[str, ...] = (
+    "PatientName", "PatientID", "OtherPatientIDs", "PatientBirthDate", "InstitutionName",
+    "AccessionNumber", "StudyID", "StudyDate", "StudyInstanceUID", "SeriesInstanceUID",
+    "SOPInstanceUID", "ReferringPhysicianName", "StationName",
+)
+
+
+# --------------------------------------------------------------------------- key
+def load_or_create_key(path: Path) -> tuple[bytes, bool]:
+    """Read the pseudonym key at ``path``, or create one (32 random bytes, mode 0600).
+
+    Returns ``(key, created)``. The key is the file's raw bytes; keep it outside
+    any dataset and back it up: a lost key cannot be recovered and a new one
+    gives new pseudonyms.
+    """
+    path = Path(path).expanduser()
+    if path.exists():
+        if not path.is_file():
+            raise DatasetError(f"key file {path} is not a file; pass --key-file a file path")
+        key = path.read_bytes()
+        if len(key) < MIN_KEY_BYTES:
+            raise DatasetError(f"key file {path} holds {len(key)} bytes, fewer than {MIN_KEY_BYTES}: "
+                               "it is not a thyroid-bench key; point --key-file at the right file, "
+                               "or at a new path to create a fresh key (pseudonyms will then change)")
+        return key, False
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key = secrets.token_bytes(KEY_BYTES)
+    # O_EXCL: never overwrite a key created concurrently; 0600: readable by the owner only.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(key)
+    os.chmod(path, stat.S_IRUSR | stat.S_IWUSR)
+    return key, True
+
+
+def key_id(key: bytes) -> str:
+    """A short public fingerprint of the key (tells whether two runs used the same key)."""
+    return hashlib.sha256(b"thyroid-bench key id v1\x00" + key).hexdigest()[:16]
+
+
+class Pseudonymizer:
+    """Keyed pseudonyms: HMAC-SHA-256 of a domain tag and the identifier, truncated to 96 bits."""
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) < MIN_KEY_BYTES:
+            raise ValueError(f"a pseudonym key needs at least {MIN_KEY_BYTES} bytes")
+        self._key = bytes(key)
+
+    def _mac(self, domain: str, *parts: str) -> str:
+        # Domain separation plus NUL-joined parts: ("ab", "c") and ("a", "bc") differ.
+        msg = f"thyroid-bench/v1/{domain}".encode() + b"".join(
+            b"\x00" + p.encode("utf-8") for p in parts)
+        return hmac.new(self._key, msg, hashlib.sha256).hexdigest()[:PSEUDONYM_HEX_CHARS]
+
+    def case(self, sop_instance_uid: str) -> str:
+        """``c-...``: the case pseudonym of a SOP Instance UID."""
+        return "c-" + self._mac("case", sop_instance_uid.strip())
+
+    def patient(self, center: str, issuer: str, patient_id: str) -> str:
+        """``p-...``: the patient pseudonym; the centre is part of the input because two
+        hospitals' patient-ID spaces are unrelated (ID 1001 at each is two people)."""
+        return "p-" + self._mac("patient", center.strip(), issuer.strip(), patient_id.strip())
+
+    def path(self, relative_path: str) -> str:
+        """``f-...``: a pseudonym standing in for a file path that names an identifier."""
+        return "f-" + self._mac("path", relative_path)
+
+
+# --------------------------------------------------------------------------- sex and age
+def normalise_sex(value: object) -> str:
+    """DICOM Patient's Sex (M, F, O or empty) as the dataset's ``F`` / ``M`` / ``unknown``."""
+    text = str(value or "").strip().upper()
+    return text if text in ("F", "M") else "unknown"
+
+
+_AGE = re.compile(r"^(\d{3})([DWMY])$")
+_DAYS_PER_YEAR = 365.2425  # mean Gregorian year
+
+
+def _parse_da(value: object) -> date | None:
+    text = str(value or "").strip()
+    if not re.fullmatch(r"\d{8}", text):
+        return None
+    try:
+        return date(int(text[:4]), int(text[4:6]), int(text[6:]))
+    except ValueError:
+        return None
+
+
+def age_in_years(patient_age: object = None, birth_date: object = None,
+                 study_date: object = None) -> int | None:
+    """Age in whole (completed) years, or ``None`` if it cannot be told.
+
+    Patient's Age (AS, ``nnnD/W/M/Y``) wins; otherwise birth date (DA) to study
+    date (DA). Ages outside 0-130 are treated as unknown.
+    """
+    years: int | None = None
+    m = _AGE.match(str(patient_age or "").strip().upper())
+    if m:
+        n, unit = int(m.group(1)), m.group(2)
+        years = {"Y": n, "M": n // 12, "W": int(n * 7 / _DAYS_PER_YEAR),
+                 "D": int(n / _DAYS_PER_YEAR)}[unit]
+    else:
+        born, seen = _parse_da(birth_date), _parse_da(study_date)
+        if born and seen and seen >= born:
+            years = seen.year - born.year - ((seen.month, seen.day) < (born.month, born.day))
+    if years is None or not 0 <= years <= 130:
+        return None
+    return years
+
+
+# --------------------------------------------------------------------------- identifiers
+_TOKEN_SPLIT = re.compile(r"[\W_]+")  # Unicode-aware: CJK and accented names stay words
+
+
+class IdentifierIndex:
+    """Identifier values found in an archive's headers, to keep them out of paths and text.
+
+    ``words`` are names (patient, institution, physician, station): every word of 2+
+    characters is matched as a whole word, and the whole value as a substring. ``exact``
+    are IDs, UIDs and dates: a value of 4+ characters is matched as a substring (an ID
+    inside a file name), a 3-character one as a whole word, shorter ones not at all.
+    Matching ignores case; a lookup costs a few set probes per character of the text,
+    however many identifiers the archive holds.
+    """
+
+    def __init__(self, words: Iterable[object] = (), exact: Iterable[object] = ()) -> None:
+        self.whole: set[str] = set()
+        self.tokens: set[str] = set()
+        for v in words:
+            text = str(v or "").strip().upper()
+            if len(text) >= 4:
+                self.whole.add(text)
+            self.tokens.update(t for t in _TOKEN_SPLIT.split(text) if len(t) >= 2)
+        for v in exact:
+            text = str(v or "").strip().upper()
+            if len(text) >= 4:
+                self.whole.add(text)
+            elif len(text) == 3:
+                self.tokens.add(text)  # 1-2 character IDs ("2") would match half of all paths
+        self._lengths = sorted({len(w) for w in self.whole})
+
+    def mentions(self, text: str) -> bool:
+        """Whether ``text`` contains one of the identifier values or name words."""
+        upper = text.upper()
+        if any(t in self.tokens for t in _TOKEN_SPLIT.split(upper) if t):
+            return True
+        n = len(upper)
+        return any(upper[i:i + k] in self.whole
+                   for k in self._lengths if k <= n for i in range(n - k + 1))
