@@ -530,13 +530,16 @@ def test_cli_prepare_dicom_then_verify(tmp_path, capsys):
 
     archive = _small_archive(tmp_path, n=12)
     (archive.root / "notes.txt").write_text("not an image")
+    (archive.root / "gone.dcm").symlink_to(archive.root / "missing.dcm")  # a broken link
+    (archive.root / "linked").symlink_to(archive.root / "center1")        # a link to a folder
     home = tmp_path / "home"
     rc = main(["prepare", "--source", "dicom", "--dicom-dir", str(archive.root), "--labels",
                str(archive.labels_csv), "--name", "cli-test", "--version", "1.0.0", "--key-file",
                str(tmp_path / "keys" / "k.key"), "--home", str(home)])
     out = capsys.readouterr().out
     assert rc == 0
-    assert "13 files seen = 12 ingested + 1 rejected" in out
+    assert "15 files seen = 12 ingested + 3 rejected" in out
+    assert "rejected, not a regular file: 1" in out and "rejected, a link to a folder: 1" in out
     assert "created a new pseudonym key" in out
     assert main(["verify", "cli-test", "--home", str(home)]) == 0
     assert "result    OK" in capsys.readouterr().out

@@ -293,6 +293,10 @@ def _read(path: Path) -> Any:
     import pydicom
     from pydicom.errors import InvalidDicomError
 
+    if path.is_dir():
+        raise _Reject("a link to a folder (not followed: point --dicom-dir at the real folder)")
+    if not path.is_file():  # reading a FIFO would block; a broken link cannot be read
+        raise _Reject("not a regular file (a broken link or a special file)")
     try:
         return pydicom.dcmread(path)
     except InvalidDicomError:
@@ -454,18 +458,19 @@ def _read_into(path: Path, out: dict[str, Any], allow_burned_in: bool) -> None:
 
 # --------------------------------------------------------------------------- reading an archive
 def list_archive(dicom_dir: Path) -> list[str]:
-    """Every file under ``dicom_dir`` (recursively, symlinks to files included), as sorted
-    POSIX paths relative to it."""
+    """Every entry under ``dicom_dir`` that is not a folder (recursively; broken links,
+    links to folders and special files included, so they are reported rather than
+    skipped), as sorted POSIX paths relative to it."""
     root = Path(dicom_dir)
     if not root.is_dir():
         raise DatasetError(f"--dicom-dir {root} is not a folder; point it at the DICOM archive")
     files = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
-        for name in filenames:
-            full = Path(dirpath) / name
-            if full.is_file():
-                files.append(full.relative_to(root).as_posix())
+        # os.walk does not follow links to folders (no loops); list them to report them.
+        links = [d for d in dirnames if (Path(dirpath) / d).is_symlink()]
+        for name in filenames + links:
+            files.append((Path(dirpath) / name).relative_to(root).as_posix())
     return sorted(files)
 
 
