@@ -547,16 +547,6 @@ def stratified_group_bins(labels: Sequence[int], groups: Sequence[str], fraction
 
 
 # --------------------------------------------------------------------------- prepare
-def _check_name_version(name: str, version: str) -> None:
-    # Same rules as format.write_dataset, checked before minutes of reading.
-    from thyroid_bench.data.format import _NAME, _SEMVER
-
-    if not _NAME.match(name):
-        raise DatasetError(f"dataset name {name!r} must be lower-case letters, digits, '.', '_' or '-'")
-    if not _SEMVER.match(version):
-        raise DatasetError(f"dataset version {version!r} is not semver MAJOR.MINOR.PATCH, e.g. 1.0.0")
-
-
 def _inside(path: Path, folder: Path) -> bool:
     try:
         path.resolve().relative_to(folder.resolve())
@@ -766,11 +756,11 @@ def prepare_dicom(
     See the module docstring and README 'Labels CSV'. Every file under
     ``dicom_dir`` ends up as a row or in ``rejected.csv``; a summary is printed.
     """
-    from thyroid_bench.data.format import default_home, write_dataset
+    from thyroid_bench.data.format import check_name_version, default_home, write_dataset
 
     dicom_dir, labels, key_file = Path(dicom_dir), Path(labels), Path(key_file).expanduser()
     external = [str(c).strip() for c in external_centers]
-    _check_name_version(name, version)
+    check_name_version(name, version)
     if not 0.0 < float(internal_fraction) < 1.0:
         raise DatasetError(f"--internal-fraction {internal_fraction} must lie strictly between 0 and 1")
     if workers is not None and int(workers) < 1:

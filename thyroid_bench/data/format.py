@@ -46,6 +46,7 @@ __all__ = [
     "features",
     "encode_image",
     "decode_image",
+    "check_name_version",
     "write_dataset",
     "resolve_dataset",
     "read_manifest",
@@ -165,6 +166,14 @@ def dataset_fingerprint(split_fingerprints: Mapping[str, str]) -> str:
 
 
 # --------------------------------------------------------------------------- writing
+def check_name_version(name: str, version: str) -> None:
+    """Raise :class:`DatasetError` unless ``name`` is a valid dataset name and ``version`` semver."""
+    if not _NAME.match(name):
+        raise DatasetError(f"dataset name {name!r} must be lower-case letters, digits, '.', '_' or '-'")
+    if not _SEMVER.match(version):
+        raise DatasetError(f"dataset version {version!r} is not semver MAJOR.MINOR.PATCH, e.g. 1.0.0")
+
+
 def _check_row(split: str, i: int, row: Mapping[str, Any]) -> None:
     where = f"split {split!r}, row {i} (case_id {row.get('case_id')!r})"
     missing = [c for c in COLUMNS if c not in row]
@@ -241,10 +250,7 @@ def write_dataset(
     ``card`` is the dataset card's markdown body, or a function of the finished
     manifest returning it; YAML front matter is added from the manifest.
     """
-    if not _NAME.match(name):
-        raise DatasetError(f"dataset name {name!r} must be lower-case letters, digits, '.', '_' or '-'")
-    if not _SEMVER.match(version):
-        raise DatasetError(f"dataset version {version!r} is not semver MAJOR.MINOR.PATCH, e.g. 1.0.0")
+    check_name_version(name, version)
     unknown = set(splits) - set(SPLITS)
     if unknown or set(splits) != set(SPLITS):
         raise DatasetError(f"splits must be exactly {SPLITS}, got {sorted(splits)}")
