@@ -17,13 +17,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from thyroid_bench.atomic import atomic_write_text
 from thyroid_bench.errors import ThyroidBenchError
 from thyroid_bench.models.registry import ModelMeta
 
@@ -135,17 +135,8 @@ def sha256_file(path: str | os.PathLike) -> str:
 def write_entry(path: str | os.PathLike, entry: Entry) -> Path:
     """Write ``entry`` as indented JSON, atomically (a temporary file renamed into place)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(entry.model_dump(mode="json"), indent=2, allow_nan=False) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_text(path, text)
 
 
 def read_entry(path: str | os.PathLike) -> Entry:

@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from thyroid_bench.atomic import atomic_write_text
 from thyroid_bench.entry import EVAL_SPLITS, Entry, EntryError, read_entry, sha256_file
 from thyroid_bench.errors import DatasetError, PredictionsError, ThyroidBenchError
 from thyroid_bench.metrics import ECE_BINS, OVERALL_FIGURES, PER_CLASS_FIGURES, compare, evaluate, gap
@@ -792,18 +793,6 @@ def entry_json_schema() -> str:
     return json.dumps(Entry.model_json_schema(), indent=2, ensure_ascii=False) + "\n"
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def render_leaderboard(
     leaderboard: str | os.PathLike = DEFAULT_LEADERBOARD,
     *,
@@ -823,10 +812,10 @@ def render_leaderboard(
     if write or html_out is not None:
         html = render_html(board)
     if write:
-        _write_text_atomic(root / "schema" / "entry-v1.json", entry_json_schema())
-        _write_text_atomic(root / "README.md", render_markdown(board))
-        _write_text_atomic(root / "index.html", html)
+        atomic_write_text(root / "schema" / "entry-v1.json", entry_json_schema())
+        atomic_write_text(root / "README.md", render_markdown(board))
+        atomic_write_text(root / "index.html", html)
     if html_out is not None:
-        _write_text_atomic(Path(html_out), html)
+        atomic_write_text(Path(html_out), html)
     return board
 

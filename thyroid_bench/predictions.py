@@ -17,13 +17,13 @@ from __future__ import annotations
 import csv
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from thyroid_bench.atomic import atomic_open
 from thyroid_bench.errors import PredictionsError
 from thyroid_bench.schema import CLASS_NAMES, NUM_CLASSES, parse_label
 
@@ -96,21 +96,14 @@ def write_predictions(
         label_names = [CLASS_NAMES[parse_label(int(v))] for v in lab]
 
     header = ["case_id", *PROB_COLUMNS] + (["label"] if label_names is not None else [])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-            w = csv.writer(f, lineterminator="\n")
-            w.writerow(header)
-            for i, cid in enumerate(ids):
-                row = [cid, *(f"{v:.17g}" for v in probs[i])]
-                if label_names is not None:
-                    row.append(label_names[i])
-                w.writerow(row)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(header)
+        for i, cid in enumerate(ids):
+            row = [cid, *(f"{v:.17g}" for v in probs[i])]
+            if label_names is not None:
+                row.append(label_names[i])
+            w.writerow(row)
     return path
 
 
