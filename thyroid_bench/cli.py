@@ -137,22 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in _COMMANDS:
         add(sub)
-    _add_optional_commands(sub)
+    # Model and result commands live beside the layers they drive.
+    from thyroid_bench import cli_harness, cli_results
+
+    cli_harness.add_commands(sub)
+    cli_results.add_commands(sub)
     return parser
-
-
-def _add_optional_commands(sub: argparse._SubParsersAction) -> None:
-    """Commands that live in their own modules (models, run, score, submit, leaderboard)."""
-    import importlib
-
-    for module in ("thyroid_bench.cli_harness", "thyroid_bench.cli_results"):
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-            continue
-        mod.add_commands(sub)
 
 
 def main(argv: list[str] | None = None) -> int:
