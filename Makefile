@@ -23,13 +23,16 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # README command 1: prepare the synthetic reference cohort, check it, train and
-# evaluate a paper model under the CPU-friendly protocol, show its results.
+# evaluate a paper model under the CPU-friendly protocol (a finished demo run is
+# reused), show its results.
 demo: install
-	$(TB) prepare --preview docs/preview.png
+	$(TB) prepare --preview runs/preview.png
 	$(TB) info
 	$(TB) verify
-	$(TB) run --model $(MODEL) --out $(DEMO_RUN)
-	$(TB) score $(DEMO_RUN)/predictions/external.csv --split external --bootstrap 200
+	test -f $(DEMO_RUN)/entry.json || { rm -rf $(DEMO_RUN) && $(TB) run --model $(MODEL) --out $(DEMO_RUN); }
+	$(TB) score $(DEMO_RUN)/predictions/internal.csv --split internal --no-figures
+	$(TB) score $(DEMO_RUN)/predictions/external.csv --split external --no-figures
+	@echo "run folder (entry, predictions, metrics, report.md, figures, checkpoint): $(DEMO_RUN)"
 
 # README command 2: the test suite (fast, offline).
 test: install
