@@ -72,7 +72,12 @@ def prepare_synthetic(
 
 
 def _provenance(seed: int, counts: dict | None) -> dict[str, Any]:
+    import numpy
+    import scipy
+
     prov = dict(synthetic.provenance(seed))
+    # The phantoms depend on numpy's generators and scipy's filters: record which built them.
+    prov["built_with"] = {"numpy": numpy.__version__, "scipy": scipy.__version__}
     if counts is not None:
         prov["counts_override"] = {k: list(v) for k, v in counts.items()}
     return prov
