@@ -368,14 +368,12 @@ def check_run(
             raise SubmissionError(run_dir, "predictions",
                                   f"{files[split]} has {len(preds)} rows, the entry records "
                                   f"{entry.predictions[split].rows}")
-        order = sorted(truth_split)
-        preds = preds.align(order)
-        y_true = np.array([truth_split[c] for c in order], dtype=np.int64)
-        if preds.labels is not None and (preds.labels != y_true).any():
-            i = int(np.flatnonzero(preds.labels != y_true)[0])
+        preds, y_true, mismatch = preds.against(truth_split)
+        if mismatch.size:
+            i = int(mismatch[0])
             raise SubmissionError(run_dir, "predictions",
                                   f"{files[split]}: the label column says {CLASS_NAMES[preds.labels[i]]} "
-                                  f"for case {order[i]!r}, the dataset says {CLASS_NAMES[y_true[i]]}")
+                                  f"for case {preds.case_ids[i]!r}, the dataset says {CLASS_NAMES[y_true[i]]}")
         claimed = entry.metrics[split]
         boot = claimed.get("bootstrap")
         if (not isinstance(boot, Mapping) or not isinstance(boot.get("resamples"), int)

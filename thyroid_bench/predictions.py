@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,6 +61,21 @@ class Predictions:
         order = np.array([index[str(c)] for c in case_ids], dtype=np.int64)
         return Predictions([self.case_ids[i] for i in order], self.probs[order],
                            None if self.labels is None else self.labels[order], self.path)
+
+    def against(self, labels: Mapping[str, int]) -> tuple[Predictions, np.ndarray, np.ndarray]:
+        """Line the predictions up with a split's labels (``case_id -> class index``).
+
+        Returns the predictions in case-id order, the true labels in that order,
+        and the row indices where the file's own ``label`` column (if any)
+        disagrees with them. Every case of ``labels`` must be present (read the
+        file with ``expected_case_ids`` first).
+        """
+        order = sorted(labels)
+        aligned = self.align(order)
+        y_true = np.array([labels[c] for c in order], dtype=np.int64)
+        mismatch = (np.flatnonzero(aligned.labels != y_true) if aligned.labels is not None
+                    else np.empty(0, dtype=np.int64))
+        return aligned, y_true, mismatch
 
 
 def write_predictions(

@@ -16,7 +16,7 @@ import numpy as np
 
 from thyroid_bench.errors import PredictionsError, ThyroidBenchError
 from thyroid_bench.metrics import evaluate
-from thyroid_bench.predictions import read_predictions
+from thyroid_bench.predictions import Predictions, read_predictions
 from thyroid_bench.schema import CLASS_NAMES
 
 __all__ = ["score_predictions"]
@@ -53,15 +53,12 @@ def score_predictions(
         folder = resolve_dataset(dataset, home=home)
         manifest = read_manifest(folder)
         truth = read_split(folder, split, columns=["case_id", "label"])
-        ids = [str(c) for c in truth["case_id"]]
-        preds = read_predictions(path, expected_case_ids=ids)
-        order = sorted(ids)
-        y_by_id = dict(zip(ids, truth["label"].astype(np.int64)))
-        y_true = np.array([y_by_id[c] for c in order], dtype=np.int64)
-        preds = preds.align(order)
-        if preds.labels is not None:
-            _check_labels_agree(path, preds.labels, y_true, order, f"{manifest['name']} "
-                                f"{manifest['version']} split {split!r}")
+        y_by_id = {str(c): int(y) for c, y in zip(truth["case_id"], truth["label"])}
+        preds = read_predictions(path, expected_case_ids=list(y_by_id))
+        preds, y_true, mismatch = preds.against(y_by_id)
+        if mismatch.size:
+            _labels_disagree(path, preds, y_true, mismatch,
+                             f"{manifest['name']} {manifest['version']} split {split!r}")
         dataset_info = {"name": manifest["name"], "version": manifest["version"],
                         "fingerprint": manifest["fingerprint"], "path": str(folder)}
         labels_from = "dataset"
@@ -107,12 +104,9 @@ def score_predictions(
     return result
 
 
-def _check_labels_agree(path: Path, file_labels: np.ndarray, y_true: np.ndarray,
-                        case_ids: list[str], where: str) -> None:
-    bad = np.flatnonzero(file_labels != y_true)
-    if bad.size:
-        shown = "; ".join(f"{case_ids[i]!r}: file {CLASS_NAMES[file_labels[i]]}, dataset "
-                          f"{CLASS_NAMES[y_true[i]]}" for i in bad[:5])
-        raise PredictionsError(
-            f"{path}: the label column disagrees with {where} on {bad.size} case(s) ({shown}); "
-            "check --dataset and --split, or drop the label column")
+def _labels_disagree(path: Path, preds: Predictions, y_true: np.ndarray, bad: np.ndarray, where: str) -> None:
+    shown = "; ".join(f"{preds.case_ids[i]!r}: file {CLASS_NAMES[preds.labels[i]]}, dataset "
+                      f"{CLASS_NAMES[y_true[i]]}" for i in bad[:5])
+    raise PredictionsError(
+        f"{path}: the label column disagrees with {where} on {bad.size} case(s) ({shown}); "
+        "check --dataset and --split, or drop the label column")
