@@ -266,13 +266,13 @@ def write_dataset(
         split_meta: dict[str, Any] = {}
         fingerprints: dict[str, str] = {}
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-            for split in SPLITS:
-                table, images = _encode_split(split, splits[split], pool)
-                files = _write_shards(table, split, tmp / "data", rows_per_shard)
-                fingerprints[split] = split_fingerprint(table, images)
-                split_meta[split] = _split_summary(table, files, fingerprints[split])
-        _check_no_leakage({s: read_split(tmp, s, columns=["case_id", "patient_id"]) for s in SPLITS},
-                          where=str(target))
+            encoded = {split: _encode_split(split, splits[split], pool) for split in SPLITS}
+        # Leakage is refused before any shard is written.
+        _check_no_leakage({split: table for split, (table, _) in encoded.items()}, where=str(target))
+        for split, (table, images) in encoded.items():
+            files = _write_shards(table, split, tmp / "data", rows_per_shard)
+            fingerprints[split] = split_fingerprint(table, images)
+            split_meta[split] = _split_summary(table, files, fingerprints[split])
         manifest = {
             "format_version": FORMAT_VERSION,
             "name": name,
