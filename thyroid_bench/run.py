@@ -168,10 +168,8 @@ def run(
     used. Raises :class:`ThyroidBenchError` subclasses for bad input, before
     writing anything; ``KeyboardInterrupt`` leaves the folder marked INCOMPLETE.
     """
-    import torch
-
     from thyroid_bench.data.format import read_manifest, resolve_dataset, verify_dataset
-    from thyroid_bench.models.registry import create_model, describe_model
+    from thyroid_bench.models.registry import describe_model
     from thyroid_bench.train import resolve_device
 
     t_start = time.perf_counter()
@@ -221,7 +219,7 @@ def run(
             weights=weights, require_pretrained=require_pretrained, checkpoint=checkpoint,
             ckpt_meta=ckpt_meta, eval_only=eval_only, num_threads=num_threads,
             submitter=submitter, bootstrap=bootstrap, progress=progress, log=log,
-            t_start=t_start, create_model=create_model, torch=torch)
+            t_start=t_start)
     except KeyboardInterrupt:
         log("interrupted (Ctrl-C): the run folder is incomplete and has no entry.json")
         incomplete.write_text(f"run started {started.isoformat()}; interrupted (KeyboardInterrupt) "
@@ -240,11 +238,12 @@ def run(
 
 def _run_in_folder(*, model, meta, proto, overrides, seed, dev, input_size, data_path, manifest,
                    run_dir, weights, require_pretrained, checkpoint, ckpt_meta, eval_only,
-                   num_threads, submitter, bootstrap, progress, log, t_start, create_model, torch
-                   ) -> RunResult:
+                   num_threads, submitter, bootstrap, progress, log, t_start) -> RunResult:
+    import torch
     from safetensors.torch import load_file, save_file
 
     from thyroid_bench.metrics import evaluate
+    from thyroid_bench.models.registry import create_model
     from thyroid_bench.models.weights import resolve_pretrained
     from thyroid_bench.predictions import read_predictions, write_predictions
     from thyroid_bench.preprocess import load_split
