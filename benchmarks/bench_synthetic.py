@@ -2,7 +2,9 @@
 
 The baseline does the least any phantom generator must do per image: a Gaussian blur of
 a 256 x 256 activity map and a Poisson draw at 100k counts. The ratio says how much the
-anatomy, depth layers and simulated readers cost on top. Run::
+anatomy, depth layers and simulated readers cost on top. The split is also rendered on
+one process per core (the scaling with cores), and ``prepare`` is timed end to end
+(images/s, generation plus PNG encoding and writing). Run::
 
     .venv/bin/pytest benchmarks/bench_synthetic.py --benchmark-columns=min,mean,rounds -s
 """
@@ -46,3 +48,37 @@ def test_generate_internal_split(benchmark):
         benchmark.extra_info["ratio_vs_baseline"] = ratio
         print(f"\n[bench_synthetic] generate_split('internal'): {_TIMES['generate']:.2f} s, "
               f"baseline {_TIMES['baseline']:.2f} s, ratio {ratio:.2f}x")
+
+
+@pytest.mark.benchmark(group="synthetic")
+def test_generate_internal_split_all_cores(benchmark):
+    """The same split rendered by one process per core: identical pixels, shorter wall time."""
+    from thyroid_bench.data.synthetic import default_workers
+
+    workers = default_workers()
+    rows = benchmark.pedantic(generate_split, args=("internal",),
+                              kwargs={"progress": False, "workers": workers}, rounds=3, iterations=1)
+    assert len(rows) == N
+    _TIMES["parallel"] = benchmark.stats.stats.min
+    benchmark.extra_info.update(workers=workers, images_per_s=N / _TIMES["parallel"])
+    if "generate" in _TIMES:
+        scaling = _TIMES["generate"] / _TIMES["parallel"]
+        benchmark.extra_info["scaling_vs_one_process"] = scaling
+        print(f"\n[bench_synthetic] internal split on {workers} process(es): {_TIMES['parallel']:.2f} s "
+              f"({N / _TIMES['parallel']:.0f} img/s), one process {_TIMES['generate']:.2f} s "
+              f"({N / _TIMES['generate']:.0f} img/s): {scaling:.2f}x with {workers} cores")
+
+
+@pytest.mark.benchmark(group="prepare")
+def test_prepare_whole_cohort(benchmark, tmp_path):
+    """``thyroid-bench prepare`` end to end: 3389 images generated on every core, encoded, written."""
+    from thyroid_bench.data.prepare import prepare_synthetic
+    from thyroid_bench.data.synthetic import TABLE1_COUNTS as COUNTS
+
+    total = sum(sum(c) for c in COUNTS.values())
+    home = iter(range(100))
+    benchmark.pedantic(lambda: prepare_synthetic(tmp_path / f"h{next(home)}", progress=False),
+                       rounds=1, iterations=1)
+    benchmark.extra_info["images_per_s"] = total / benchmark.stats.stats.min
+    print(f"\n[bench_synthetic] prepare: {total} images in {benchmark.stats.stats.min:.1f} s "
+          f"({total / benchmark.stats.stats.min:.0f} img/s)")

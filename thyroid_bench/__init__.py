@@ -6,7 +6,7 @@ and verifies its fingerprint; the ``thyroid-bench`` command line wraps the rest.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = ["__version__", "load_dataset"]
 

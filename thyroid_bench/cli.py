@@ -36,6 +36,9 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=None,
                    help="synthetic: generator seed (default: the official seed; any other "
                    "seed builds an unofficial variant named tsb-synthetic-seed<N>)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes that render phantoms (synthetic) or read files (dicom); "
+                   "default: all cores")
     g = p.add_argument_group("DICOM source")
     g.add_argument("--dicom-dir", type=Path, help="folder searched recursively for DICOM files")
     g.add_argument("--labels", type=Path, help="labels CSV (see README: 'Labels CSV')")
@@ -50,7 +53,6 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--split-seed", type=int, default=0, help="seed of the patient-level split")
     g.add_argument("--allow-burned-in", action="store_true",
                    help="ingest images flagged Burned In Annotation = YES (rejected by default)")
-    g.add_argument("--workers", type=int, default=None, help="reader processes (default: all cores)")
     g = p.add_argument_group("Hub source")
     g.add_argument("--repo-id", help="Hugging Face dataset repository, e.g. ORG/tsb-synthetic")
     g.add_argument("--revision", default=None, help="branch, tag or commit of the repository")
@@ -62,7 +64,7 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
         from thyroid_bench.data.prepare import prepare_synthetic
 
         path = prepare_synthetic(home=args.home, seed=args.seed, force=args.force,
-                                 preview=args.preview)
+                                 preview=args.preview, workers=args.workers)
     elif args.source == "dicom":
         from thyroid_bench.data.dicom import prepare_dicom
 

@@ -60,6 +60,15 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="name recorded in the entry (default: $THYROID_BENCH_SUBMITTER or anonymous)")
     r.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples of the CIs")
     r.add_argument("--quiet", action="store_true", help="no progress bars or log lines on the terminal")
+    a = r.add_argument_group("device use (speed and rounding, not what is computed)")
+    a.add_argument("--amp", choices=["auto", "off", "bf16", "fp16"], default="auto",
+                   help="autocast dtype; auto: bf16 on CUDA (fp16 where bf16 is unsupported), "
+                   "off on the CPU")
+    a.add_argument("--channels-last", choices=["auto", "on", "off"], default="auto",
+                   help="NHWC memory format; auto: on (faster on CPU and CUDA); off reproduces "
+                   "CPU runs of thyroid-bench 0.1 bit for bit")
+    a.add_argument("--compile", action="store_true",
+                   help="torch.compile the model for training (compiling takes minutes first)")
     r.set_defaults(func=_cmd_run)
 
 
@@ -95,7 +104,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
                  seed=args.seed, device=args.device, dataset=args.dataset, home=args.home,
                  out=args.out, weights=args.weights, require_pretrained=args.require_pretrained,
                  checkpoint=args.checkpoint, eval_only=args.eval_only, num_threads=args.num_threads,
-                 submitter=args.submitter, bootstrap=args.bootstrap, progress=not args.quiet)
+                 submitter=args.submitter, bootstrap=args.bootstrap, progress=not args.quiet,
+                 amp=args.amp, channels_last=args.channels_last, compile=args.compile)
+    if result is None:  # a torchrun worker: rank 0 writes and prints the results
+        return 0
     from thyroid_bench.report import format_table2
 
     for split, m in result.metrics.items():

@@ -38,6 +38,7 @@ __all__ = [
     "rotate",
     "augment",
     "mixup",
+    "train_batch",
 ]
 
 
@@ -148,3 +149,14 @@ def _beta(alpha: float, generator: torch.Generator) -> float:
     """One draw of Beta(alpha, alpha) from the seeded generator, via numpy's Beta on a derived seed."""
     seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
     return float(np.random.default_rng(seed).beta(alpha, alpha))
+
+
+def train_batch(x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, generator: torch.Generator, *,
+                hflip_p: float, rotation_deg: float, mixup_alpha: float,
+                num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One training batch from the in-memory split: rows ``idx``, flipped, rotated and mixed up.
+
+    Returns images (on ``x``'s device) and soft targets; this is the whole data loader.
+    """
+    xb = augment(x[idx], generator, hflip_p=hflip_p, rotation_deg=rotation_deg)
+    return mixup(xb, y[idx], num_classes, mixup_alpha, generator)

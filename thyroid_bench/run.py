@@ -16,6 +16,11 @@ The run folder (``runs/<model>-<protocol>-<UTC timestamp>/`` unless ``out``)::
 Data flows one way: the dataset is verified before anything is written; the
 model trains on train folds 1-4, fold 0 picks the best epoch, and internal and
 external are touched only by the final evaluation.
+
+Launched by ``torchrun`` or ``accelerate launch`` with several processes, every
+process trains on its share of each batch (:mod:`thyroid_bench.distributed`) and
+rank 0 alone writes the run folder and its one entry; the other ranks write
+nothing and :func:`run` returns ``None`` there.
 """
 
 from __future__ import annotations
@@ -105,7 +110,8 @@ def read_checkpoint_metadata(path: str | os.PathLike) -> dict[str, str]:
     return meta
 
 
-def _environment(device: Any, threads: int, amp: bool) -> Environment:
+def _environment(device: Any, threads: int, amp: bool, world_size: int = 1,
+                 deterministic: bool | None = None) -> Environment:
     import timm
     import torch
 
@@ -123,10 +129,14 @@ def _environment(device: Any, threads: int, amp: bool) -> Environment:
         except OSError:
             pass
         name = f"{name} ({os.cpu_count()} logical cores)"
+    if world_size > 1:
+        name = f"{name}, {world_size} processes (DistributedDataParallel)"
     return Environment(thyroid_bench=__version__, python=platform.python_version(),
                        torch=torch.__version__, timm=timm.__version__, numpy=np.__version__,
                        platform=platform.platform(), device=device.type, device_name=name,
-                       num_threads=threads, deterministic=device.type == "cpu", amp=amp)
+                       num_threads=threads,
+                       deterministic=device.type == "cpu" if deterministic is None else deterministic,
+                       amp=amp)
 
 
 def _make_run_dir(out: Path | None, runs_dir: Path, model: str, protocol: str, when: datetime) -> Path:
@@ -158,22 +168,48 @@ def run(
     submitter: str | None = None,
     bootstrap: int = 1000,
     progress: bool = True,
-) -> RunResult:
+    amp: str = "auto",
+    channels_last: str = "auto",
+    compile: bool = False,
+) -> RunResult | None:
     """Train ``model`` under ``protocol`` (default: ``paper`` on CUDA, ``quick`` on CPU),
     evaluate on internal and external, and write a complete run folder.
 
     ``epochs`` / ``batch_size`` override the protocol (recorded as overrides).
     ``checkpoint`` starts from a run's ``model.safetensors``; with ``eval_only``
     nothing is trained and the checkpoint's protocol, seed and input size are
-    used. Raises :class:`ThyroidBenchError` subclasses for bad input, before
+    used. ``amp``, ``channels_last`` and ``compile`` choose how the device is
+    used (:func:`thyroid_bench.train.resolve_accel`), not what is computed.
+    Raises :class:`ThyroidBenchError` subclasses for bad input, before
     writing anything; ``KeyboardInterrupt`` leaves the folder marked INCOMPLETE.
+    Under a multi-process launcher, ranks other than 0 return ``None``.
     """
+    from thyroid_bench.distributed import init_distributed
+
+    dist = init_distributed(device)
+    try:
+        return _run(model, protocol=protocol, epochs=epochs, batch_size=batch_size, seed=seed,
+                    device=device, dataset=dataset, home=home, out=out, runs_dir=runs_dir,
+                    weights=weights, require_pretrained=require_pretrained, checkpoint=checkpoint,
+                    eval_only=eval_only, num_threads=num_threads, submitter=submitter,
+                    bootstrap=bootstrap, progress=progress, amp=amp, channels_last=channels_last,
+                    compile=compile, dist=dist)
+    finally:
+        dist.close()
+
+
+def _run(model, *, protocol, epochs, batch_size, seed, device, dataset, home, out, runs_dir,
+         weights, require_pretrained, checkpoint, eval_only, num_threads, submitter, bootstrap,
+         progress, amp, channels_last, compile, dist) -> RunResult | None:
     from thyroid_bench.data.format import read_manifest, resolve_dataset, verify_dataset
     from thyroid_bench.models.registry import describe_model
-    from thyroid_bench.train import resolve_device
+    from thyroid_bench.train import resolve_accel, resolve_device
 
     t_start = time.perf_counter()
-    dev = resolve_device(device)
+    dev = resolve_device(device, dist)
+    accel = resolve_accel(dev, amp=amp, channels_last=channels_last, compile=compile)
+    if dist.enabled and eval_only:
+        raise ThyroidBenchError("--eval-only runs in one process; launch it without torchrun")
     ckpt_meta: dict[str, str] | None = None
     if eval_only and checkpoint is None:
         raise ThyroidBenchError("--eval-only needs --checkpoint PATH (a run's model.safetensors)")
@@ -206,9 +242,33 @@ def run(
                                 + "\n  - ".join(report.problems)
                                 + "\nrebuild it (`thyroid-bench prepare --force`) or fix the source")
     manifest = read_manifest(data_path)
+    if dist.enabled and proto.batch_size % dist.world_size:
+        raise ThyroidBenchError(f"batch size {proto.batch_size} does not split evenly over "
+                                f"{dist.world_size} processes; pass --batch-size a multiple of "
+                                "the process count")
+    if dist.enabled and proto.linear_probe:
+        raise ThyroidBenchError(f"protocol {proto.name} trains a linear head on cached features "
+                                "in one process; launch it without torchrun")
     # ----------------------------------------------------------------- run folder
     started = datetime.now(timezone.utc)
-    run_dir = _make_run_dir(out, runs_dir, model, proto.name, started)
+    run_dir = None
+    try:
+        if dist.is_main:
+            run_dir = _make_run_dir(out, runs_dir, model, proto.name, started)
+    finally:  # the other ranks must not wait for a rank 0 that gave up
+        ok = dist.all_ok(run_dir is not None or not dist.is_main)
+    if not ok:
+        raise ThyroidBenchError("rank 0 could not create the run folder (see its error); "
+                                "nothing was trained")
+    if not dist.is_main:  # a worker: train its share, write nothing
+        _run_in_folder(
+            model=model, meta=meta, proto=proto, overrides=overrides, seed=seed, dev=dev,
+            input_size=input_size, data_path=data_path, manifest=manifest, run_dir=None,
+            weights=weights, require_pretrained=require_pretrained, checkpoint=checkpoint,
+            ckpt_meta=ckpt_meta, eval_only=eval_only, num_threads=num_threads,
+            submitter=submitter, bootstrap=bootstrap, progress=False, log=lambda msg: None,
+            t_start=t_start, accel=accel, dist=dist)
+        return None
     incomplete = run_dir / "INCOMPLETE"
     incomplete.write_text(f"run started {started.isoformat()}; not finished\n", encoding="utf-8")
     log = _RunLog(run_dir / "train.log", echo=progress)
@@ -219,7 +279,7 @@ def run(
             weights=weights, require_pretrained=require_pretrained, checkpoint=checkpoint,
             ckpt_meta=ckpt_meta, eval_only=eval_only, num_threads=num_threads,
             submitter=submitter, bootstrap=bootstrap, progress=progress, log=log,
-            t_start=t_start)
+            t_start=t_start, accel=accel, dist=dist)
     except KeyboardInterrupt:
         log("interrupted (Ctrl-C): the run folder is incomplete and has no entry.json")
         incomplete.write_text(f"run started {started.isoformat()}; interrupted (KeyboardInterrupt) "
@@ -238,7 +298,8 @@ def run(
 
 def _run_in_folder(*, model, meta, proto, overrides, seed, dev, input_size, data_path, manifest,
                    run_dir, weights, require_pretrained, checkpoint, ckpt_meta, eval_only,
-                   num_threads, submitter, bootstrap, progress, log, t_start) -> RunResult:
+                   num_threads, submitter, bootstrap, progress, log, t_start, accel, dist
+                   ) -> RunResult | None:
     import torch
     from safetensors.torch import load_file, save_file
 
@@ -248,13 +309,16 @@ def _run_in_folder(*, model, meta, proto, overrides, seed, dev, input_size, data
     from thyroid_bench.predictions import read_predictions, write_predictions
     from thyroid_bench.preprocess import load_split
     from thyroid_bench.schema import TASK
-    from thyroid_bench.train import fit, fit_linear_probe, predict_proba, set_determinism
+    from thyroid_bench.train import fit, fit_linear_probe, place_model, predict_proba, set_determinism
 
     threads = set_determinism(seed, num_threads, dev.type)
-    amp = dev.type == "cuda"
-    log(f"run {run_dir.name}: model {model}, protocol {proto.name}"
-        f"{' ' + json.dumps(overrides) if overrides else ''}, seed {seed}, device {dev}, "
-        f"{threads} thread(s), input {input_size}x{input_size}x{meta.in_chans}")
+    amp = accel.amp is not None
+    log(f"run {run_dir.name if run_dir else '(worker)'}: model {model}, protocol {proto.name}"
+        f"{' ' + json.dumps(overrides) if overrides else ''}, seed {seed}, device {dev}"
+        f"{f' x {dist.world_size} processes' if dist.enabled else ''}, "
+        f"{threads} thread(s), input {input_size}x{input_size}x{meta.in_chans}, "
+        f"amp {accel.amp or 'off'}, channels-last {'on' if accel.channels_last else 'off'}"
+        f"{', torch.compile' if accel.compile else ''}")
     log(f"dataset {manifest['name']} {manifest['version']} fingerprint {manifest['fingerprint']}")
     # ----------------------------------------------------------------- weights
     if ckpt_meta is not None:
@@ -291,7 +355,7 @@ def _run_in_folder(*, model, meta, proto, overrides, seed, dev, input_size, data
         except RuntimeError as exc:
             raise ThyroidBenchError(f"--checkpoint {checkpoint} does not fit model {model}: {exc}") from None
         log(f"loaded checkpoint {checkpoint}")
-    net.to(dev)
+    place_model(net, dev, accel)
     in_chans = meta.in_chans
     # ----------------------------------------------------------------- data (decoded once, in memory)
     train_all = load_split(data_path, "train", input_size, progress=progress) if not eval_only else None
@@ -312,9 +376,9 @@ def _run_in_folder(*, model, meta, proto, overrides, seed, dev, input_size, data
             for p in net.backbone.parameters():
                 p.requires_grad_(False)
             f_tr = extract_features(net.backbone, tr.x, device=dev, in_chans=in_chans,
-                                    progress=progress, desc="features train")
+                                    progress=progress, desc="features train", accel=accel)
             f_val = extract_features(net.backbone, val.x, device=dev, in_chans=in_chans,
-                                     progress=progress, desc="features fold0")
+                                     progress=progress, desc="features fold0", accel=accel)
             save_file({"train": f_tr.contiguous(), "train_labels": tr.y.contiguous(),
                        "selection": f_val.contiguous(), "selection_labels": val.y.contiguous()},
                       str(run_dir / "features.safetensors"))
@@ -323,7 +387,9 @@ def _run_in_folder(*, model, meta, proto, overrides, seed, dev, input_size, data
             net.head.to(dev)
         else:
             res = fit(net, proto, tr, val, device=dev, seed=seed, in_chans=in_chans, log=log,
-                      progress=progress)
+                      progress=progress, accel=accel, dist=dist)
+            if not dist.is_main:
+                return None
         history = res.history
         selection = {"fold": proto.selection_fold, "metric": proto.selection_metric,
                      "best_epoch": res.best_epoch, "best_score": res.best_score,
@@ -348,7 +414,7 @@ def _run_in_folder(*, model, meta, proto, overrides, seed, dev, input_size, data
     for split in EVAL_SPLITS:
         data = load_split(data_path, split, input_size, progress=progress)
         prob = predict_proba(net, data.x, device=dev, in_chans=in_chans, progress=progress,
-                             desc=f"evaluate {split}")
+                             desc=f"evaluate {split}", accel=accel)
         rel = f"predictions/{split}.csv"
         write_predictions(run_dir / rel, data.case_ids, prob, labels=data.y.numpy())
         # Metrics come from the file as written, so re-scoring the file gives them exactly.
@@ -363,7 +429,8 @@ def _run_in_folder(*, model, meta, proto, overrides, seed, dev, input_size, data
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n",
                                           encoding="utf-8")
     # ----------------------------------------------------------------- config, report, entry
-    env = _environment(dev, threads, amp)
+    env = _environment(dev, threads, amp, dist.world_size,
+                       deterministic=dev.type == "cpu" and not dist.enabled and not accel.compile)
     finished = datetime.now(timezone.utc)
     wall = time.perf_counter() - t_start
     config = {
@@ -371,6 +438,7 @@ def _run_in_folder(*, model, meta, proto, overrides, seed, dev, input_size, data
         "model": meta.model_dump(mode="json"), "protocol": proto.to_dict(), "overrides": overrides,
         "eval_only": eval_only, "checkpoint": str(checkpoint) if checkpoint else None,
         "seed": seed, "input_size": input_size, "in_chans": in_chans,
+        "accel": accel.to_dict(), "world_size": dist.world_size,
         "pretrained": {"tag": choice_tag, "sha256": choice_sha},
         "dataset": {"name": manifest["name"], "version": manifest["version"],
                     "fingerprint": manifest["fingerprint"], "path": str(data_path)},

@@ -5,8 +5,16 @@ threads and ``torch.use_deterministic_algorithms(True)``; all randomness of a
 run (shuffling, augmentation, mix-up, dropout, initialisation) then flows from
 the seed, and two runs with the same seed and thread count give the same
 weights, predictions and metrics bit for bit. On CUDA the run uses automatic
-mixed precision (bfloat16 where supported) and channels-last memory, and is
-reproducible only up to the GPU's non-deterministic kernels.
+mixed precision (bfloat16 where supported), and is reproducible only up to the
+GPU's non-deterministic kernels.
+
+How a run uses its device (:class:`Accel`: mixed precision, memory format,
+``torch.compile``) is separate from the protocol: it changes speed and
+rounding, not what is computed. The whole training split lives on the device
+and is augmented there batch by batch, so a GPU never waits on a data loader;
+the loop reads nothing back from the device within an epoch (the loss is summed
+on the device), so the host queues work ahead of the GPU. Under ``torchrun``
+:func:`fit` trains with DistributedDataParallel (:mod:`thyroid_bench.distributed`).
 """
 
 from __future__ import annotations
@@ -25,13 +33,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from thyroid_bench.preprocess import SplitTensors, augment, mixup, to_channels
+from thyroid_bench.distributed import SINGLE, DistInfo
+from thyroid_bench.preprocess import SplitTensors, to_channels, train_batch
 from thyroid_bench.protocols import Protocol
 from thyroid_bench.schema import NUM_CLASSES
 
 __all__ = [
     "set_determinism",
     "resolve_device",
+    "Accel",
+    "resolve_accel",
+    "place_model",
     "TrainResult",
     "fit",
     "fit_linear_probe",
@@ -43,18 +55,75 @@ __all__ = [
 Log = Callable[[str], None]
 
 
-def resolve_device(device: str = "auto") -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; ``cpu`` / ``cuda`` / ``cuda:N`` as given."""
+def resolve_device(device: str = "auto", dist: DistInfo = SINGLE) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; ``cpu`` / ``cuda`` / ``cuda:N`` as given.
+
+    Under a multi-process launcher each rank takes CUDA device ``LOCAL_RANK``.
+    """
     from thyroid_bench.errors import ThyroidBenchError
 
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ThyroidBenchError(f"--device {device}: CUDA is not available on this machine "
                                 "(torch.cuda.is_available() is False); use --device cpu")
-    if device != "cpu" and not device.startswith("cuda"):
+    if device not in ("auto", "cpu") and not device.startswith("cuda"):
         raise ThyroidBenchError(f"--device {device!r}: expected auto, cpu, cuda or cuda:N")
-    return torch.device(device)
+    if device == "cpu" or (device == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    if dist.enabled:
+        return torch.device("cuda", dist.local_rank)
+    return torch.device("cuda" if device == "auto" else device)
+
+
+@dataclass(frozen=True)
+class Accel:
+    """How a run uses its device; the same computation, faster (and rounded differently).
+
+    ``amp``: autocast dtype (``"bfloat16"`` / ``"float16"``) or ``None`` for float32.
+    ``channels_last``: model and batches in NHWC memory format.
+    ``compile``: wrap the model in ``torch.compile`` (first steps are slow while it compiles).
+    """
+
+    amp: str | None = None
+    channels_last: bool = False
+    compile: bool = False
+
+    @property
+    def amp_dtype(self) -> torch.dtype:
+        return getattr(torch, self.amp) if self.amp else torch.float32
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"amp": self.amp, "channels_last": self.channels_last, "compile": self.compile}
+
+
+def resolve_accel(device: torch.device, *, amp: str = "auto", channels_last: str = "auto",
+                  compile: bool = False) -> Accel:
+    """Defaults per device: channels-last everywhere (oneDNN and cuDNN convolutions run
+    faster in NHWC; see BENCHMARKS.md); bfloat16 autocast on CUDA (float16 where bfloat16
+    is unsupported), float32 on the CPU. ``amp`` is ``auto``, ``off``, ``bf16`` or ``fp16``;
+    ``channels_last`` is ``auto``, ``on`` or ``off``.
+    """
+    from thyroid_bench.errors import ThyroidBenchError
+
+    cuda = device.type == "cuda"
+    names = {"off": None, "bf16": "bfloat16", "fp16": "float16"}
+    if amp == "auto":
+        amp_name = (("bfloat16" if torch.cuda.is_bf16_supported() else "float16") if cuda else None)
+    elif amp in names:
+        amp_name = names[amp]
+    else:
+        raise ThyroidBenchError(f"--amp {amp!r}: expected auto, off, bf16 or fp16")
+    if amp_name == "float16" and not cuda:
+        raise ThyroidBenchError("--amp fp16 needs CUDA (float16 autocast on the CPU is not "
+                                "supported); use --amp bf16 or off")
+    if channels_last not in ("auto", "on", "off"):
+        raise ThyroidBenchError(f"--channels-last {channels_last!r}: expected auto, on or off")
+    cl = channels_last in ("auto", "on")
+    return Accel(amp=amp_name, channels_last=cl, compile=compile)
+
+
+def default_accel(device: torch.device) -> Accel:
+    """:func:`resolve_accel` with every setting left to the device."""
+    return resolve_accel(device)
 
 
 def set_determinism(seed: int, num_threads: int | None = None, device: str = "cpu") -> int:
@@ -87,10 +156,18 @@ class TrainResult:
     train_s: float = 0.0
 
 
-def _amp(device: torch.device) -> tuple[bool, torch.dtype]:
-    if device.type != "cuda":
-        return False, torch.float32
-    return True, torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+def place_model(model: nn.Module, device: torch.device, accel: Accel) -> nn.Module:
+    """Move ``model`` to ``device`` in the memory format ``accel`` asks for (in place)."""
+    model.to(device)
+    if accel.channels_last:
+        model.to(memory_format=torch.channels_last)
+    return model
+
+
+def _batch(x: torch.Tensor, in_chans: int, accel: Accel) -> torch.Tensor:
+    """A 1-channel batch as the model takes it: replicated channels, memory format."""
+    x = to_channels(x, in_chans)
+    return x.contiguous(memory_format=torch.channels_last) if accel.channels_last else x
 
 
 def _optimizer(params: Any, protocol: Protocol) -> torch.optim.Optimizer:
@@ -127,99 +204,129 @@ def selection_scores(y_true: np.ndarray, prob: np.ndarray) -> dict[str, float]:
                                        average="macro", zero_division=0))}
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def predict_proba(model: nn.Module, x: torch.Tensor, *, device: torch.device, in_chans: int,
-                  batch_size: int = 64, progress: bool = False, desc: str = "predict") -> np.ndarray:
+                  batch_size: int = 64, progress: bool = False, desc: str = "predict",
+                  accel: Accel | None = None) -> np.ndarray:
     """Class probabilities (softmax in float64, rows sum to 1) for every image of ``x``."""
     from tqdm.auto import tqdm
 
+    accel = accel or default_accel(device)
     model.eval()
-    use_amp, amp_dtype = _amp(device)
     logits = []
     starts = range(0, len(x), batch_size)
     for s in tqdm(starts, desc=desc, unit="batch", disable=not progress, leave=False):
-        xb = to_channels(x[s:s + batch_size].to(device), in_chans)
-        if device.type == "cuda":
-            xb = xb.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-            out = model(xb)
-        logits.append(out.float().cpu())
-    z = torch.cat(logits).to(torch.float64) if logits else torch.empty((0, NUM_CLASSES), dtype=torch.float64)
+        xb = _batch(x[s:s + batch_size].to(device, non_blocking=True), in_chans, accel)
+        with torch.autocast(device.type, dtype=accel.amp_dtype, enabled=accel.amp is not None):
+            logits.append(model(xb).float())
+    z = torch.cat(logits).to("cpu", torch.float64) if logits else torch.empty((0, NUM_CLASSES),
+                                                                              dtype=torch.float64)
     return torch.softmax(z, dim=1).numpy()
+
+
+def _wrap(model: nn.Module, device: torch.device, accel: Accel, dist: DistInfo) -> nn.Module:
+    """The module the training step calls: DDP around the model, then ``torch.compile``."""
+    step_model = model
+    if dist.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+
+        step_model = DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    if accel.compile:
+        step_model = torch.compile(step_model)
+    return step_model
 
 
 def fit(model: nn.Module, protocol: Protocol, train: SplitTensors, val: SplitTensors, *,
         device: torch.device, seed: int, in_chans: int, log: Log = print,
-        progress: bool = True) -> TrainResult:
+        progress: bool = True, accel: Accel | None = None, dist: DistInfo = SINGLE) -> TrainResult:
     """Train ``model`` on ``train`` under ``protocol``; keep the epoch best on ``val`` (fold 0).
 
     The model ends holding the weights of the best epoch (by
-    ``protocol.selection_metric``, ties to the earlier epoch).
+    ``protocol.selection_metric``, ties to the earlier epoch). Under a
+    multi-process group (``dist``) each rank trains on its slice of every batch
+    and rank 0 alone validates; the others follow its early-stopping decision.
     """
     from tqdm.auto import tqdm
 
+    from thyroid_bench.errors import ThyroidBenchError
+
+    accel = accel or default_accel(device)
     gen = torch.Generator().manual_seed(seed)
-    model.to(device)
-    if device.type == "cuda":
-        model.to(memory_format=torch.channels_last)
-    use_amp, amp_dtype = _amp(device)
+    place_model(model, device, accel)
     opt = _optimizer([p for p in model.parameters() if p.requires_grad], protocol)
     n = len(train)
     bs = min(protocol.batch_size, n)
+    if bs % dist.world_size:
+        raise ThyroidBenchError(f"batch size {bs} does not split evenly over {dist.world_size} "
+                                "processes; pass --batch-size a multiple of the process count")
+    share = bs // dist.world_size
+    mine = slice(dist.rank * share, (dist.rank + 1) * share)
     steps = n // bs if n >= bs else 1  # drop the last incomplete batch (BatchNorm needs > 1)
     sched = _schedule(opt, protocol, steps)
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+    use_amp = accel.amp is not None
+    scaler = torch.amp.GradScaler("cuda", enabled=accel.amp == "float16")
+    step_model = _wrap(model, device, accel, dist)
     x_all = train.x.to(device)
     y_all = train.y.to(device)
+    x_val = val.x.to(device)
     best = TrainResult(best_epoch=-1, best_score=-math.inf, epochs_run=0)
     best_state: dict[str, torch.Tensor] | None = None
     since_best = 0
     t0 = time.perf_counter()
     for epoch in range(1, protocol.epochs + 1):
-        model.train()
+        step_model.train()
         order = torch.randperm(n, generator=gen)
-        total_loss = 0.0
+        loss_sum = torch.zeros((), device=device)
         bar = tqdm(range(steps), desc=f"epoch {epoch}/{protocol.epochs}", unit="batch",
-                   disable=not progress, leave=False)
+                   disable=not progress or not dist.is_main, leave=False)
         for b in bar:
             idx = order[b * bs:(b + 1) * bs].to(device)
-            xb = augment(x_all[idx], gen, hflip_p=protocol.hflip_p, rotation_deg=protocol.rotation_deg)
-            xb, target = mixup(xb, y_all[idx], NUM_CLASSES, protocol.mixup_alpha, gen)
-            xb = to_channels(xb, in_chans)
-            if device.type == "cuda":
-                xb = xb.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-                out = model(xb)
+            # Every rank draws the whole batch's augmentation, so the stream is the seed's.
+            xb, target = train_batch(x_all, y_all, idx, gen, hflip_p=protocol.hflip_p,
+                                     rotation_deg=protocol.rotation_deg,
+                                     mixup_alpha=protocol.mixup_alpha, num_classes=NUM_CLASSES)
+            if dist.enabled:
+                xb, target = xb[mine], target[mine]
+            with torch.autocast(device.type, dtype=accel.amp_dtype, enabled=use_amp):
+                out = step_model(_batch(xb, in_chans, accel))
             loss = F.cross_entropy(out.float(), target, label_smoothing=protocol.label_smoothing)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(opt)
             scaler.update()
             sched.step()
-            total_loss += float(loss.detach())
-            bar.set_postfix(loss=f"{total_loss / (b + 1):.3f}")
+            loss_sum += loss.detach()  # stays on the device: no host sync within the epoch
         bar.close()
-        prob = predict_proba(model, val.x, device=device, in_chans=in_chans,
-                             batch_size=max(64, bs))
-        scores = selection_scores(val.y.numpy(), prob)
-        score = scores[protocol.selection_metric]
-        row = {"epoch": epoch, "train_loss": total_loss / steps, "lr": opt.param_groups[0]["lr"],
-               **{f"fold{protocol.selection_fold}_{k}": v for k, v in scores.items()},
-               "elapsed_s": round(time.perf_counter() - t0, 1)}
-        best.history.append(row)
-        improved = score > best.best_score
-        if improved:
-            best.best_epoch, best.best_score = epoch, score
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            since_best = 0
-        else:
-            since_best += 1
-        log(f"epoch {epoch:>3}/{protocol.epochs}  loss {row['train_loss']:.4f}  "
-            f"fold{protocol.selection_fold} acc {scores['accuracy']:.4f}  macro-F1 {scores['macro_f1']:.4f}"
-            f"{'  *best' if improved else ''}  ({row['elapsed_s']:.0f} s)")
+        stop = False
+        if dist.is_main:
+            prob = predict_proba(model, x_val, device=device, in_chans=in_chans,
+                                 batch_size=max(64, bs), accel=accel)
+            scores = selection_scores(val.y.numpy(), prob)
+            score = scores[protocol.selection_metric]
+            row = {"epoch": epoch, "train_loss": float(loss_sum) / steps,
+                   "lr": opt.param_groups[0]["lr"],
+                   **{f"fold{protocol.selection_fold}_{k}": v for k, v in scores.items()},
+                   "elapsed_s": round(time.perf_counter() - t0, 1)}
+            best.history.append(row)
+            improved = score > best.best_score
+            if improved:
+                best.best_epoch, best.best_score = epoch, score
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                since_best = 0
+            else:
+                since_best += 1
+            log(f"epoch {epoch:>3}/{protocol.epochs}  loss {row['train_loss']:.4f}  "
+                f"fold{protocol.selection_fold} acc {scores['accuracy']:.4f}  "
+                f"macro-F1 {scores['macro_f1']:.4f}{'  *best' if improved else ''}  "
+                f"({row['elapsed_s']:.0f} s)")
+            stop = bool(protocol.early_stopping_patience
+                        and since_best >= protocol.early_stopping_patience)
+            if stop:
+                log(f"early stop: no improvement on fold {protocol.selection_fold} for "
+                    f"{since_best} epochs")
         best.epochs_run = epoch
-        if protocol.early_stopping_patience and since_best >= protocol.early_stopping_patience:
-            log(f"early stop: no improvement on fold {protocol.selection_fold} for {since_best} epochs")
+        if dist.broadcast_flag(stop):
             break
     if best_state is not None:
         model.load_state_dict(best_state)
@@ -227,21 +334,22 @@ def fit(model: nn.Module, protocol: Protocol, train: SplitTensors, val: SplitTen
     return best
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def extract_features(backbone: nn.Module, x: torch.Tensor, *, device: torch.device, in_chans: int,
-                     batch_size: int = 64, progress: bool = True, desc: str = "features") -> torch.Tensor:
+                     batch_size: int = 64, progress: bool = True, desc: str = "features",
+                     accel: Accel | None = None) -> torch.Tensor:
     """Pooled backbone features (float32, on the CPU) of every image of ``x``."""
     from tqdm.auto import tqdm
 
+    accel = accel or default_accel(device)
     backbone.eval().to(device)
-    use_amp, amp_dtype = _amp(device)
     out = []
     for s in tqdm(range(0, len(x), batch_size), desc=desc, unit="batch", disable=not progress,
                   leave=False):
-        xb = to_channels(x[s:s + batch_size].to(device), in_chans)
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-            out.append(backbone(xb).float().cpu())
-    return torch.cat(out)
+        xb = _batch(x[s:s + batch_size].to(device, non_blocking=True), in_chans, accel)
+        with torch.autocast(device.type, dtype=accel.amp_dtype, enabled=accel.amp is not None):
+            out.append(backbone(xb).float())
+    return torch.cat(out).cpu()
 
 
 def fit_linear_probe(head: nn.Linear, protocol: Protocol, f_train: torch.Tensor, y_train: torch.Tensor,

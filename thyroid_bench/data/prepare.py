@@ -37,12 +37,15 @@ def prepare_synthetic(
     preview: Path | None = None,
     counts: dict[str, tuple[int, int, int, int]] | None = None,
     progress: bool = True,
+    workers: int | None = None,
 ) -> Path:
     """Build tsb-synthetic 1.0.0 (or a seeded variant) under ``home`` and return its folder.
 
     An existing complete version is kept unless ``force``. ``counts`` (per
     split, in class order) builds a smaller unofficial variant, for tests.
     ``preview`` also writes a PNG grid of example images per class and centre.
+    ``workers`` processes render the phantoms (default: every core); the images do
+    not depend on it.
     """
     seed = synthetic.OFFICIAL_SEED if seed is None else seed
     name = synthetic_name(seed) if counts is None else f"{synthetic_name(seed)}-mini"
@@ -53,9 +56,10 @@ def prepare_synthetic(
              progress)
     else:
         start = time.perf_counter()
+        workers = synthetic.default_workers() if workers is None else max(1, int(workers))
         _say(f"generating {name} {synthetic.VERSION} (seed {seed}): phantoms, collimator blur, "
-             "Poisson noise, three simulated readers", progress)
-        cohort = synthetic.generate_cohort(seed, counts=counts, progress=progress)
+             f"Poisson noise, three simulated readers ({workers} process(es))", progress)
+        cohort = synthetic.generate_cohort(seed, counts=counts, progress=progress, workers=workers)
         _say("writing 16-bit PNGs, parquet shards, manifest and card", progress)
         write_dataset(
             name, synthetic.VERSION, cohort, home=home, provenance=_provenance(seed, counts),

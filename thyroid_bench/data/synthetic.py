@@ -835,14 +835,60 @@ def _sample_split(split: str, seed: int, quota: tuple[int, ...]):
     return accepted, j
 
 
+def _render_chunk(args: tuple[Acquisition, int, int, list[tuple[int, LatentPatient]]]
+                  ) -> list[np.ndarray]:
+    """Worker: render a chunk of accepted patients (each with its own seeded image stream)."""
+    acq, seed, s, chunk = args
+    return [render(patient, acq, np.random.default_rng([seed, s, j, 2])) for j, patient in chunk]
+
+
+def _render_all(accepted: list, acq: Acquisition, seed: int, s: int, workers: int,
+                bar: Any) -> list[np.ndarray]:
+    """Images of ``accepted`` in order; with ``workers`` > 1 in a process pool (same pixels)."""
+    chunk = 16
+    chunks = [[(j, patient) for j, patient, _label, _readers in accepted[k:k + chunk]]
+              for k in range(0, len(accepted), chunk)]
+    tasks = [(acq, seed, s, c) for c in chunks]
+    images: list[np.ndarray] = []
+    if workers <= 1 or len(chunks) <= 1:
+        results: Any = map(_render_chunk, tasks)
+        pool = None
+    else:
+        from concurrent.futures import ProcessPoolExecutor
+
+        pool = ProcessPoolExecutor(max_workers=min(workers, len(chunks)))
+        results = pool.map(_render_chunk, tasks)
+    try:
+        for out in results:
+            images.extend(out)
+            if bar is not None:
+                bar.update(len(out))
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    return images
+
+
+def default_workers() -> int:
+    """Processes that render phantoms: the cores this process may use."""
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def generate_split(split: str, seed: int = OFFICIAL_SEED, *,
                    counts: tuple[int, int, int, int] | None = None,
-                   progress: bool = True) -> list[dict[str, Any]]:
+                   progress: bool = True, workers: int = 1) -> list[dict[str, Any]]:
     """Generate one split as rows in format v1 (``image`` a uint16 array of raw counts).
 
     ``counts`` (per class, schema order) overrides Table 1, e.g. for tiny test
     cohorts. Rows come in a deterministic shuffled order; ``train`` rows carry
-    folds 0-4 stratified by label, the other splits fold -1.
+    folds 0-4 stratified by label, the other splits fold -1. ``workers``
+    processes render the images; every image has its own seeded stream, so the
+    pixels do not depend on ``workers``.
     """
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
@@ -862,14 +908,18 @@ def generate_split(split: str, seed: int = OFFICIAL_SEED, *,
             idx = idx[frng.permutation(idx.size)]
             folds[idx] = (offset + np.arange(idx.size)) % 5
             offset += idx.size
-    items = enumerate(accepted)
+    bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        items = tqdm(items, total=len(accepted), desc=f"{NAME} {split}", unit="img")
+        bar = tqdm(total=len(accepted), desc=f"{NAME} {split}", unit="img")
+    try:
+        images = _render_all(accepted, acq, seed, s, workers, bar)
+    finally:
+        if bar is not None:
+            bar.close()
     rows = []
-    for i, (j, patient, label, _readers) in items:
-        image = render(patient, acq, np.random.default_rng([seed, s, j, 2]))
+    for i, ((_j, patient, label, _readers), image) in enumerate(zip(accepted, images, strict=True)):
         rows.append({
             "case_id": case_id(seed, split, i),
             "patient_id": patient_id(seed, split, i),
@@ -889,14 +939,15 @@ def generate_split(split: str, seed: int = OFFICIAL_SEED, *,
 
 def generate_cohort(seed: int = OFFICIAL_SEED, *,
                     counts: dict[str, tuple[int, int, int, int]] | None = None,
-                    progress: bool = True) -> dict[str, list[dict[str, Any]]]:
-    """Generate all three splits (``counts`` per split overrides Table 1)."""
+                    progress: bool = True, workers: int = 1) -> dict[str, list[dict[str, Any]]]:
+    """Generate all three splits (``counts`` per split overrides Table 1) with ``workers``
+    rendering processes."""
     if counts is not None:
         unknown = set(counts) - set(SPLITS)
         if unknown:
             raise ValueError(f"counts names unknown splits {sorted(unknown)}; expected {SPLITS}")
     return {split: generate_split(split, seed, counts=None if counts is None else counts.get(split),
-                                  progress=progress)
+                                  progress=progress, workers=workers)
             for split in SPLITS}
 
 

@@ -1,0 +1,212 @@
+"""Speed of training, evaluation and the data loader, each beside a bare loop in the same run.
+
+- Training: images/s of :func:`thyroid_bench.train.fit` (one epoch: the data loader,
+  augmentation, optimiser, schedule and the end-of-epoch selection pass on a
+  token fold) against a bare loop on the same network, resolution and batch:
+  a fixed tensor, forward, cross-entropy, backward, AdamW step. Goal: >= 0.9.
+- Evaluation: images/s of :func:`thyroid_bench.train.predict_proba` against a bare
+  ``model(x)`` loop under ``torch.inference_mode``. Goal: >= 0.95.
+- Data loader: images/s of the batches :func:`thyroid_bench.preprocess.train_batch`
+  delivers (index, flip, rotation, mix-up) against slicing an in-memory numpy
+  array; goal: the loader delivers at least 10x what the model trains on.
+
+On the CPU both sides use the ``quick`` protocol's input (64 x 64, batch 32) and
+the run's threads; on CUDA the ``paper`` protocol's native size and batch 12,
+with the run's default device settings (bf16 autocast, channels-last) on both
+sides. Models: ``timm:resnet18`` (small) and ``densenet169`` (a paper model).
+Run::
+
+    .venv/bin/pytest benchmarks/bench_train.py --benchmark-columns=min,mean,rounds -s
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from thyroid_bench.models.registry import create_model, describe_model
+from thyroid_bench.preprocess import SplitTensors, to_channels, train_batch
+from thyroid_bench.protocols import get_protocol
+from thyroid_bench.schema import NUM_CLASSES
+from thyroid_bench.train import default_accel, fit, predict_proba, set_determinism
+
+DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+PROTOCOL = get_protocol("paper" if DEVICE.type == "cuda" else "quick")
+STEPS = 8 if DEVICE.type == "cpu" else 50
+MODELS = ["timm:resnet18", "densenet169"]
+ACCEL = default_accel(DEVICE)
+_RATE: dict[str, float] = {}  # images/s by key, filled as the benchmarks run
+
+
+def _size(name: str) -> int:
+    meta = describe_model(name)
+    return max(PROTOCOL.input_size or meta.input_size, meta.min_input_size)
+
+
+def _split(n: int, size: int, seed: int) -> SplitTensors:
+    g = torch.Generator().manual_seed(seed)
+    return SplitTensors(torch.rand((n, 1, size, size), generator=g), torch.arange(n) % NUM_CLASSES,
+                        [f"c{i}" for i in range(n)], np.zeros(n, dtype=np.int64))
+
+
+def _sync() -> None:
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _model(name: str):
+    set_determinism(0, None, DEVICE.type)
+    net, meta = create_model(name, dropout=PROTOCOL.dropout)
+    net.to(DEVICE)
+    if ACCEL.channels_last:
+        net.to(memory_format=torch.channels_last)
+    return net, meta.in_chans
+
+
+def _report(benchmark, key: str, base_key: str, images: int, goal: float, what: str) -> None:
+    _RATE[key] = images / benchmark.stats.stats.min
+    benchmark.extra_info["images_per_s"] = _RATE[key]
+    if base_key in _RATE:
+        ratio = _RATE[key] / _RATE[base_key]
+        benchmark.extra_info.update(ratio_vs_baseline=ratio, goal=goal)
+        print(f"\n[bench_train] {what}: {_RATE[key]:.1f} img/s, bare loop {_RATE[base_key]:.1f} "
+              f"img/s, ratio {ratio:.3f} (goal >= {goal})")
+
+
+# --------------------------------------------------------------------------- training
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.benchmark(group="train")
+def test_train_bare_loop(benchmark, name):
+    size, bs = _size(name), PROTOCOL.batch_size
+    net, in_chans = _model(name)
+    opt = torch.optim.AdamW(net.parameters(), lr=PROTOCOL.lr, weight_decay=PROTOCOL.weight_decay)
+    x = torch.rand((bs, in_chans, size, size), device=DEVICE)
+    if ACCEL.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    y = (torch.arange(bs) % NUM_CLASSES).to(DEVICE)
+
+    def loop():
+        net.train()
+        for _ in range(STEPS):
+            with torch.autocast(DEVICE.type, dtype=ACCEL.amp_dtype, enabled=ACCEL.amp is not None):
+                out = net(x)
+            loss = F.cross_entropy(out.float(), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        _sync()
+
+    loop()  # warm-up (allocations, oneDNN / cuDNN kernel choice)
+    benchmark.pedantic(loop, rounds=2, iterations=1)
+    _RATE[f"train-bare-{name}"] = STEPS * bs / benchmark.stats.stats.min
+    benchmark.extra_info["images_per_s"] = _RATE[f"train-bare-{name}"]
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.benchmark(group="train")
+def test_train_fit(benchmark, name):
+    size, bs = _size(name), PROTOCOL.batch_size
+    net, in_chans = _model(name)
+    proto = PROTOCOL.with_overrides(epochs=1, pretrained=False)
+    train, val = _split(STEPS * bs, size, 0), _split(2, size, 1)  # a token selection fold
+
+    def one_epoch():
+        fit(net, proto, train, val, device=DEVICE, seed=0, in_chans=in_chans, log=lambda m: None,
+            progress=False, accel=ACCEL)
+        _sync()
+
+    one_epoch()  # warm-up
+    benchmark.pedantic(one_epoch, rounds=2, iterations=1)
+    _report(benchmark, f"train-fit-{name}", f"train-bare-{name}", STEPS * bs, 0.9,
+            f"fit() {name} {size}x{size} batch {bs}")
+
+
+# --------------------------------------------------------------------------- evaluation
+EVAL_N = 256 if DEVICE.type == "cpu" else 2048
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.benchmark(group="evaluate")
+def test_eval_bare_loop(benchmark, name):
+    net, in_chans = _model(name)
+    x = _split(EVAL_N, _size(name), 0).x.to(DEVICE)
+
+    @torch.inference_mode()
+    def loop():
+        net.eval()
+        for s in range(0, EVAL_N, 64):
+            xb = to_channels(x[s:s + 64], in_chans)
+            if ACCEL.channels_last:
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(DEVICE.type, dtype=ACCEL.amp_dtype, enabled=ACCEL.amp is not None):
+                net(xb)
+        _sync()
+
+    loop()
+    benchmark.pedantic(loop, rounds=3, iterations=1)
+    _RATE[f"eval-bare-{name}"] = EVAL_N / benchmark.stats.stats.min
+    benchmark.extra_info["images_per_s"] = _RATE[f"eval-bare-{name}"]
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.benchmark(group="evaluate")
+def test_eval_predict_proba(benchmark, name):
+    net, in_chans = _model(name)
+    x = _split(EVAL_N, _size(name), 0).x.to(DEVICE)
+
+    def predict():
+        prob = predict_proba(net, x, device=DEVICE, in_chans=in_chans, batch_size=64, accel=ACCEL)
+        assert prob.shape == (EVAL_N, NUM_CLASSES)
+
+    predict()
+    benchmark.pedantic(predict, rounds=3, iterations=1)
+    _report(benchmark, f"eval-predict-{name}", f"eval-bare-{name}", EVAL_N, 0.95,
+            f"predict_proba() {name}")
+
+
+# --------------------------------------------------------------------------- data loader
+LOADER_N = 1974  # the quick protocol's training images (train folds 1-4 of tsb-synthetic)
+
+
+@pytest.mark.benchmark(group="loader")
+def test_loader_numpy_slices(benchmark):
+    size, bs = _size("densenet169"), PROTOCOL.batch_size
+    arr = np.random.default_rng(0).random((LOADER_N, 1, size, size), dtype=np.float32)
+    order = np.random.default_rng(1).permutation(LOADER_N)
+
+    def epoch():
+        for b in range(LOADER_N // bs):
+            torch.from_numpy(arr[order[b * bs:(b + 1) * bs]]).to(DEVICE)
+        _sync()
+
+    benchmark.pedantic(epoch, rounds=3, iterations=1)
+    _RATE["loader-numpy"] = (LOADER_N // bs) * bs / benchmark.stats.stats.min
+    benchmark.extra_info["images_per_s"] = _RATE["loader-numpy"]
+
+
+@pytest.mark.benchmark(group="loader")
+def test_loader_train_batches(benchmark):
+    size, bs = _size("densenet169"), PROTOCOL.batch_size
+    split = _split(LOADER_N, size, 0)
+    x, y = split.x.to(DEVICE), split.y.to(DEVICE)
+    gen = torch.Generator().manual_seed(0)
+
+    def epoch():
+        order = torch.randperm(LOADER_N, generator=gen)
+        for b in range(LOADER_N // bs):
+            train_batch(x, y, order[b * bs:(b + 1) * bs].to(DEVICE), gen, hflip_p=PROTOCOL.hflip_p,
+                        rotation_deg=PROTOCOL.rotation_deg, mixup_alpha=PROTOCOL.mixup_alpha,
+                        num_classes=NUM_CLASSES)
+        _sync()
+
+    benchmark.pedantic(epoch, rounds=3, iterations=1)
+    _report(benchmark, "loader-train-batches", "loader-numpy", (LOADER_N // bs) * bs, 0.0,
+            "train_batch() (flip, rotation, mix-up)")
+    train_key = "train-fit-densenet169"
+    if train_key in _RATE:
+        headroom = _RATE["loader-train-batches"] / _RATE[train_key]
+        benchmark.extra_info.update(loader_vs_training=headroom, loader_goal=10.0)
+        print(f"[bench_train] loader {_RATE['loader-train-batches']:.0f} img/s = {headroom:.0f}x "
+              f"densenet169 training ({_RATE[train_key]:.1f} img/s; goal >= 10x)")
