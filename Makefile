@@ -39,8 +39,12 @@ test: install
 	-sh scripts/install-browser.sh   # Chromium for the leaderboard page tests (skipped without it)
 	$(VENV)/bin/pytest -q tests
 
+# The performance suites (about 5 minutes on 2 cores): results in benchmarks/results.json,
+# summarised as the table BENCHMARKS.md keeps.
 bench: install
-	$(VENV)/bin/pytest -q benchmarks --benchmark-only --benchmark-columns=min,mean,max,rounds
+	$(VENV)/bin/pytest -q -s benchmarks --benchmark-only --benchmark-columns=min,mean,max,rounds \
+	    --benchmark-json=benchmarks/results.json
+	$(PY) benchmarks/summarise.py benchmarks/results.json
 
 clean-venv:
 	rm -rf $(VENV)

@@ -82,6 +82,10 @@ def test_read_archive_all_cores(benchmark, archive):
     assert all(r["ok"] for r in results), [r["reason"] for r in results if not r["ok"]][:3]
     _TIMES["read"] = _best(benchmark)
     benchmark.extra_info["workers"] = os.cpu_count()
+    if "bare" in _TIMES:
+        ratio = _TIMES["bare"] / _TIMES["read"]
+        benchmark.extra_info.update(ratio_vs_baseline=ratio, goal=0.5)
+        assert ratio >= 0.5, f"reading runs at {ratio:.2f} x the bare loop's speed"
 
 
 @pytest.mark.benchmark(group="dicom ingestion")
@@ -94,6 +98,8 @@ def test_prepare_dicom_end_to_end(benchmark, archive):
     path = benchmark.pedantic(run, rounds=2, iterations=1)
     assert (path / "manifest.json").is_file()
     _TIMES["prepare"] = _best(benchmark)
+    if "bare" in _TIMES:
+        benchmark.extra_info["ratio_vs_baseline"] = _TIMES["bare"] / _TIMES["prepare"]
 
 
 def test_report_ratios(archive, capsys):

@@ -1,22 +1,49 @@
 #!/usr/bin/env bash
-# Reproduce the leaderboard's baselines: the paper's four models under the `quick`
-# protocol on tsb-synthetic 1.0.0, seeds 0-2, then submit them through `thyroid-bench submit`.
-#   bash scripts/run-baselines.sh            # about 1-2 hours on 2 CPU cores
-# Run folders go to runs/baselines/; an existing complete run is not redone.
+# Reproduce the leaderboard's baselines: the paper's four models under a protocol on
+# tsb-synthetic 1.0.0, seeds 0-2, then submit them through `thyroid-bench submit`.
+#   bash scripts/run-baselines.sh                          # quick on the CPU: 1-2 hours on 2 cores
+#   PROTOCOL=paper SEEDS=0 bash scripts/run-baselines.sh   # the paper's protocol on a GPU
+#   PROTOCOL=paper RUN_ARGS=--compile bash scripts/run-baselines.sh
+# Run folders go to runs/baselines/<model>-<protocol>-seed<N>/; an existing complete run is
+# not redone. With nvidia-smi present, GPU utilisation and memory are sampled every second
+# into runs/baselines/<model>-<protocol>-seed<N>.gpu.csv and summarised at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TB=${TB:-.venv/bin/thyroid-bench}
 MODELS=${MODELS:-"densenet169 resnet50 inception_v3 inception_resnet_v2"}
 SEEDS=${SEEDS:-"0 1 2"}
+PROTOCOL=${PROTOCOL:-quick}
+RUN_ARGS=${RUN_ARGS:-}
 $TB prepare
+mkdir -p runs/baselines
 for seed in $SEEDS; do
   for model in $MODELS; do
-    out=runs/baselines/$model-quick-seed$seed
+    out=runs/baselines/$model-$PROTOCOL-seed$seed
     if [ -f "$out/entry.json" ]; then echo "done already: $out"; continue; fi
     rm -rf "$out"
-    $TB run --model "$model" --protocol quick --seed "$seed" --out "$out" --quiet
+    sampler=
+    if command -v nvidia-smi >/dev/null; then
+      nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader,nounits -l 1 \
+        > "$out.gpu.csv" &
+      sampler=$!
+    fi
+    # shellcheck disable=SC2086  # RUN_ARGS is a list of options
+    $TB run --model "$model" --protocol "$PROTOCOL" --seed "$seed" --out "$out" --quiet $RUN_ARGS
+    if [ -n "$sampler" ]; then kill "$sampler"; fi
   done
 done
+for f in runs/baselines/*-"$PROTOCOL"-seed*.gpu.csv; do
+  [ -f "$f" ] || continue
+  awk -F', ' -v f="$f" '{u+=$1; if ($2>m) m=$2; n++} END {if (n) printf "%s: GPU utilisation mean %.0f%% over %d s, peak memory %d MiB\n", f, u/n, n, m}' "$f"
+done
+python3 - "$PROTOCOL" <<'PY'
+import json, pathlib, sys
+for p in sorted(pathlib.Path("runs/baselines").glob(f"*-{sys.argv[1]}-seed*/config.json")):
+    c = json.loads(p.read_text())
+    train = c["selection"].get("train_s") or 0
+    print(f"{p.parent.name}: wall {c['wall_time_s']} s, training {train} s, "
+          f"device {c['environment']['device_name']}")
+PY
 if [ "${SUBMIT:-1}" = 1 ]; then
-  $TB submit runs/baselines/*-quick-seed*
+  $TB submit runs/baselines/*-"$PROTOCOL"-seed*/
 fi

@@ -63,6 +63,19 @@ def test_accel_defaults_per_device_and_bad_values():
         resolve_accel(CPU, channels_last="yes")
 
 
+def test_cuda_settings_trade_determinism_for_speed_and_cpu_restores_it():
+    from thyroid_bench.train import set_determinism
+
+    try:
+        set_determinism(0, 1, "cuda")  # only flags: runs without a GPU
+        assert not torch.are_deterministic_algorithms_enabled()
+        assert torch.backends.cudnn.benchmark and torch.get_float32_matmul_precision() == "high"
+    finally:
+        set_determinism(0, 1, "cpu")
+    assert torch.are_deterministic_algorithms_enabled()
+    assert not torch.backends.cudnn.benchmark and torch.get_float32_matmul_precision() == "highest"
+
+
 class _Probe(nn.Module):
     """Records the memory format, dtype and autocast state of every batch it sees."""
 

@@ -84,8 +84,10 @@ def test_cli_prepare_default_home(monkeypatch, tmp_path, capsys):
     import thyroid_bench.data.prepare as prep
 
     real = prep.synthetic.generate_cohort
-    monkeypatch.setattr(prep.synthetic, "generate_cohort",
-                        lambda seed, counts=None, progress=True: real(seed, counts=MINI, progress=False))
+    def mini(seed, counts=None, progress=True, workers=1):
+        return real(seed, counts=MINI, progress=False, workers=workers)
+
+    monkeypatch.setattr(prep.synthetic, "generate_cohort", mini)
     monkeypatch.setenv("THYROID_BENCH_HOME", str(tmp_path))
     assert main(["prepare", "--seed", "3"]) == 0
     out = capsys.readouterr().out

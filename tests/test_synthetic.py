@@ -97,6 +97,15 @@ def test_same_seed_same_pixels_and_labels_other_seed_differs():
     assert not any(np.array_equal(x["image"], y["image"]) for x, y in zip(a, c))
 
 
+def test_rendering_on_several_processes_gives_the_same_pixels():
+    # 40 images: three chunks of 16, so two worker processes each render some.
+    one = S.generate_split("internal", 11, counts=(10, 10, 10, 10), progress=False, workers=1)
+    two = S.generate_split("internal", 11, counts=(10, 10, 10, 10), progress=False, workers=2)
+    assert [r["case_id"] for r in one] == [r["case_id"] for r in two]
+    assert all(np.array_equal(x["image"], y["image"]) for x, y in zip(one, two, strict=True))
+    assert len({r["image"].tobytes() for r in two}) == 40
+
+
 def test_acquisition_resolution_matches_its_datasheet_figure():
     for acq in S.ACQUISITIONS.values():
         assert acq.fwhm_mm(100.0) == pytest.approx(acq.system_fwhm_mm_at_100mm)
