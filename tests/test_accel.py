@@ -4,6 +4,7 @@ training under torchrun, exercised on the CPU (gloo backend, two processes)."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -157,3 +158,19 @@ def test_torchrun_batch_must_split_evenly(tiny, factory, tmp_path):
     assert proc.returncode != 0
     assert "batch size 7 does not split evenly over 2 processes" in proc.stderr
     assert not (tmp_path / "odd").exists()  # refused before any folder was made
+
+
+@pytest.mark.skipif(not (shutil.which("c++") or shutil.which("g++")),
+                    reason="torch.compile (inductor) needs a C++ compiler on the CPU")
+def test_compiled_training_gives_the_eager_result():
+    proto = get_protocol("quick").with_overrides(epochs=2, batch_size=4)
+    probs = {}
+    for compiled in (False, True):
+        torch.manual_seed(0)
+        net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(),
+                            nn.Linear(16, 4))
+        fit(net, proto, _split(16, 0), _split(4, 1), device=CPU, seed=0, in_chans=3,
+            log=lambda m: None, progress=False, accel=Accel(compile=compiled))
+        probs[compiled] = predict_proba(net, _split(8, 2).x, device=CPU, in_chans=3)
+    assert not np.allclose(probs[False], 0.25, atol=1e-4)  # a real output, not a constant
+    np.testing.assert_allclose(probs[True], probs[False], atol=1e-6)
