@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 SHOWN = ("images_per_s", "ratio_vs_baseline", "goal", "loader_vs_training", "loader_goal",
-         "time_ratio_vs_baseline", "scaling_vs_one_process", "workers", "speedup",
+         "baseline_images_per_s", "time_ratio_vs_baseline", "scaling_vs_one_process", "workers", "speedup",
          "resamples")
 
 

@@ -45,3 +45,15 @@ def tiny_splits() -> dict[str, list[dict]]:
     """A small three-split cohort of random images (train 20, internal 8, external 8)."""
     return {"train": make_rows("train", 20), "internal": make_rows("internal", 8),
             "external": make_rows("external", 8, matrix=16)}
+
+
+@pytest.fixture(scope="module")
+def tiny_run_dataset(tmp_path_factory):
+    """A dataset folder to train on: 40 train (8 per fold) / 16 internal / 16 external images."""
+    from thyroid_bench.data.format import write_dataset
+
+    root = tmp_path_factory.mktemp("tiny") / "tiny" / "1.0.0"
+    return write_dataset("tiny", "1.0.0", {"train": make_rows("train", 40),
+                                           "internal": make_rows("internal", 16, start=100),
+                                           "external": make_rows("external", 16, start=200)},
+                         root=root, provenance={"made_by": "tests"}, licence="cc0-1.0")

@@ -11,10 +11,8 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import make_rows
 from torch import nn
 
-from thyroid_bench.data.format import write_dataset
 from thyroid_bench.errors import ThyroidBenchError
 from thyroid_bench.predictions import read_predictions
 from thyroid_bench.preprocess import SplitTensors
@@ -37,12 +35,8 @@ def tiny_net(num_classes=4, in_chans=3):
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny") / "tiny" / "1.0.0"
-    return write_dataset("tiny", "1.0.0", {"train": make_rows("train", 40),
-                                           "internal": make_rows("internal", 16, start=100),
-                                           "external": make_rows("external", 16, start=200)},
-                         root=root, provenance={"made_by": "tests"}, licence="cc0-1.0")
+def tiny(tiny_run_dataset):
+    return tiny_run_dataset
 
 
 @pytest.fixture(scope="module")

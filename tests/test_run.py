@@ -6,9 +6,8 @@ import json
 
 import numpy as np
 import pytest
-from conftest import make_rows
 
-from thyroid_bench.data.format import read_split, write_dataset
+from thyroid_bench.data.format import read_split
 from thyroid_bench.entry import read_entry, sha256_file
 from thyroid_bench.errors import ThyroidBenchError, VerificationError
 from thyroid_bench.metrics import evaluate
@@ -22,13 +21,8 @@ FAST = dict(protocol="quick", epochs=1, batch_size=8, num_threads=1, bootstrap=5
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """40 train (8 per fold) / 16 internal / 16 external images of 32x32 Poisson counts."""
-    root = tmp_path_factory.mktemp("tiny") / "tiny" / "1.0.0"
-    return write_dataset("tiny", "1.0.0", {"train": make_rows("train", 40),
-                                           "internal": make_rows("internal", 16, start=100),
-                                           "external": make_rows("external", 16, start=200)},
-                         root=root, provenance={"made_by": "tests"}, licence="cc0-1.0")
+def tiny(tiny_run_dataset):
+    return tiny_run_dataset
 
 
 @pytest.fixture(scope="module")
