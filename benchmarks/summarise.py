@@ -12,9 +12,9 @@ import json
 import sys
 from pathlib import Path
 
-SHOWN = ("images_per_s", "ratio_vs_baseline", "goal", "loader_vs_training", "loader_goal",
-         "baseline_images_per_s", "time_ratio_vs_baseline", "scaling_vs_one_process", "workers", "speedup",
-         "resamples")
+SHOWN = ("images_per_s", "baseline_images_per_s", "ratio_vs_baseline", "goal",
+         "loader_vs_training", "loader_goal", "time_ratio_vs_baseline", "scaling_vs_one_process",
+         "workers", "speedup", "resamples")
 
 
 def _fmt(value) -> str:
