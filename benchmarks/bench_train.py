@@ -37,7 +37,7 @@ from thyroid_bench.models.registry import create_model, describe_model
 from thyroid_bench.preprocess import SplitTensors, to_channels, train_batch
 from thyroid_bench.protocols import get_protocol
 from thyroid_bench.schema import NUM_CLASSES
-from thyroid_bench.train import default_accel, fit, predict_proba, set_determinism
+from thyroid_bench.train import Accel, default_accel, fit, predict_proba, set_determinism
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 PROTOCOL = get_protocol("paper" if DEVICE.type == "cuda" else "quick")
@@ -137,6 +137,26 @@ def test_train_fit_vs_bare_loop(benchmark, name):
     base_s = _side_by_side(benchmark, one_epoch, bare_loop, ROUNDS)
     _report(benchmark, f"train-fit-{name}", STEPS * bs, base_s, 0.9,
             f"fit() {name} {size}x{size} batch {bs}")
+
+
+@pytest.mark.skipif(DEVICE.type != "cpu", reason="the CPU's memory-format choice")
+@pytest.mark.benchmark(group="train")
+def test_train_channels_last_vs_default_format_cpu(benchmark):
+    """The CPU default (channels-last) against the default memory format, both through fit()."""
+    name = "densenet169"
+    size, bs = _size(name), PROTOCOL.batch_size
+    proto = PROTOCOL.with_overrides(epochs=1, pretrained=False)
+    train, val = _split(STEPS * bs, size, 0), _split(2, size, 1)
+    nets = {cl: _model(name)[0] for cl in (True, False)}
+    nets[False].to(memory_format=torch.contiguous_format)
+
+    def epoch(cl: bool):
+        fit(nets[cl], proto, train, val, device=DEVICE, seed=0, in_chans=3, log=lambda m: None,
+            progress=False, accel=Accel(channels_last=cl))
+
+    base_s = _side_by_side(benchmark, lambda: epoch(True), lambda: epoch(False), ROUNDS)
+    _report(benchmark, "train-fit-channels-last", STEPS * bs, base_s, None,
+            f"fit() {name} channels-last vs default memory format (CPU)")
 
 
 # --------------------------------------------------------------------------- evaluation
