@@ -29,7 +29,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     r = sub.add_parser("run", help="train a model under a protocol, evaluate, write a run folder",
                        description="Train MODEL under a protocol on train folds 1-4 (fold 0 selects "
                        "the best epoch), evaluate on internal and external, and write a run folder "
-                       "with entry.json, predictions, metrics, report and checkpoint.")
+                       "with entry.json, predictions, metrics, report and checkpoint. Under torchrun "
+                       "or accelerate launch it trains data-parallel and rank 0 writes the folder.")
     r.add_argument("--model", required=True,
                    help="registered name (see `thyroid-bench models`), timm:<name>, "
                    "package.module:function or path/to/file.py:function")
@@ -65,8 +66,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="autocast dtype; auto: bf16 on CUDA (fp16 where bf16 is unsupported), "
                    "off on the CPU")
     a.add_argument("--channels-last", choices=["auto", "on", "off"], default="auto",
-                   help="NHWC memory format; auto: on (faster on CPU and CUDA); off reproduces "
-                   "CPU runs of thyroid-bench 0.1 bit for bit")
+                   help="NHWC memory format; auto: on (1.16x faster training on 2 CPU cores, "
+                   "see BENCHMARKS.md); off reproduces CPU runs of thyroid-bench 0.1 bit for bit")
     a.add_argument("--compile", action="store_true",
                    help="torch.compile the model for training (compiling takes minutes first)")
     r.set_defaults(func=_cmd_run)
