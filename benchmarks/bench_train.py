@@ -37,14 +37,14 @@ from thyroid_bench.models.registry import create_model, describe_model
 from thyroid_bench.preprocess import SplitTensors, to_channels, train_batch
 from thyroid_bench.protocols import get_protocol
 from thyroid_bench.schema import NUM_CLASSES
-from thyroid_bench.train import Accel, default_accel, fit, predict_proba, set_determinism
+from thyroid_bench.train import Accel, fit, predict_proba, resolve_accel, set_determinism
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 PROTOCOL = get_protocol("paper" if DEVICE.type == "cuda" else "quick")
 STEPS = 12 if DEVICE.type == "cpu" else 50
 ROUNDS = 3
 MODELS = ["timm:resnet18", "densenet169"]
-ACCEL = default_accel(DEVICE)
+ACCEL = resolve_accel(DEVICE)
 _RATE: dict[str, float] = {}  # images/s by key, filled as the benchmarks run
 
 

@@ -260,26 +260,19 @@ def _run(model, *, protocol, epochs, batch_size, seed, device, dataset, home, ou
     if not ok:
         raise ThyroidBenchError("rank 0 could not create the run folder (see its error); "
                                 "nothing was trained")
+    work = dict(model=model, meta=meta, proto=proto, overrides=overrides, seed=seed, dev=dev,
+                input_size=input_size, data_path=data_path, manifest=manifest, weights=weights,
+                require_pretrained=require_pretrained, checkpoint=checkpoint, ckpt_meta=ckpt_meta,
+                eval_only=eval_only, num_threads=num_threads, submitter=submitter,
+                bootstrap=bootstrap, t_start=t_start, accel=accel, dist=dist)
     if not dist.is_main:  # a worker: train its share, write nothing
-        _run_in_folder(
-            model=model, meta=meta, proto=proto, overrides=overrides, seed=seed, dev=dev,
-            input_size=input_size, data_path=data_path, manifest=manifest, run_dir=None,
-            weights=weights, require_pretrained=require_pretrained, checkpoint=checkpoint,
-            ckpt_meta=ckpt_meta, eval_only=eval_only, num_threads=num_threads,
-            submitter=submitter, bootstrap=bootstrap, progress=False, log=lambda msg: None,
-            t_start=t_start, accel=accel, dist=dist)
+        _run_in_folder(**work, run_dir=None, progress=False, log=lambda msg: None)
         return None
     incomplete = run_dir / "INCOMPLETE"
     incomplete.write_text(f"run started {started.isoformat()}; not finished\n", encoding="utf-8")
     log = _RunLog(run_dir / "train.log", echo=progress)
     try:
-        result = _run_in_folder(
-            model=model, meta=meta, proto=proto, overrides=overrides, seed=seed, dev=dev,
-            input_size=input_size, data_path=data_path, manifest=manifest, run_dir=run_dir,
-            weights=weights, require_pretrained=require_pretrained, checkpoint=checkpoint,
-            ckpt_meta=ckpt_meta, eval_only=eval_only, num_threads=num_threads,
-            submitter=submitter, bootstrap=bootstrap, progress=progress, log=log,
-            t_start=t_start, accel=accel, dist=dist)
+        result = _run_in_folder(**work, run_dir=run_dir, progress=progress, log=log)
     except KeyboardInterrupt:
         log("interrupted (Ctrl-C): the run folder is incomplete and has no entry.json")
         incomplete.write_text(f"run started {started.isoformat()}; interrupted (KeyboardInterrupt) "

@@ -99,8 +99,9 @@ def resolve_accel(device: torch.device, *, amp: str = "auto", channels_last: str
                   compile: bool = False) -> Accel:
     """Defaults per device: channels-last everywhere (measured 1.16x faster training on
     the CPU, see BENCHMARKS.md; the usual layout for cuDNN with mixed precision); bfloat16
-    autocast on CUDA (float16 where bfloat16 is unsupported), float32 on the CPU. ``amp`` is ``auto``, ``off``, ``bf16`` or ``fp16``;
-    ``channels_last`` is ``auto``, ``on`` or ``off``.
+    autocast on CUDA (float16 where bfloat16 is unsupported), float32 on the CPU.
+    ``amp`` is ``auto``, ``off``, ``bf16`` or ``fp16``; ``channels_last`` is ``auto``,
+    ``on`` or ``off``.
     """
     from thyroid_bench.errors import ThyroidBenchError
 
@@ -119,11 +120,6 @@ def resolve_accel(device: torch.device, *, amp: str = "auto", channels_last: str
         raise ThyroidBenchError(f"--channels-last {channels_last!r}: expected auto, on or off")
     cl = channels_last in ("auto", "on")
     return Accel(amp=amp_name, channels_last=cl, compile=compile)
-
-
-def default_accel(device: torch.device) -> Accel:
-    """:func:`resolve_accel` with every setting left to the device."""
-    return resolve_accel(device)
 
 
 def set_determinism(seed: int, num_threads: int | None = None, device: str = "cpu") -> int:
@@ -216,7 +212,7 @@ def predict_proba(model: nn.Module, x: torch.Tensor, *, device: torch.device, in
     """Class probabilities (softmax in float64, rows sum to 1) for every image of ``x``."""
     from tqdm.auto import tqdm
 
-    accel = accel or default_accel(device)
+    accel = accel or resolve_accel(device)
     model.eval()
     logits = []
     starts = range(0, len(x), batch_size)
@@ -256,7 +252,7 @@ def fit(model: nn.Module, protocol: Protocol, train: SplitTensors, val: SplitTen
 
     from thyroid_bench.errors import ThyroidBenchError
 
-    accel = accel or default_accel(device)
+    accel = accel or resolve_accel(device)
     gen = torch.Generator().manual_seed(seed)
     place_model(model, device, accel)
     opt = _optimizer([p for p in model.parameters() if p.requires_grad], protocol, device)
@@ -346,7 +342,7 @@ def extract_features(backbone: nn.Module, x: torch.Tensor, *, device: torch.devi
     """Pooled backbone features (float32, on the CPU) of every image of ``x``."""
     from tqdm.auto import tqdm
 
-    accel = accel or default_accel(device)
+    accel = accel or resolve_accel(device)
     backbone.eval().to(device)
     out = []
     for s in tqdm(range(0, len(x), batch_size), desc=desc, unit="batch", disable=not progress,
