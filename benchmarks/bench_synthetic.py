@@ -11,6 +11,8 @@ one process per core (the scaling with cores), and ``prepare`` is timed end to e
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
@@ -53,9 +55,7 @@ def test_generate_internal_split(benchmark):
 @pytest.mark.benchmark(group="synthetic")
 def test_generate_internal_split_all_cores(benchmark):
     """The same split rendered by one process per core: identical pixels, shorter wall time."""
-    from thyroid_bench.data.synthetic import default_workers
-
-    workers = default_workers()
+    workers = os.cpu_count() or 1
     rows = benchmark.pedantic(generate_split, args=("internal",),
                               kwargs={"progress": False, "workers": workers}, rounds=3, iterations=1)
     assert len(rows) == N

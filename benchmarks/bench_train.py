@@ -121,7 +121,7 @@ def test_train_fit_vs_bare_loop(benchmark, name):
                                 weight_decay=PROTOCOL.weight_decay)
         bare_net.train()
         for _ in range(STEPS):
-            with torch.autocast(DEVICE.type, dtype=ACCEL.amp_dtype, enabled=ACCEL.amp is not None):
+            with ACCEL.autocast(DEVICE):
                 out = bare_net(x)
             loss = F.cross_entropy(out.float(), y)
             opt.zero_grad(set_to_none=True)
@@ -176,7 +176,7 @@ def test_eval_predict_proba_vs_bare_loop(benchmark, name):
             xb = to_channels(x[s:s + 64], in_chans)
             if ACCEL.channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(DEVICE.type, dtype=ACCEL.amp_dtype, enabled=ACCEL.amp is not None):
+            with ACCEL.autocast(DEVICE):
                 net(xb)
         _sync()
 

@@ -110,8 +110,8 @@ def read_checkpoint_metadata(path: str | os.PathLike) -> dict[str, str]:
     return meta
 
 
-def _environment(device: Any, threads: int, amp: bool, world_size: int = 1,
-                 deterministic: bool | None = None) -> Environment:
+def _environment(device: Any, threads: int, amp: bool, world_size: int,
+                 deterministic: bool) -> Environment:
     import timm
     import torch
 
@@ -134,9 +134,7 @@ def _environment(device: Any, threads: int, amp: bool, world_size: int = 1,
     return Environment(thyroid_bench=__version__, python=platform.python_version(),
                        torch=torch.__version__, timm=timm.__version__, numpy=np.__version__,
                        platform=platform.platform(), device=device.type, device_name=name,
-                       num_threads=threads,
-                       deterministic=device.type == "cpu" if deterministic is None else deterministic,
-                       amp=amp)
+                       num_threads=threads, deterministic=deterministic, amp=amp)
 
 
 def _make_run_dir(out: Path | None, runs_dir: Path, model: str, protocol: str, when: datetime) -> Path:

@@ -91,6 +91,10 @@ class Accel:
     def amp_dtype(self) -> torch.dtype:
         return getattr(torch, self.amp) if self.amp else torch.float32
 
+    def autocast(self, device: torch.device) -> torch.autocast:
+        """The autocast context for a forward pass (disabled when ``amp`` is ``None``)."""
+        return torch.autocast(device.type, dtype=self.amp_dtype, enabled=self.amp is not None)
+
     def to_dict(self) -> dict[str, Any]:
         return {"amp": self.amp, "channels_last": self.channels_last, "compile": self.compile}
 
@@ -218,7 +222,7 @@ def predict_proba(model: nn.Module, x: torch.Tensor, *, device: torch.device, in
     starts = range(0, len(x), batch_size)
     for s in tqdm(starts, desc=desc, unit="batch", disable=not progress, leave=False):
         xb = _batch(x[s:s + batch_size].to(device, non_blocking=True), in_chans, accel)
-        with torch.autocast(device.type, dtype=accel.amp_dtype, enabled=accel.amp is not None):
+        with accel.autocast(device):
             logits.append(model(xb).float())
     z = torch.cat(logits).to("cpu", torch.float64) if logits else torch.empty((0, NUM_CLASSES),
                                                                               dtype=torch.float64)
@@ -265,7 +269,6 @@ def fit(model: nn.Module, protocol: Protocol, train: SplitTensors, val: SplitTen
     mine = slice(dist.rank * share, (dist.rank + 1) * share)
     steps = n // bs if n >= bs else 1  # drop the last incomplete batch (BatchNorm needs > 1)
     sched = _schedule(opt, protocol, steps)
-    use_amp = accel.amp is not None
     scaler = torch.amp.GradScaler("cuda", enabled=accel.amp == "float16")
     step_model = _wrap(model, device, accel, dist)
     x_all = train.x.to(device)
@@ -289,7 +292,7 @@ def fit(model: nn.Module, protocol: Protocol, train: SplitTensors, val: SplitTen
                                      mixup_alpha=protocol.mixup_alpha, num_classes=NUM_CLASSES)
             if dist.enabled:
                 xb, target = xb[mine], target[mine]
-            with torch.autocast(device.type, dtype=accel.amp_dtype, enabled=use_amp):
+            with accel.autocast(device):
                 out = step_model(_batch(xb, in_chans, accel))
             loss = F.cross_entropy(out.float(), target, label_smoothing=protocol.label_smoothing)
             opt.zero_grad(set_to_none=True)
@@ -348,7 +351,7 @@ def extract_features(backbone: nn.Module, x: torch.Tensor, *, device: torch.devi
     for s in tqdm(range(0, len(x), batch_size), desc=desc, unit="batch", disable=not progress,
                   leave=False):
         xb = _batch(x[s:s + batch_size].to(device, non_blocking=True), in_chans, accel)
-        with torch.autocast(device.type, dtype=accel.amp_dtype, enabled=accel.amp is not None):
+        with accel.autocast(device):
             out.append(backbone(xb).float())
     return torch.cat(out).cpu()
 

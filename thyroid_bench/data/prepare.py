@@ -7,6 +7,7 @@ compares the result with the fingerprint pinned for the official release.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -56,7 +57,7 @@ def prepare_synthetic(
              progress)
     else:
         start = time.perf_counter()
-        workers = synthetic.default_workers() if workers is None else max(1, int(workers))
+        workers = max(1, int(workers or os.cpu_count() or 1))
         _say(f"generating {name} {synthetic.VERSION} (seed {seed}): phantoms, collimator blur, "
              f"Poisson noise, three simulated readers ({workers} process(es))", progress)
         cohort = synthetic.generate_cohort(seed, counts=counts, progress=progress, workers=workers)

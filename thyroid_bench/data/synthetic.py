@@ -835,48 +835,27 @@ def _sample_split(split: str, seed: int, quota: tuple[int, ...]):
     return accepted, j
 
 
-def _render_chunk(args: tuple[Acquisition, int, int, list[tuple[int, LatentPatient]]]
-                  ) -> list[np.ndarray]:
-    """Worker: render a chunk of accepted patients (each with its own seeded image stream)."""
-    acq, seed, s, chunk = args
-    return [render(patient, acq, np.random.default_rng([seed, s, j, 2])) for j, patient in chunk]
+def _render_one(task: tuple[Acquisition, int, int, int, LatentPatient]) -> np.ndarray:
+    """Render one accepted patient from its own seeded image stream (also in a worker)."""
+    acq, seed, s, j, patient = task
+    return render(patient, acq, np.random.default_rng([seed, s, j, 2]))
 
 
-def _render_all(accepted: list, acq: Acquisition, seed: int, s: int, workers: int,
-                bar: Any) -> list[np.ndarray]:
-    """Images of ``accepted`` in order; with ``workers`` > 1 in a process pool (same pixels)."""
-    chunk = 16
-    chunks = [[(j, patient) for j, patient, _label, _readers in accepted[k:k + chunk]]
-              for k in range(0, len(accepted), chunk)]
-    tasks = [(acq, seed, s, c) for c in chunks]
-    images: list[np.ndarray] = []
-    if workers <= 1 or len(chunks) <= 1:
-        results: Any = map(_render_chunk, tasks)
-        pool = None
-    else:
-        from concurrent.futures import ProcessPoolExecutor
+def _render_all(tasks: list, workers: int, progress: bool, desc: str) -> list[np.ndarray]:
+    """Images of ``tasks`` in order; with ``workers`` > 1 on a process pool (same pixels)."""
+    from concurrent.futures import ProcessPoolExecutor
 
-        pool = ProcessPoolExecutor(max_workers=min(workers, len(chunks)))
-        results = pool.map(_render_chunk, tasks)
+    from tqdm.auto import tqdm
+
+    bar = dict(total=len(tasks), desc=desc, unit="img", disable=not progress or None)
+    chunksize = 16  # amortises inter-process calls; a split has dozens of chunks per worker
+    if workers <= 1 or len(tasks) <= chunksize:
+        return list(tqdm(map(_render_one, tasks), **bar))
+    pool = ProcessPoolExecutor(max_workers=workers)
     try:
-        for out in results:
-            images.extend(out)
-            if bar is not None:
-                bar.update(len(out))
+        return list(tqdm(pool.map(_render_one, tasks, chunksize=chunksize), **bar))
     finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
-    return images
-
-
-def default_workers() -> int:
-    """Processes that render phantoms: the cores this process may use."""
-    import os
-
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        pool.shutdown(cancel_futures=True)  # on Ctrl-C, do not render the rest first
 
 
 def generate_split(split: str, seed: int = OFFICIAL_SEED, *,
@@ -908,16 +887,8 @@ def generate_split(split: str, seed: int = OFFICIAL_SEED, *,
             idx = idx[frng.permutation(idx.size)]
             folds[idx] = (offset + np.arange(idx.size)) % 5
             offset += idx.size
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(accepted), desc=f"{NAME} {split}", unit="img")
-    try:
-        images = _render_all(accepted, acq, seed, s, workers, bar)
-    finally:
-        if bar is not None:
-            bar.close()
+    images = _render_all([(acq, seed, s, j, patient) for j, patient, _label, _readers in accepted],
+                         workers, progress, f"{NAME} {split}")
     rows = []
     for i, ((_j, patient, label, _readers), image) in enumerate(zip(accepted, images, strict=True)):
         rows.append({
