@@ -2,7 +2,7 @@
 
 The archive is the synthetic reference cohort (``generate_cohort()``: 3087 studies of
 256 x 256 at centre 1, 302 of 128 x 128 at centre 2) saved by
-:mod:`thyroid_bench.data.dicom_writer` as NM Image Storage files with planted
+:mod:`thyroid_bench.testing.dicom_writer` as NM Image Storage files with planted
 identifiers. Three timings, best of their rounds, in one run:
 
 * ``bare loop``: ``pydicom.dcmread(f).pixel_array`` for every file, one process;
@@ -28,8 +28,8 @@ import time
 import numpy as np
 import pytest
 
-from thyroid_bench.data.dicom import list_archive, prepare_dicom, read_archive
-from thyroid_bench.data.dicom_writer import write_archive
+from thyroid_bench.data.dicom.ingest import list_archive, prepare_dicom, read_archive
+from thyroid_bench.testing.dicom_writer import write_archive
 
 _TIMES: dict[str, float] = {}
 _LIMIT = int(os.environ.get("BENCH_DICOM_STUDIES", "0") or 0)
@@ -38,20 +38,21 @@ _LIMIT = int(os.environ.get("BENCH_DICOM_STUDIES", "0") or 0)
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory):
     """The synthetic cohort written as a DICOM archive with a labels CSV (built once)."""
-    from thyroid_bench.data.synthetic import generate_cohort
+    from thyroid_bench.data.synthetic.generator import TASK, generate_cohort
 
     tmp = tmp_path_factory.mktemp("bench-dicom")
     t0 = time.perf_counter()
     cohort = generate_cohort(progress=False)
-    rows = [row for split in ("train", "internal", "external") for row in cohort[split]]
+    rows = [row for split in TASK.splits for row in cohort[split]]
     if _LIMIT:  # an even sample of both centres
         rows = [rows[i] for i in np.linspace(0, len(rows) - 1, min(_LIMIT, len(rows))).astype(int)]
-    written = write_archive(tmp / "archive", rows, seed=1)
+    written = write_archive(tmp / "archive", rows, seed=1, task=TASK)
     files = list_archive(written.root)
     for f in files:  # warm the page cache so neither contender pays for the first read
         (written.root / f).read_bytes()
     print(f"\n[bench_dicom] archive of {len(files)} files built in {time.perf_counter() - t0:.0f} s")
-    return {"root": written.root, "labels": written.labels_csv, "files": files, "tmp": tmp}
+    return {"root": written.root, "labels": written.labels_csv, "files": files, "tmp": tmp,
+            "task": TASK.name}
 
 
 def _bare_loop(root, files) -> int:
@@ -93,7 +94,8 @@ def test_prepare_dicom_end_to_end(benchmark, archive):
     def run():
         return prepare_dicom(dicom_dir=archive["root"], labels=archive["labels"], name="bench-dicom",
                              version="1.0.0", key_file=archive["tmp"] / "bench.key",
-                             external_centers=["center2"], home=archive["tmp"] / "home", force=True)
+                             external_centers=["center2"], home=archive["tmp"] / "home", force=True,
+                             task=archive["task"])
 
     path = benchmark.pedantic(run, rounds=2, iterations=1)
     assert (path / "manifest.json").is_file()

@@ -20,8 +20,10 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from thyroid_bench.metrics import _canonical_order, _figures, _prepare, _resamples, evaluate
-from thyroid_bench.schema import CLASS_NAMES
+from thyroid_bench.evaluation.metrics import _canonical_order, _figures, _prepare, _resamples, evaluate
+from thyroid_bench.tasks import get_task
+
+CLASS_NAMES = get_task("four-pattern").class_names
 
 N_CASES = 10_000
 RESAMPLES = 1_000

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
-from thyroid_bench.data.synthetic import TABLE1_COUNTS, generate_split
+from thyroid_bench.data.synthetic.generator import TABLE1_COUNTS, generate_split
 
 N = sum(TABLE1_COUNTS["internal"])  # 619 images, centre 1 (256 x 256)
 _TIMES: dict[str, float] = {}
@@ -72,8 +72,8 @@ def test_generate_internal_split_all_cores(benchmark):
 @pytest.mark.benchmark(group="prepare")
 def test_prepare_whole_cohort(benchmark, tmp_path):
     """``thyroid-bench prepare`` end to end: 3389 images generated on every core, encoded, written."""
-    from thyroid_bench.data.prepare import prepare_synthetic
-    from thyroid_bench.data.synthetic import TABLE1_COUNTS as COUNTS
+    from thyroid_bench.data.synthetic.prepare import prepare_synthetic
+    from thyroid_bench.data.synthetic.generator import TABLE1_COUNTS as COUNTS
 
     total = sum(sum(c) for c in COUNTS.values())
     home = iter(range(100))

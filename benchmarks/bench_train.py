@@ -1,13 +1,13 @@
 """Speed of training, evaluation and the data loader, each beside a bare loop in the same run.
 
-- Training: images/s of :func:`thyroid_bench.train.fit` (one epoch of ``STEPS``
+- Training: images/s of :func:`thyroid_bench.harness.train.fit` (one epoch of ``STEPS``
   batches: the data loader, augmentation, optimiser, schedule and the end-of-epoch
   selection pass on a token fold) against a bare loop on the same network,
   resolution and batch: a fresh AdamW, then ``STEPS`` times a fixed tensor,
   forward, cross-entropy, backward, step. Goal: >= 0.9.
-- Evaluation: images/s of :func:`thyroid_bench.train.predict_proba` against a bare
+- Evaluation: images/s of :func:`thyroid_bench.harness.train.predict_proba` against a bare
   ``model(x)`` loop under ``torch.inference_mode``. Goal: >= 0.95.
-- Data loader: images/s of the batches :func:`thyroid_bench.preprocess.train_batch`
+- Data loader: images/s of the batches :func:`thyroid_bench.harness.preprocess.train_batch`
   delivers (index, flip, rotation, mix-up) against slicing an in-memory numpy
   array; goal: the loader delivers at least 10x what the model trains on.
 
@@ -33,12 +33,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from thyroid_bench.models.registry import create_model, describe_model
-from thyroid_bench.preprocess import SplitTensors, to_channels, train_batch
-from thyroid_bench.protocols import get_protocol
-from thyroid_bench.schema import NUM_CLASSES
-from thyroid_bench.train import Accel, fit, predict_proba, resolve_accel, set_determinism
+from thyroid_bench.harness.preprocess import SplitTensors, to_channels, train_batch
+from thyroid_bench.harness.protocols import get_protocol
+from thyroid_bench.harness.train import Accel, fit, predict_proba, resolve_accel, set_determinism
+from thyroid_bench.models import create_model, describe_model
+from thyroid_bench.tasks import DEFAULT_TASK, get_task
 
+TASK = get_task(DEFAULT_TASK)
+NUM_CLASSES = TASK.num_classes
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 PROTOCOL = get_protocol("paper" if DEVICE.type == "cuda" else "quick")
 STEPS = 12 if DEVICE.type == "cpu" else 50
@@ -49,7 +51,7 @@ _RATE: dict[str, float] = {}  # images/s by key, filled as the benchmarks run
 
 
 def _size(name: str) -> int:
-    meta = describe_model(name)
+    meta = describe_model(name, num_classes=NUM_CLASSES)
     return max(PROTOCOL.input_size or meta.input_size, meta.min_input_size)
 
 
@@ -66,7 +68,7 @@ def _sync() -> None:
 
 def _model(name: str):
     set_determinism(0, None, DEVICE.type)
-    net, meta = create_model(name, dropout=PROTOCOL.dropout)
+    net, meta = create_model(name, num_classes=NUM_CLASSES, dropout=PROTOCOL.dropout)
     net.to(DEVICE)
     if ACCEL.channels_last:
         net.to(memory_format=torch.channels_last)
@@ -130,8 +132,8 @@ def test_train_fit_vs_bare_loop(benchmark, name):
         _sync()
 
     def one_epoch():
-        fit(net, proto, train, val, device=DEVICE, seed=0, in_chans=in_chans, log=lambda m: None,
-            progress=False, accel=ACCEL)
+        fit(net, proto, train, val, task=TASK, device=DEVICE, seed=0, in_chans=in_chans,
+            log=lambda m: None, progress=False, accel=ACCEL)
         _sync()
 
     base_s = _side_by_side(benchmark, one_epoch, bare_loop, ROUNDS)
@@ -151,8 +153,8 @@ def test_train_channels_last_vs_default_format_cpu(benchmark):
     nets[False].to(memory_format=torch.contiguous_format)
 
     def epoch(cl: bool):
-        fit(nets[cl], proto, train, val, device=DEVICE, seed=0, in_chans=3, log=lambda m: None,
-            progress=False, accel=Accel(channels_last=cl))
+        fit(nets[cl], proto, train, val, task=TASK, device=DEVICE, seed=0, in_chans=3,
+            log=lambda m: None, progress=False, accel=Accel(channels_last=cl))
 
     base_s = _side_by_side(benchmark, lambda: epoch(True), lambda: epoch(False), ROUNDS)
     _report(benchmark, "train-fit-channels-last", STEPS * bs, base_s, None,

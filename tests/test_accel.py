@@ -14,13 +14,15 @@ import torch
 from torch import nn
 
 from thyroid_bench.errors import ThyroidBenchError
-from thyroid_bench.predictions import read_predictions
-from thyroid_bench.preprocess import SplitTensors
-from thyroid_bench.protocols import get_protocol
-from thyroid_bench.run import run
-from thyroid_bench.train import Accel, fit, predict_proba, resolve_accel
+from thyroid_bench.evaluation.predictions import read_predictions
+from thyroid_bench.harness.preprocess import SplitTensors
+from thyroid_bench.harness.protocols import get_protocol
+from thyroid_bench.harness.run import run
+from thyroid_bench.harness.train import Accel, fit, predict_proba, resolve_accel
+from thyroid_bench.tasks import DEFAULT_TASK, get_task
 
 CPU = torch.device("cpu")
+TASK = get_task(DEFAULT_TASK)
 
 # A network without batch norm or dropout: a data-parallel step then equals the
 # single-process step on the same batch exactly (up to float summation order).
@@ -59,7 +61,7 @@ def test_accel_defaults_per_device_and_bad_values():
 
 
 def test_cuda_settings_trade_determinism_for_speed_and_cpu_restores_it():
-    from thyroid_bench.train import set_determinism
+    from thyroid_bench.harness.train import set_determinism
 
     try:
         set_determinism(0, 1, "cuda")  # only flags: runs without a GPU
@@ -77,7 +79,7 @@ class _Probe(nn.Module):
     def __init__(self):
         super().__init__()
         self.conv = nn.Conv2d(3, 4, 3)
-        self.fc = nn.Linear(4, 4)
+        self.fc = nn.Linear(4, TASK.num_classes)
         self.seen: list[tuple[bool, torch.dtype, bool]] = []
 
     def forward(self, x):
@@ -88,7 +90,7 @@ class _Probe(nn.Module):
 
 def _split(n: int, seed: int) -> SplitTensors:
     g = torch.Generator().manual_seed(seed)
-    return SplitTensors(torch.rand((n, 1, 16, 16), generator=g), torch.arange(n) % 4,
+    return SplitTensors(torch.rand((n, 1, 16, 16), generator=g), torch.arange(n) % TASK.num_classes,
                         [f"c{i}" for i in range(n)], np.zeros(n, dtype=np.int64))
 
 
@@ -96,14 +98,14 @@ def _split(n: int, seed: int) -> SplitTensors:
 def test_gpu_path_settings_reach_the_model_on_cpu(accel):
     probe = _Probe()
     proto = get_protocol("quick").with_overrides(epochs=1, batch_size=4)
-    fit(probe, proto, _split(8, 0), _split(4, 1), device=CPU, seed=0, in_chans=3, log=lambda m: None,
-        progress=False, accel=accel)
+    fit(probe, proto, _split(8, 0), _split(4, 1), task=TASK, device=CPU, seed=0, in_chans=3,
+        log=lambda m: None, progress=False, accel=accel)
     train_steps, val_pass = probe.seen[:2], probe.seen[2]
     want_dtype = torch.bfloat16 if accel.amp else torch.float32
     assert train_steps == [(accel.channels_last, want_dtype, False)] * 2
     assert val_pass == (accel.channels_last, want_dtype, True)  # selection runs in inference mode
     prob = predict_proba(probe, _split(5, 2).x, device=CPU, in_chans=3, accel=accel)
-    assert prob.shape == (5, 4) and np.allclose(prob.sum(1), 1.0)
+    assert prob.shape == (5, TASK.num_classes) and np.allclose(prob.sum(1), 1.0)
 
 
 def test_run_records_device_settings(tiny, factory, tmp_path):
@@ -138,8 +140,8 @@ def test_torchrun_two_processes_match_one_process(tiny, factory, tmp_path):
     assert config["world_size"] == 2
     assert [h["epoch"] for h in config["history"]] == [1, 2]
     for split in ("internal", "external"):
-        ddp = read_predictions(tmp_path / "ddp" / f"predictions/{split}.csv")
-        one = read_predictions(single.run_dir / f"predictions/{split}.csv")
+        ddp = read_predictions(tmp_path / "ddp" / f"predictions/{split}.csv", TASK)
+        one = read_predictions(single.run_dir / f"predictions/{split}.csv", TASK)
         assert ddp.case_ids == one.case_ids
         np.testing.assert_allclose(ddp.probs, one.probs, atol=1e-5)
         assert not np.allclose(one.probs, 0.25, atol=1e-3)  # it trained: not a constant guess
@@ -162,9 +164,9 @@ def test_compiled_training_gives_the_eager_result():
     for compiled in (False, True):
         torch.manual_seed(0)
         net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(),
-                            nn.Linear(16, 4))
-        fit(net, proto, _split(16, 0), _split(4, 1), device=CPU, seed=0, in_chans=3,
+                            nn.Linear(16, TASK.num_classes))
+        fit(net, proto, _split(16, 0), _split(4, 1), task=TASK, device=CPU, seed=0, in_chans=3,
             log=lambda m: None, progress=False, accel=Accel(compile=compiled))
         probs[compiled] = predict_proba(net, _split(8, 2).x, device=CPU, in_chans=3)
-    assert not np.allclose(probs[False], 0.25, atol=1e-4)  # a real output, not a constant
+    assert not np.allclose(probs[False], 1 / TASK.num_classes, atol=1e-4)  # a real output, not a constant
     np.testing.assert_allclose(probs[True], probs[False], atol=1e-6)

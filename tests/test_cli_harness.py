@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from conftest import make_rows
 
 from thyroid_bench.cli import main
@@ -16,6 +18,18 @@ def test_models_lists_the_registry(capsys):
         line = next(line for line in out.splitlines() if f"`{name}`" in line)
         assert params in line
     assert "299x299" in out and "timm:<name>" in out
+
+
+def test_models_sizes_heads_by_the_task(capsys):
+    assert main(["models", "--task", "four-pattern", "--json"]) == 0
+    models = {m["name"]: m for m in json.loads(capsys.readouterr().out)}
+    # ResNet-50 without its ImageNet FC (23,508,032 parameters), then the paper's head
+    # FC 2048->1024, FC 1024->256 and FC 256->4, weights and biases.
+    head = (2048 * 1024 + 1024) + (1024 * 256 + 256) + (256 * 4 + 4)
+    assert models["resnet50"]["parameters"] == 23_508_032 + head
+    assert models["resnet50"]["head"].endswith("FC 256->4")
+    assert main(["models", "--task", "no-such-task"]) == 2
+    assert "unknown task 'no-such-task'" in capsys.readouterr().err
 
 
 def test_run_unknown_model_exits_2(capsys, tmp_path):
@@ -35,3 +49,4 @@ def test_run_smoke_prints_table2(capsys, tmp_path):
     out = capsys.readouterr().out
     assert code == 0 and (tmp_path / "r" / "entry.json").is_file()
     assert "internal (n = 8)" in out and "external (n = 8)" in out and "Sensitivity" in out
+    assert "type III, n=2" in out  # the task's class codes head the columns

@@ -8,7 +8,7 @@ import stat
 
 import pytest
 
-from thyroid_bench.data.deid import (
+from thyroid_bench.data.dicom.deid import (
     KEY_BYTES,
     PSEUDONYM_HEX_CHARS,
     Pseudonymizer,

@@ -14,20 +14,39 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from thyroid_bench.data.deid import Pseudonymizer
-from thyroid_bench.data.dicom import (
-    N_FOLDS,
-    list_archive,
-    prepare_dicom,
-    read_archive,
-    stratified_group_bins,
-)
-from thyroid_bench.data.dicom_writer import CANARY_PREFIX, make_identity, write_archive
-from thyroid_bench.data.format import read_manifest, read_split, verify_dataset
+from thyroid_bench.data.dicom.deid import Pseudonymizer
+from thyroid_bench.data.dicom.ingest import list_archive, prepare_dicom, read_archive, stratified_group_bins
+from thyroid_bench.data.format import read_split
+from thyroid_bench.data.manifest import read_manifest
+from thyroid_bench.data.verify import verify_dataset
 from thyroid_bench.errors import DatasetError
+from thyroid_bench.tasks import (
+    MainScore,
+    Reference,
+    Target,
+    Task,
+    TaskClass,
+    get_task,
+    register_task,
+    unregister_task,
+)
+from thyroid_bench.testing.dicom_writer import CANARY_PREFIX, make_identity, write_archive
 
 SEED = 11
 SR_TEXT = "ZZCANARYZZSRTEXT"
+FOUR = get_task("four-pattern")
+# A two-class task defined here alone: ingestion must need no change to serve it.
+TOY = Task(
+    name="toy-residual",
+    description="residual thyroid tissue after thyroidectomy, yes or no (a test task)",
+    reference=Reference(citation="tests/test_dicom.py"),
+    modality="test phantoms",
+    target=Target(kind="binary", classes=(
+        TaskClass(index=0, name="no_residue", code="R0"),
+        TaskClass(index=1, name="residue", code="R1"),
+    )),
+    main_score=MainScore(metric="macro_f1", split="external"),
+)
 
 
 def _image(rng, n=32, level=6.0):
@@ -156,7 +175,7 @@ def test_every_file_is_ingested_or_rejected_with_its_reason(built):
         else:
             assert why in reasons[file], (file, reasons[file])
     manifest = read_manifest(built["path"])
-    ingest = manifest["provenance"]["ingest"]
+    ingest = manifest.provenance["ingest"]
     assert (ingest["files_seen"], ingest["ingested"], ingest["rejected"]) == \
         (len(files), len(table), len(rejected))
 
@@ -231,7 +250,7 @@ def test_patients_stay_in_one_split_and_external_is_its_centre(built):
     assert set(table.loc[table["split"] == "external", "center"]) == {"center2"}
     assert set(table.loc[table["split"] != "external", "center"]) == {"center1"}
     train = table[table["split"] == "train"]
-    assert set(train["fold"]) == set(range(N_FOLDS))
+    assert set(train["fold"]) == set(range(FOUR.folds))
     assert (train.groupby("patient_id")["fold"].nunique() == 1).all()
     assert (table.loc[table["split"] != "train", "fold"] == -1).all()
     # 20% of each class of centre 1's 39 studies held out, whole patients at a time.
@@ -247,7 +266,7 @@ def test_same_key_same_pseudonyms_other_key_different(built):
     again = prepare_dicom(dicom_dir=archive.root, labels=archive.labels_csv, name="westchina-test",
                           version="1.0.1", key_file=built["key_file"], external_centers=["center2"],
                           home=built["home"], workers=1)
-    assert read_manifest(again)["fingerprint"] == read_manifest(built["path"])["fingerprint"]
+    assert read_manifest(again).fingerprint == read_manifest(built["path"]).fingerprint
     other = prepare_dicom(dicom_dir=archive.root, labels=archive.labels_csv, name="westchina-test",
                           version="2.0.0", key_file=built["tmp"] / "other.key",
                           external_centers=["center2"], home=built["home"], workers=1)
@@ -285,7 +304,7 @@ def test_split_column_overrides_the_seeded_split(built, tmp_path):
             assert table.loc[case, "split"] == split
             checked += 1
     assert checked == len(table) == 47
-    assert read_manifest(out)["provenance"]["split"]["method"] == "official split column"
+    assert read_manifest(out).provenance["split"]["method"] == "official split column"
 
 
 def test_split_column_must_keep_a_patient_together(built, tmp_path):
@@ -302,7 +321,7 @@ def test_split_column_must_keep_a_patient_together(built, tmp_path):
 
 
 def test_provenance_lists_technical_fields_but_withholds_rare_text(built):
-    tech = read_manifest(built["path"])["provenance"]["technical"]
+    tech = read_manifest(built["path"]).provenance["technical"]
     # Every file's manufacturer/model/collimator is its own canary: one patient each, withheld.
     assert tech["manufacturers"] == {"[rare values withheld]": 47}
     assert tech["collimator_types"] == {"PARA": 47}
@@ -322,7 +341,7 @@ def test_realistic_technical_values_are_reported(tmp_path):
     archive = write_archive(tmp_path / "a", rows, canary_technical=False)
     out = prepare_dicom(dicom_dir=archive.root, labels=archive.labels_csv, name="tech",
                         version="1.0.0", key_file=tmp_path / "k", home=tmp_path / "h", workers=1)
-    tech = read_manifest(out)["provenance"]["technical"]
+    tech = read_manifest(out).provenance["technical"]
     assert tech["manufacturers"] == {"ACME Medical Systems": 6}
     assert tech["models"] == {"Gammascope 3000": 5, "[rare values withheld]": 1}
     assert tech["collimators"] == {"LEHR": 6}
@@ -339,7 +358,7 @@ def test_burned_in_annotation_is_ingested_only_when_allowed(tmp_path):
     allowed = prepare_dicom(version="1.0.1", allow_burned_in=True, **common)
     assert len(_table(refused)) == 4 and len(_rejected(refused)) == 1
     assert len(_table(allowed)) == 5 and _rejected(allowed) == []
-    assert read_manifest(allowed)["provenance"]["burned_in_allowed"] is True
+    assert read_manifest(allowed).provenance["burned_in_allowed"] is True
 
 
 def test_same_pixel_sum_is_not_a_duplicate(tmp_path):
@@ -354,6 +373,44 @@ def test_same_pixel_sum_is_not_a_duplicate(tmp_path):
     assert sorted(_table(out)["label"]) == [0, 1]
     assert [(r["file"], r["reason"]) for r in _rejected(out)] == [
         (archive.studies[2].path, "duplicate image: identical pixels to the study of labels line 2")]
+
+
+def test_another_tasks_archive_is_labelled_counted_and_stratified_by_its_classes(tmp_path):
+    register_task(TOY)
+    try:
+        rng = np.random.default_rng(6)
+        rows = [{"image": _image(rng, 8), "label": i % 2, "center": "center1" if i < 16 else "center2",
+                 "patient": f"p{i}"} for i in range(20)]
+        archive = write_archive(tmp_path / "a", rows, task=TOY, label_style="mixed")
+        with open(archive.labels_csv) as fh:  # names and codes of the toy task, alternately
+            assert [r[1] for r in list(csv.reader(fh))[1:5]] == ["no_residue", "R1", "no_residue", "R1"]
+        out = prepare_dicom(dicom_dir=archive.root, labels=archive.labels_csv, name="toy",
+                            version="1.0.0", key_file=tmp_path / "k", home=tmp_path / "h",
+                            external_centers=["center2"], workers=1, task="toy-residual")
+        manifest = read_manifest(out)
+        assert manifest.task == "toy-residual" and manifest.get_task() == TOY
+        assert [c["name"] for c in manifest.label_schema["classes"]] == ["no_residue", "residue"]
+        # 8 studies of each class at centre 1, one patient each: 20% held out is 1.6 -> 2 per class.
+        assert {s: m.class_counts for s, m in manifest.splits.items()} == {
+            "train": {"no_residue": 6, "residue": 6}, "internal": {"no_residue": 2, "residue": 2},
+            "external": {"no_residue": 2, "residue": 2}}
+        table = _table(out)
+        train = table[table["split"] == "train"]
+        # 6 train studies per class over 5 folds: every fold holds 1 or 2 of each class.
+        per_fold = train.groupby(["fold", "label"]).size()
+        assert len(per_fold) == TOY.folds * 2 and set(per_fold) <= {1, 2}
+        pseud = Pseudonymizer((tmp_path / "k").read_bytes())
+        labels = dict(zip(table["case_id"], table["label"]))
+        assert {pseud.case(s.uids[2]): s.label for s in archive.studies} == labels
+        assert verify_dataset(out).ok
+        # The four-pattern labels of the same archive are refused for the toy task.
+        four = write_archive(tmp_path / "b", rows[:4], labels_name="four.csv")
+        with pytest.raises(DatasetError, match=r"line 3: label 'II' is not a class; expected one "
+                                               r"of no_residue \(R0\), residue \(R1\)"):
+            prepare_dicom(dicom_dir=four.root, labels=four.labels_csv, name="toy", version="1.0.1",
+                          key_file=tmp_path / "k", home=tmp_path / "h", workers=1, task=TOY.name)
+    finally:
+        unregister_task(TOY.name)
 
 
 # --------------------------------------------------------------------------- errors
@@ -498,6 +555,15 @@ def test_stratified_group_bins_hits_the_targets_by_class():
     assert [int(((bins == 1) & (labels == k)).sum()) for k in range(4)] == [20, 10, 2, 8]
     folds = stratified_group_bins(labels, groups, [1.0] * 5, seed=0)
     assert [int(((folds == f) & (labels == 0)).sum()) for f in range(5)] == [20] * 5
+
+
+def test_stratified_group_bins_takes_the_tasks_class_count():
+    labels, groups = [0, 1, 1, 0], ["a", "b", "c", "d"]
+    # Classes absent from the labels change nothing.
+    assert np.array_equal(stratified_group_bins(labels, groups, [0.5, 0.5], seed=3, num_classes=4),
+                          stratified_group_bins(labels, groups, [0.5, 0.5], seed=3))
+    with pytest.raises(ValueError, match="class indices 0-1"):
+        stratified_group_bins([0, 2], ["a", "b"], [0.5, 0.5], seed=0, num_classes=2)
 
 
 def test_stratified_group_bins_never_splits_a_group_and_depends_on_seed():

@@ -6,14 +6,16 @@ import csv
 
 import numpy as np
 import pydicom
+import pytest
 
-from thyroid_bench.data.dicom_writer import (
+from thyroid_bench.testing.dicom_writer import (
     CANARY_PREFIX,
     NM_IMAGE_STORAGE,
     canary,
     make_identity,
     write_archive,
 )
+from thyroid_bench.tasks import MainScore, Reference, Target, Task, TaskClass
 
 # Coded or enumerated values that must hold their defined terms for the file to be an NM image.
 STRUCTURAL = {"SpecificCharacterSet", "Modality", "ImageType", "PatientSex", "BurnedInAnnotation",
@@ -94,7 +96,7 @@ def test_planted_covers_identifiers_and_birth_date_gives_the_age(tmp_path):
     s = archive.studies[1]  # odd rows carry no Patient's Age: the age comes from the dates
     ds = pydicom.dcmread(archive.root / s.path)
     assert "PatientAge" not in ds
-    from thyroid_bench.data.deid import age_in_years
+    from thyroid_bench.data.dicom.deid import age_in_years
 
     assert age_in_years(None, ds.PatientBirthDate, ds.StudyDate) == 64
     planted = archive.planted()
@@ -102,3 +104,19 @@ def test_planted_covers_identifiers_and_birth_date_gives_the_age(tmp_path):
                   ds.PatientBirthDate, ds.SOPInstanceUID, ds.StudyInstanceUID,
                   *str(ds.PatientName).split("^")):
         assert value in planted
+
+
+def test_labels_are_written_as_classes_of_the_given_task(tmp_path):
+    task = Task(name="toy-writer", description="a test task", reference=Reference(citation="test"),
+                modality="test", main_score=MainScore(metric="macro_f1", split="external"),
+                target=Target(kind="binary", classes=(TaskClass(index=0, name="absent"),
+                                                      TaskClass(index=1, name="present", code="P"))))
+    rng = np.random.default_rng(5)
+    rows = [{"image": rng.poisson(3, (8, 8)).astype(np.uint16), "label": k, "patient": f"p{k}"}
+            for k in (0, 1)]
+    for style, labels in [("name", ["absent", "present"]), ("type", ["absent", "P"])]:
+        archive = write_archive(tmp_path / style, rows, task=task, label_style=style)
+        with open(archive.labels_csv) as fh:
+            assert [r[1] for r in csv.reader(fh)][1:] == labels  # no code: the name
+    with pytest.raises(ValueError, match="label_style 'paper'"):
+        write_archive(tmp_path / "x", rows, task=task, label_style="paper")

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from thyroid_bench.entry import Entry, EntryError, read_entry, sha256_file, write_entry
+from thyroid_bench.evaluation.entry import Entry, EntryError, read_entry, write_entry
+from thyroid_bench.hashing import sha256_file
 from thyroid_bench.models import describe_model
 
 
@@ -14,7 +15,7 @@ def _entry() -> Entry:
     return Entry(
         run_id="timm-test_resnet-quick-20250101T000000Z", task="four-pattern",
         dataset={"name": "tiny", "version": "1.0.0", "fingerprint": "a" * 64},
-        model=describe_model("timm:test_resnet"),
+        model=describe_model("timm:test_resnet", num_classes=4),
         protocol={"name": "quick", "parameters": {"epochs": 1}},
         pretrained="none", seed=0, metrics={"internal": {"accuracy": 0.5}, "external": {"accuracy": 0.25}},
         predictions={"internal": {"path": "predictions/internal.csv", "sha256": "b" * 64, "rows": 4}},

@@ -12,7 +12,12 @@ from conftest import make_rows
 from thyroid_bench.cli import main
 from thyroid_bench.data import format as fmt
 from thyroid_bench.errors import DatasetError, VerificationError
-from thyroid_bench.schema import CLASS_NAMES
+from thyroid_bench.data.fingerprint import split_fingerprint
+from thyroid_bench.data.images import decode_image, encode_image
+from thyroid_bench.data.verify import verify_dataset
+from thyroid_bench.tasks import get_task
+
+CLASS_NAMES = get_task("four-pattern").class_names
 
 
 def _write(splits, tmp_path, **kw):
@@ -33,15 +38,15 @@ def test_round_trip_pixels_labels_and_manifest(tiny_splits, tmp_path):
     path = _write(tiny_splits, tmp_path)
     assert path == tmp_path / "toy" / "1.0.0"
     manifest = fmt.read_manifest(path)
-    assert manifest["splits"]["train"]["rows"] == 20
-    assert manifest["splits"]["train"]["class_counts"] == {n: 5 for n in CLASS_NAMES}
-    assert len(manifest["splits"]["train"]["files"]) == 3  # 20 rows, 7 per shard
+    assert manifest.splits["train"].rows == 20
+    assert manifest.splits["train"].class_counts == {n: 5 for n in CLASS_NAMES}
+    assert len(manifest.splits["train"].files) == 3  # 20 rows, 7 per shard
     for split, rows in tiny_splits.items():
         table = fmt.read_split(path, split)
         by_id = {r["case_id"]: r for r in rows}
         assert sorted(table["case_id"]) == sorted(by_id)
         for case_id, png, label in zip(table["case_id"], table["image"], table["label"]):
-            np.testing.assert_array_equal(fmt.decode_image(png), by_id[case_id]["image"])
+            np.testing.assert_array_equal(decode_image(png), by_id[case_id]["image"])
             assert label == by_id[case_id]["label"]
 
 
@@ -72,9 +77,9 @@ def test_package_loader_verifies(tiny_splits, tmp_path):
 def test_fingerprint_ignores_file_bytes_but_sees_one_pixel(tiny_splits, tmp_path):
     a = _write(tiny_splits, tmp_path / "a")
     b = fmt.write_dataset("toy", "1.0.0", tiny_splits, home=tmp_path / "b", rows_per_shard=1000)
-    assert fmt.read_manifest(a)["fingerprint"] == fmt.read_manifest(b)["fingerprint"]
+    assert fmt.read_manifest(a).fingerprint == fmt.read_manifest(b).fingerprint
     table = fmt.read_split(a, "train")
-    before = fmt.split_fingerprint(table)
+    before = split_fingerprint(table)
     # Re-encoding the PNGs at another compression level keeps the content fingerprint.
     from PIL import Image
     import io
@@ -86,30 +91,30 @@ def test_fingerprint_ignores_file_bytes_but_sees_one_pixel(tiny_splits, tmp_path
 
     recoded = table.assign(image=[reencode(p) for p in table["image"]])
     assert list(recoded["image"]) != list(table["image"])
-    assert fmt.split_fingerprint(recoded) == before
-    img = fmt.decode_image(table["image"][3]).copy()
+    assert split_fingerprint(recoded) == before
+    img = decode_image(table["image"][3]).copy()
     img[5, 5] += 1
     changed = table.copy()
-    changed.at[3, "image"] = fmt.encode_image(img)
-    assert fmt.split_fingerprint(changed) != before
+    changed.at[3, "image"] = encode_image(img)
+    assert split_fingerprint(changed) != before
 
 
 def test_16bit_counts_round_trip_exactly():
     img = np.array([[0, 1, 255, 256], [4095, 4096, 65534, 65535]], dtype=np.uint16)
-    np.testing.assert_array_equal(fmt.decode_image(fmt.encode_image(img)), img)
+    np.testing.assert_array_equal(decode_image(encode_image(img)), img)
     with pytest.raises(ValueError, match="0-65535"):
-        fmt.encode_image(np.array([[70000]]))
+        encode_image(np.array([[70000]]))
 
 
 def test_interrupted_write_leaves_nothing_that_loads(tiny_splits, tmp_path, monkeypatch):
     real = fmt._write_shards
     calls = []
 
-    def failing(table, split, data_dir, rows_per_shard):
+    def failing(table, split, data_dir, rows_per_shard, task):
         calls.append(split)
         if split == "internal":
             raise KeyboardInterrupt  # as if the user pressed Ctrl-C half-way
-        return real(table, split, data_dir, rows_per_shard)
+        return real(table, split, data_dir, rows_per_shard, task)
 
     monkeypatch.setattr(fmt, "_write_shards", failing)
     with pytest.raises(KeyboardInterrupt):
@@ -120,7 +125,7 @@ def test_interrupted_write_leaves_nothing_that_loads(tiny_splits, tmp_path, monk
     with pytest.raises(DatasetError, match="no complete version"):
         fmt.resolve_dataset("toy", home=tmp_path)
     monkeypatch.setattr(fmt, "_write_shards", real)
-    assert fmt.verify_dataset(_write(tiny_splits, tmp_path)).ok
+    assert verify_dataset(_write(tiny_splits, tmp_path)).ok
 
 
 def test_stale_temporary_folder_is_cleaned_and_never_resolved(tiny_splits, tmp_path):
@@ -136,7 +141,7 @@ def test_existing_version_needs_force(tiny_splits, tmp_path):
     _write(tiny_splits, tmp_path)
     with pytest.raises(DatasetError, match="already exists"):
         _write(tiny_splits, tmp_path)
-    assert fmt.verify_dataset(_write(tiny_splits, tmp_path, force=True)).ok
+    assert verify_dataset(_write(tiny_splits, tmp_path, force=True)).ok
 
 
 def test_writer_rejects_leakage_and_bad_rows(tiny_splits, tmp_path):
@@ -156,7 +161,7 @@ def test_writer_rejects_leakage_and_bad_rows(tiny_splits, tmp_path):
 
 
 def test_verify_passes_clean_dataset(tiny_splits, tmp_path):
-    report = fmt.verify_dataset(_write(tiny_splits, tmp_path))
+    report = verify_dataset(_write(tiny_splits, tmp_path))
     assert report.ok, report.problems
     assert report.rows == {"train": 20, "internal": 8, "external": 8}
     assert report.official is None  # not a pinned release
@@ -166,7 +171,7 @@ def test_verify_catches_planted_patient_leakage(tiny_splits, tmp_path):
     path = _write(tiny_splits, tmp_path)
     leaked = tiny_splits["train"][0]["patient_id"]
     _rewrite_shard(path, "external", lambda c: c["patient_id"].__setitem__(0, leaked))
-    report = fmt.verify_dataset(path)
+    report = verify_dataset(path)
     assert not report.ok
     assert any(f"patient_id '{leaked}' is in both train and external" in p for p in report.problems)
 
@@ -176,7 +181,7 @@ def test_verify_catches_identical_image_in_two_splits(tmp_path):
               "external": make_rows("external", 4, seed=2)}
     splits["internal"][1]["image"] = splits["train"][6]["image"].copy()
     splits["internal"][1]["label"] = splits["internal"][1]["label"]
-    report = fmt.verify_dataset(fmt.write_dataset("toy", "1.0.0", splits, home=tmp_path))
+    report = verify_dataset(fmt.write_dataset("toy", "1.0.0", splits, home=tmp_path))
     assert "1 identical image(s) in both train and internal" in report.problems
 
 
@@ -185,7 +190,7 @@ def test_verify_catches_wrong_counts(tiny_splits, tmp_path):
     manifest = json.loads((path / "manifest.json").read_text())
     manifest["splits"]["train"]["class_counts"]["focal_increased"] += 1
     (path / "manifest.json").write_text(json.dumps(manifest))
-    problems = fmt.verify_dataset(path).problems
+    problems = verify_dataset(path).problems
     assert len(problems) == 1 and "split train: class counts" in problems[0]
 
 
@@ -193,7 +198,7 @@ def test_verify_catches_a_corrupted_shard(tiny_splits, tmp_path):
     path = _write(tiny_splits, tmp_path)
     shard = sorted((path / "data").glob("internal-*.parquet"))[0]
     shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
-    report = fmt.verify_dataset(path)
+    report = verify_dataset(path)
     assert not report.ok
     assert any(shard.name in p and "corrupt or truncated" in p for p in report.problems)
     with pytest.raises(VerificationError, match=shard.name):
@@ -207,18 +212,18 @@ def test_verify_catches_an_undecodable_image_and_a_changed_pixel(tiny_splits, tm
         cols["image"][0] = {"bytes": cols["image"][0]["bytes"][:40], "path": None}
 
     _rewrite_shard(path, "train", break_png)
-    assert any("does not decode" in p for p in fmt.verify_dataset(path).problems)
+    assert any("does not decode" in p for p in verify_dataset(path).problems)
 
     path = _write(tiny_splits, tmp_path / "second")
 
     def bump_pixel(cols):
-        img = fmt.decode_image(cols["image"][2]["bytes"]).copy()
+        img = decode_image(cols["image"][2]["bytes"]).copy()
         img[0, 0] += 1
-        cols["image"][2] = {"bytes": fmt.encode_image(img), "path": None}
+        cols["image"][2] = {"bytes": encode_image(img), "path": None}
         cols["total_counts"][2] += 1
 
     _rewrite_shard(path, "external", bump_pixel)
-    problems = fmt.verify_dataset(path).problems
+    problems = verify_dataset(path).problems
     assert any("split external: content fingerprint" in p for p in problems)
 
 

@@ -16,16 +16,17 @@ from conftest import make_rows
 from thyroid_bench.cli import main
 from thyroid_bench.data import official
 from thyroid_bench.data.format import read_manifest, read_split, write_dataset
-from thyroid_bench.entry import (
-    DatasetRef,
+from thyroid_bench.evaluation.entry import (
     Entry,
     Environment,
     PredictionsFile,
     ProtocolRecord,
     read_entry,
-    sha256_file,
     write_entry,
 )
+from thyroid_bench.evaluation.metrics import evaluate, paired_bootstrap
+from thyroid_bench.evaluation.predictions import write_predictions
+from thyroid_bench.hashing import sha256_file
 from thyroid_bench.leaderboard import (
     HubError,
     LeaderboardError,
@@ -34,14 +35,15 @@ from thyroid_bench.leaderboard import (
     entry_json_schema,
     first_difference,
     load_entries,
+    markdown_table,
     render_leaderboard,
+    render_text,
     submit,
 )
-from thyroid_bench.leaderboard_render import markdown_table
-from thyroid_bench.metrics import evaluate, paired_bootstrap
 from thyroid_bench.models.registry import ModelMeta
-from thyroid_bench.predictions import write_predictions
-from thyroid_bench.schema import CLASS_NAMES
+from thyroid_bench.tasks.four_pattern import FOUR_PATTERN
+
+CLASS_NAMES = FOUR_PATTERN.class_names
 
 REPO = Path(__file__).resolve().parents[1]
 DATASET = ("tiny-lb", "1.0.0")
@@ -56,11 +58,11 @@ def make_dataset(home: Path) -> Path:
     return write_dataset(*DATASET, splits, home=home, synthetic=True, provenance={"test": True})
 
 
-def predictions_for(labels: np.ndarray, skill: float, seed: int) -> np.ndarray:
-    """Probabilities that put ``skill`` of the mass on the true class, the rest random."""
+def predictions_for(labels: np.ndarray, skill: float, seed: int, k: int = 4) -> np.ndarray:
+    """Probabilities over ``k`` classes that put ``skill`` of the mass on the true class, the rest random."""
     rng = np.random.default_rng(seed)
-    noise = rng.dirichlet(np.ones(4), size=len(labels))
-    onehot = np.eye(4)[labels]
+    noise = rng.dirichlet(np.ones(k), size=len(labels))
+    onehot = np.eye(k)[labels]
     p = skill * onehot + (1 - skill) * noise
     return p / p.sum(axis=1, keepdims=True)
 
@@ -70,21 +72,20 @@ def make_run(run_dir: Path, dataset: Path, *, model: str = "toy-a", seed: int = 
              parameters: int = 1_000_000, bootstrap: int = 1000, probs: dict | None = None) -> Path:
     """A run folder as ``thyroid-bench run`` leaves it: predictions, metrics, entry.json."""
     manifest = read_manifest(dataset)
+    task = manifest.get_task()
     metrics, files = {}, {}
     for k, split in enumerate(("internal", "external")):
         truth = read_split(dataset, split, columns=["case_id", "label"])
         ids = [str(c) for c in truth["case_id"]]
         y = truth["label"].to_numpy(dtype=np.int64)
         p = probs[split] if probs else predictions_for(
-            y, skill, (noise_seed if noise_seed is not None else seed) * 10 + k)
+            y, skill, (noise_seed if noise_seed is not None else seed) * 10 + k, task.num_classes)
         rel = f"predictions/{split}.csv"
-        write_predictions(run_dir / rel, ids, p, labels=y)
-        metrics[split] = evaluate(y, p, CLASS_NAMES, bootstrap=bootstrap, seed=0)
+        write_predictions(run_dir / rel, task, ids, p, labels=y)
+        metrics[split] = evaluate(y, p, task.class_names, bootstrap=bootstrap, seed=0)
         files[split] = PredictionsFile(path=rel, sha256=sha256_file(run_dir / rel), rows=len(ids))
     entry = Entry(
-        run_id=run_dir.name, task=manifest["task"],
-        dataset=DatasetRef(name=manifest["name"], version=manifest["version"],
-                           fingerprint=manifest["fingerprint"], synthetic=True),
+        run_id=run_dir.name, task=task.name, dataset=manifest.dataset_ref(),
         model=ModelMeta(name=model, source="thyroid-bench", architecture=model, head="fc",
                         parameters=parameters, input_size=64, in_chans=1, channel_policy="single"),
         protocol=ProtocolRecord(name=protocol, parameters={"name": protocol, "epochs": 3}),
@@ -163,7 +164,7 @@ def test_submit_stores_entry_predictions_labels_and_renders(world, run, tmp_path
         stored_labels = {r["case_id"]: CLASS_NAMES.index(r["label"]) for r in csv.DictReader(f)}
     assert stored_labels == dict(zip(truth["case_id"], truth["label"].astype(int)))
     info = json.loads((section / "dataset.json").read_text())
-    assert info["fingerprint"] == read_manifest(world["dataset"])["fingerprint"]
+    assert info["fingerprint"] == read_manifest(world["dataset"]).fingerprint
     # rendered pages and the schema were written; no staging folder is left behind
     assert "toy-a" in (lb / "README.md").read_text()
     assert "toy-a" in (lb / "index.html").read_text()
@@ -242,6 +243,10 @@ def _missing_split(run):
     edit_entry(run, lambda d: (d["predictions"].pop("external"), d["metrics"].pop("external")))
 
 
+def _unknown_task(run):
+    edit_entry(run, lambda d: d.update(task="no-such-task"))
+
+
 @pytest.mark.parametrize("tamper, check, says", [
     (_unknown_field, "schema", "favourite_colour"),
     (_wrong_type, "schema", "seed"),
@@ -254,6 +259,7 @@ def _missing_split(run):
     (_hash_mismatch, "predictions hash", "the file changed after the run"),
     (_path_escapes, "predictions path", "../outside.csv"),
     (_missing_split, "splits", "external"),
+    (_unknown_task, "task", "unknown task 'no-such-task'"),
     (_synthetic_flag, "dataset synthetic", "synthetic=False"),
 ], ids=lambda v: getattr(v, "__name__", None))
 def test_each_tampering_is_refused_and_nothing_written(world, run, tmp_path, tamper, check, says):
@@ -328,11 +334,11 @@ def test_local_dataset_with_another_fingerprint_refused(world, run, tmp_path):
     with pytest.raises(SubmissionError) as info:
         submit(run, leaderboard=tmp_path / "lb", home=home)
     assert info.value.check == "dataset fingerprint"
-    assert read_manifest(home / "tiny-lb" / "1.0.0")["fingerprint"] in str(info.value)
+    assert read_manifest(home / "tiny-lb" / "1.0.0").fingerprint in str(info.value)
 
 
 def test_official_pinned_version(world, run, tmp_path, monkeypatch):
-    fp = read_manifest(world["dataset"])["fingerprint"]
+    fp = read_manifest(world["dataset"]).fingerprint
     monkeypatch.setitem(official.OFFICIAL_FINGERPRINTS, DATASET, fp)
     # pinned and present: accepted
     assert submit(run, leaderboard=tmp_path / "lb", home=world["home"]).entry_ids
@@ -494,6 +500,37 @@ def test_empty_leaderboard_renders(tmp_path):
     assert "No entries yet" in (tmp_path / "lb" / "README.md").read_text()
 
 
+# --------------------------------------------------------------------------- the committed pages
+def test_committed_pages_are_the_rendered_ones(tmp_path):
+    """Rendering the repository's stored entries rewrites its pages byte for byte."""
+    copy = Path(shutil.copytree(REPO / "leaderboard", tmp_path / "lb"))
+    render_leaderboard(copy)
+    for name in ("README.md", "index.html", "schema/entry-v1.json"):
+        assert (copy / name).read_bytes() == (REPO / "leaderboard" / name).read_bytes(), (
+            f"leaderboard/{name} is not what the stored entries render to: run "
+            "`thyroid-bench leaderboard --render`")
+
+
+def test_page_css_and_js_are_package_data(tmp_path):
+    """index.html inlines templates/page.css and page.js, and pyproject ships every template."""
+    import fnmatch
+    from importlib.resources import files
+
+    tomllib = pytest.importorskip("tomllib")
+    templates = files("thyroid_bench.leaderboard") / "templates"
+    render_leaderboard(tmp_path / "lb")
+    page = (tmp_path / "lb" / "index.html").read_text()
+    for name in ("page.css", "page.js"):
+        text = (templates / name).read_text(encoding="utf-8")
+        assert text.strip() and text in page
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())
+    patterns = config["tool"]["setuptools"]["package-data"]["thyroid_bench"]
+    names = sorted(t.name for t in templates.iterdir())
+    assert names == ["how-to-submit.md", "page.css", "page.html", "page.js"]
+    for name in names:
+        assert any(fnmatch.fnmatch(f"leaderboard/templates/{name}", p) for p in patterns), name
+
+
 # --------------------------------------------------------------------------- schema file
 def test_committed_schema_file_is_the_generated_one():
     committed = REPO / "leaderboard" / "schema" / "entry-v1.json"
@@ -580,8 +617,8 @@ def test_cli_submit_and_leaderboard(world, run, tmp_path, capsys):
 
 # --------------------------------------------------------------------------- end to end
 def test_real_harness_run_is_accepted_and_rendered(world, tmp_path):
-    """The contract with the harness: a folder from thyroid_bench.run.run is accepted as is."""
-    from thyroid_bench.run import run as harness_run
+    """The contract with the harness: a folder from thyroid_bench.harness.run.run is accepted as is."""
+    from thyroid_bench.harness.run import run as harness_run
 
     result = harness_run("timm:test_resnet", protocol="quick", epochs=1, batch_size=8, num_threads=1,
                          dataset=world["dataset"], out=tmp_path / "run", seed=5, progress=False)
@@ -593,3 +630,82 @@ def test_real_harness_run_is_accepted_and_rendered(world, tmp_path):
     assert group.protocol == "quick (batch_size=8, epochs=1)" and group.seeds == [5]
     assert group.stats["external"]["macro_f1"].mean == result.metrics["external"]["macro_f1"]
     assert "`timm:test_resnet`" in (lb / "README.md").read_text()
+
+
+# --------------------------------------------------------------------------- another task
+@pytest.fixture(scope="module")
+def three_level(tmp_path_factory):
+    """A registered task with three classes (no codes) ranked by *internal accuracy*, and a
+    leaderboard with two models: one strong on the internal split, one on the external."""
+    from thyroid_bench.tasks import MainScore, Reference, Target, Task, TaskClass, register_task, unregister_task
+
+    task = register_task(Task(
+        name="three-level", description="grade into three levels", reference=Reference(citation="test"),
+        modality="test", target=Target(kind="ordinal", classes=tuple(
+            TaskClass(index=i, name=n) for i, n in enumerate(("low", "mid", "high")))),
+        main_score=MainScore(metric="accuracy", split="internal")))
+    base = tmp_path_factory.mktemp("lb-three")
+    splits = {"train": make_rows("train", 9), "internal": make_rows("internal", N_EVAL),
+              "external": make_rows("external", N_EVAL, matrix=16)}
+    for rows in splits.values():
+        for i, row in enumerate(rows):
+            row["label"] = i % 3
+    dataset = write_dataset("tiny-three", "1.0.0", splits, task=task, home=base / "home")
+    y = {s: read_split(dataset, s, columns=["label"])["label"].to_numpy(np.int64)
+         for s in ("internal", "external")}
+    runs = [make_run(base / "int", dataset, model="int-strong", probs={
+                "internal": predictions_for(y["internal"], 0.6, 1, 3),
+                "external": predictions_for(y["external"], 0.0, 2, 3)}),
+            make_run(base / "ext", dataset, model="ext-strong", probs={
+                "internal": predictions_for(y["internal"], 0.1, 3, 3),
+                "external": predictions_for(y["external"], 0.6, 4, 3)})]
+    lb = base / "lb"
+    submit(runs, leaderboard=lb, home=base / "home")
+    yield {"task": task, "dataset": dataset, "lb": lb, "runs": runs, "y": y}
+    unregister_task(task.name)
+
+
+def test_other_task_labels_files_use_its_classes(three_level):
+    section = three_level["lb"] / "entries" / "three-level" / "tiny-three@1.0.0"
+    truth = read_split(three_level["dataset"], "internal", columns=["case_id", "label"])
+    with open(section / "labels" / "internal.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert {r["label"] for r in rows} == {"low", "mid", "high"}
+    assert {r["case_id"]: ("low", "mid", "high").index(r["label"]) for r in rows} == dict(
+        zip(truth["case_id"], truth["label"].astype(int)))
+
+
+def test_other_task_ranked_by_its_main_score(three_level):
+    (section,) = render_leaderboard(three_level["lb"], write=False).sections
+    assert section.task is three_level["task"]
+    assert [g.model for g in section.groups] == ["int-strong", "ext-strong"]
+    accuracy = {g.model: g.stats["internal"]["accuracy"].mean for g in section.groups}
+    assert accuracy["int-strong"] > accuracy["ext-strong"]
+    # the paired bootstrap compares internal accuracy, over the task's three classes
+
+    def probs(model):
+        run = next(r for r in three_level["runs"] if read_entry(r / "entry.json").model.name == model)
+        with open(run / "predictions" / "internal.csv", newline="") as f:
+            rows = sorted(csv.DictReader(f), key=lambda r: r["case_id"])
+        return np.array([[float(r[f"prob_{c}"]) for c in ("low", "mid", "high")] for r in rows])
+
+    truth = read_split(three_level["dataset"], "internal", columns=["case_id", "label"]).sort_values("case_id")
+    expected = paired_bootstrap(truth["label"].to_numpy(np.int64), probs("ext-strong"), probs("int-strong"),
+                                metric="accuracy", resamples=1000, seed=0)
+    assert section.groups[1].vs_above["metric"] == "accuracy"
+    assert section.groups[1].vs_above["p_value"] == expected["p_value"]
+
+
+def test_other_task_columns_and_texts_follow_its_main_score(three_level):
+    lb = three_level["lb"]
+    readme = (lb / "README.md").read_text()
+    assert ("| Rank | Model | Protocol | Pretrained | Seeds | **Int. accuracy** | Ext. accuracy | "
+            "Macro AUC int. / ext. | Gap (accuracy, pp) | vs. row above | Params | Date |") in readme
+    assert "**Primary metric: internal accuracy**" in readme and "macro F1" not in readme
+    text = render_text(render_leaderboard(lb, write=False))
+    assert re.search(r"^rank\s+model\s+protocol\s+seeds\s+int acc\s+ext acc\s+gap acc\s+vs above$", text, re.M)
+    assert "ranked by mean internal accuracy" in text
+    page = (lb / "index.html").read_text()
+    assert 'data-key="internal.accuracy" data-type="num" data-first="descending">Int. accuracy ★</th>' in page
+    assert "<td>low</td>" in page and "<td>high</td>" in page and "low (type" not in page
+    assert "<thead><tr><th></th><th>low</th><th>mid</th><th>high</th></tr></thead>" in page  # confusion

@@ -6,7 +6,19 @@ import numpy as np
 import pytest
 
 from thyroid_bench.errors import PredictionsError
-from thyroid_bench.predictions import PROB_COLUMNS, read_predictions, write_predictions
+from thyroid_bench.evaluation import predictions as P
+from thyroid_bench.tasks import get_task
+
+TASK = get_task("four-pattern")
+PROB_COLUMNS = TASK.prob_columns
+
+
+def read_predictions(path, **kw):
+    return P.read_predictions(path, TASK, **kw)
+
+
+def write_predictions(path, *args, **kw):
+    return P.write_predictions(path, TASK, *args, **kw)
 
 HEADER = "case_id," + ",".join(PROB_COLUMNS)
 

@@ -8,11 +8,12 @@ import pytest
 from PIL import Image
 
 from thyroid_bench.cli import main
-from thyroid_bench.data.card import synthetic_card
-from thyroid_bench.data.format import read_manifest, render_card, resolve_dataset, verify_dataset
+from thyroid_bench.data.card import render_card, synthetic_card
+from thyroid_bench.data.format import resolve_dataset
+from thyroid_bench.data.manifest import read_manifest
 from thyroid_bench.data.official import pinned_fingerprint
-from thyroid_bench.data.prepare import prepare_synthetic, synthetic_name
-from thyroid_bench.schema import CLASS_NAMES
+from thyroid_bench.data.synthetic.prepare import prepare_synthetic, synthetic_name
+from thyroid_bench.data.verify import verify_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 MINI = {"train": (6, 5, 3, 4), "internal": (3, 3, 2, 2), "external": (2, 2, 1, 2)}
@@ -35,12 +36,14 @@ def test_official_build_matches_the_pinned_fingerprint(official):
 
 def test_official_build_has_table1_counts(official):
     manifest = read_manifest(official)
+    assert manifest.task == "four-pattern"
+    names = ("diffusely_increased", "diffusely_decreased", "focal_increased", "heterogeneous_uptake")
     expected = {"train": (1040, 902, 97, 429), "internal": (260, 226, 25, 108),
                 "external": (120, 49, 13, 120)}
     for split, counts in expected.items():
-        assert manifest["splits"][split]["class_counts"] == dict(zip(CLASS_NAMES, counts))
-    assert manifest["splits"]["external"]["center_counts"] == {"center2": 302}
-    assert manifest["synthetic"] is True
+        assert manifest.splits[split].class_counts == dict(zip(names, counts))
+    assert manifest.splits["external"].center_counts == {"center2": 302}
+    assert manifest.synthetic is True
 
 
 def test_repository_card_is_the_card_prepare_writes(official):
@@ -81,7 +84,7 @@ def test_tampered_official_is_not_official(official, tmp_path):
 
 
 def test_cli_prepare_default_home(monkeypatch, tmp_path, capsys):
-    import thyroid_bench.data.prepare as prep
+    import thyroid_bench.data.synthetic.prepare as prep
 
     real = prep.synthetic.generate_cohort
     def mini(seed, counts=None, progress=True, workers=1):
@@ -93,3 +96,79 @@ def test_cli_prepare_default_home(monkeypatch, tmp_path, capsys):
     out = capsys.readouterr().out
     assert f"dataset ready: {tmp_path / 'tsb-synthetic-seed3' / '1.0.0'}" in out
     assert resolve_dataset("tsb-synthetic-seed3") == tmp_path / "tsb-synthetic-seed3" / "1.0.0"
+
+
+# --------------------------------------------------------------------------- the card writer
+@pytest.fixture()
+def toy_manifest():
+    """An in-memory manifest of a registered toy task: two classes, three folds."""
+    from thyroid_bench.data.manifest import Manifest, SplitMeta
+    from thyroid_bench.tasks import register_task, unregister_task
+    from thyroid_bench.tasks.task import MainScore, Reference, Target, Task, TaskClass
+
+    task = register_task(Task(
+        name="toy-card", description="toy", reference=Reference(citation="Toy et al. 2030"),
+        modality="planar", folds=3, main_score=MainScore(metric="macro_f1", split="external"),
+        target=Target(kind="binary", classes=(
+            TaskClass(index=0, name="absent", reading="no residue"),
+            TaskClass(index=1, name="present", code="R", reading="residual tissue"))),
+    ))
+    counts = {"train": (3, 1), "internal": (1, 1), "external": (0, 2)}
+    splits = {s: SplitMeta(rows=sum(c), class_counts=dict(zip(task.class_names, c)),
+                           center_counts={"siteA": sum(c)}, fingerprint="f" * 64)
+              for s, c in counts.items()}
+    yield Manifest(name="toy-ds", version="0.1.0", task=task.name, label_schema=task.label_schema(),
+                   fingerprint="a" * 64, splits=splits, licence="other")
+    unregister_task(task.name)
+
+
+def test_card_sections_follow_the_manifests_task(toy_manifest):
+    from thyroid_bench.data.card import counts_table, format_section, labels_section
+
+    assert counts_table(toy_manifest).splitlines() == [
+        "| split | centre | absent | present (R) | total |",
+        "| --- | --- | --- | --- | --- |",
+        "| train | siteA | 3 | 1 | 4 |",
+        "| internal | siteA | 1 | 1 | 2 |",
+        "| external | siteA | 0 | 2 | 2 |",
+    ]
+    task = toy_manifest.get_task()
+    assert labels_section(task).splitlines()[-2:] == ["| 0 | `absent` |  | no residue |",
+                                                      "| 1 | `present` | R | residual tissue |"]
+    assert "## Labels (schema v1, task `toy-card`)" in labels_section(task)
+    assert "`fold` (0-2 in train, -1 elsewhere)" in format_section(task)
+    front = render_card(toy_manifest, "# body\n")
+    assert "          '0': absent\n          '1': present\n" in front
+    assert front.endswith("---\n\n# body\n") and "- n<1K" in front
+
+
+def test_dicom_card_is_rendered_from_the_manifest(toy_manifest):
+    from thyroid_bench.data.card import dicom_card
+
+    provenance = {
+        "ingest": {"files_seen": 9, "ingested": 7, "rejected": 2,
+                   "rejected_by_reason": {"no label row": 1, "duplicate image": 1}},
+        "labels_csv": {"split_column": False},
+        "split": {"external_centers": ["siteB"], "internal_fraction": 0.25, "seed": 3},
+        "pseudonymisation": {"key_id": "k123", "hex_digits_kept": 24},
+        "burned_in_allowed": False, "min_patients_per_reported_value": 5,
+    }
+    card = dicom_card(toy_manifest.model_copy(update={"provenance": provenance}),
+                      rejected_file="rejected.csv")
+    assert card.startswith("# toy-ds 0.1.0\n")
+    assert "The\ntask is `toy-card` (Toy et al. 2030): absent, present.\n" in card
+    assert ("centres siteB form `external`; the other centres' patients are split into `train` "
+            "and `internal` (75%/25%) by patient, stratified by label, with seed 3.") in card
+    assert "`train` rows carry a `fold` (0-2)\n" in card
+    assert "first 24 hex digits" in card and "(key id `k123`)" in card
+    assert "were rejected." in card and "at least\n5 patients share it" in card
+    assert "9 files were seen: 7 ingested, 2 rejected.\n`rejected.csv` lists" in card
+    # most frequent first, then by name
+    assert card.endswith("| reason | files |\n| --- | --- |\n| duplicate image | 1 |\n"
+                         "| no label row | 1 |\n")
+    provenance["labels_csv"]["split_column"] = True
+    provenance["ingest"]["rejected_by_reason"] = {}
+    card = dicom_card(toy_manifest.model_copy(update={"provenance": provenance}),
+                      rejected_file="rejected.csv")
+    assert "Splits follow the labels CSV's split column (an official split)." in card
+    assert card.endswith("| (none) | 0 |\n")

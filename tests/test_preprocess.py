@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from thyroid_bench.preprocess import (
+from thyroid_bench.harness.preprocess import (
     augment,
     hflip,
     mixup,

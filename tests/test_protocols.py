@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from thyroid_bench.protocols import (
+from thyroid_bench.harness.protocols import (
     PROTOCOLS,
     ProtocolError,
     default_protocol_name,
@@ -27,9 +27,51 @@ def test_quick_trains_from_scratch_small_and_selects_on_fold0():
     assert q.epochs < get_protocol("paper").epochs
 
 
-def test_linear_probe_freezes():
+def test_linear_probe_trains_the_head_and_leaves_the_backbone_bit_identical(
+        tiny_run_dataset, tmp_path, monkeypatch):
+    import numpy as np
+    import timm
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    import thyroid_bench.harness.train as train
+    from thyroid_bench.data.manifest import read_manifest
+    from thyroid_bench.evaluation.suites import selection_scores
+    from thyroid_bench.harness.run import run
+
     lp = get_protocol("linear-probe")
     assert lp.linear_probe and lp.pretrained and lp.selection_fold == 0
+    torch.manual_seed(7)  # random backbone weights, given as the "pretrained" file
+    src = timm.create_model("test_resnet", num_classes=0, in_chans=1)
+    before = {k: v.detach().clone().contiguous() for k, v in src.state_dict().items()}
+    save_file(before, str(tmp_path / "w.safetensors"))
+    heads_at_start = []
+    real_fit = train.fit_linear_probe
+
+    def spy(head, *args, **kwargs):
+        heads_at_start.append({k: v.detach().clone() for k, v in head.state_dict().items()})
+        return real_fit(head, *args, **kwargs)
+
+    monkeypatch.setattr(train, "fit_linear_probe", spy)
+    res = run("timm:test_resnet", dataset=tiny_run_dataset, out=tmp_path / "lp", protocol="linear-probe",
+              weights=tmp_path / "w.safetensors", epochs=4, num_threads=1, bootstrap=0, progress=False)
+    after = load_file(str(res.run_dir / "model.safetensors"))
+    backbone = {k.removeprefix("backbone."): v for k, v in after.items() if k.startswith("backbone.")}
+    assert backbone.keys() == before.keys()  # parameters and batch-norm statistics alike
+    for name, tensor in before.items():
+        assert torch.equal(backbone[name], tensor), name
+    assert set(after) - {f"backbone.{k}" for k in before} == {"head.weight", "head.bias"}
+    assert len(heads_at_start) == 1
+    assert not torch.equal(after["head.weight"], heads_at_start[0]["weight"])
+    # The stored head is the selected one: on the cached selection-fold features it scores
+    # the best score the run recorded.
+    features = load_file(str(res.run_dir / "features.safetensors"))
+    logits = features["selection"].double() @ after["head.weight"].double().T + after["head.bias"].double()
+    task = read_manifest(tiny_run_dataset).get_task()
+    scores = selection_scores(task, features["selection_labels"].numpy(),
+                              torch.softmax(logits, 1).numpy())
+    assert 1 <= res.entry.selection["best_epoch"] <= 4
+    assert np.isclose(scores[lp.selection_metric], res.entry.selection["best_score"], rtol=0, atol=1e-12)
 
 
 def test_overrides_and_json():

@@ -8,9 +8,17 @@ import warnings
 import numpy as np
 from PIL import Image
 
-from thyroid_bench.metrics import evaluate, gap
-from thyroid_bench.report import format_gap, format_table2, plot_confusion, plot_roc, write_report
-from thyroid_bench.schema import CLASS_NAMES
+from thyroid_bench.evaluation.metrics import gap
+from thyroid_bench.evaluation.suites import evaluate_task
+from thyroid_bench.evaluation.report import format_gap, format_table2, plot_confusion, plot_roc, write_report
+from thyroid_bench.tasks import get_task
+
+TASK = get_task("four-pattern")
+CLASS_NAMES = TASK.class_names
+
+
+def evaluate(y, p, **kw):
+    return evaluate_task(TASK, y, p, **kw)
 
 
 def _case(seed: int, n: int = 200, signal: float = 1.5):
@@ -30,7 +38,7 @@ def _row(text: str, label: str) -> list[str]:
 def test_table2_cells_are_the_metrics_as_percentages_with_cis():
     y, p = _case(0)
     m = evaluate(y, p, bootstrap=100)
-    text = format_table2(m)
+    text = format_table2(m, task=TASK)
     header = text.splitlines()[0]
     assert [header.index(n) for n in CLASS_NAMES] == sorted(header.index(n) for n in CLASS_NAMES)
     assert "type III, n=%d" % m["per_class"]["focal_increased"]["support"] in text
@@ -55,12 +63,12 @@ def test_table2_shows_undefined_as_na_and_markdown():
     p = np.full((6, 4), 0.1)
     p[np.arange(6), [0, 1, 1, 1, 3, 0]] = 0.7
     m = evaluate(y, p, bootstrap=0)
-    text = format_table2(m)
+    text = format_table2(m, task=TASK)
     sens = _row(text, "Sensitivity")
     assert sens[2] == "n/a"  # focal_increased has no cases
     assert sens[0] == "50.0"
     assert "bootstrap off" in text
-    md = format_table2(m, markdown=True)
+    md = format_table2(m, task=TASK, markdown=True)
     assert md.splitlines()[0].startswith("| % (95% CI) | diffusely_increased (type I, n=2)")
     assert "| PPV | 50.0 | 66.7 | n/a | 100.0 |" in md
 
@@ -87,7 +95,7 @@ def test_write_report_writes_figures_and_markdown(tmp_path):
     mi, me = evaluate(yi, pi, bootstrap=50), evaluate(ye, pe, bootstrap=50)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        path = write_report(tmp_path / "run", {"internal": mi, "external": me},
+        path = write_report(tmp_path / "run", TASK, {"internal": mi, "external": me},
                             {"internal": (yi, pi), "external": (ye, pe)},
                             title="Test run", extra_sections={"Configuration": "seed: 0"})
     assert path == tmp_path / "run" / "report.md"
@@ -100,7 +108,7 @@ def test_write_report_writes_figures_and_markdown(tmp_path):
     assert "## Internal-to-external gap" in text
     assert f"{100 * (mi['accuracy'] - me['accuracy']):+.1f}" in text
     assert text.rstrip().endswith("## Configuration\n\nseed: 0")
-    assert format_table2(mi, markdown=True) in text
+    assert format_table2(mi, task=TASK, markdown=True) in text
 
 
 def test_figures_with_an_absent_class(tmp_path):
@@ -117,7 +125,7 @@ def test_figures_with_an_absent_class(tmp_path):
 
 def test_report_without_predictions_has_no_roc(tmp_path):
     m = evaluate(*_case(6, n=60), bootstrap=0)
-    text = write_report(tmp_path, {"my split": m}, {}, title="t").read_text()
+    text = write_report(tmp_path, TASK, {"my split": m}, {}, title="t").read_text()
     assert "roc_" not in text
     assert (tmp_path / "figures" / "confusion_my-split.png").is_file()
     assert not list((tmp_path / "figures").glob("roc_*"))

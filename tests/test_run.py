@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
-import numpy as np
+import pandas as pd
 import pytest
+from sklearn.metrics import accuracy_score, f1_score
 
 from thyroid_bench.data.format import read_split
-from thyroid_bench.entry import read_entry, sha256_file
+from thyroid_bench.data.manifest import read_manifest
+from thyroid_bench.data.verify import verify_dataset
 from thyroid_bench.errors import ThyroidBenchError, VerificationError
-from thyroid_bench.metrics import evaluate
+from thyroid_bench.evaluation.entry import read_entry
+from thyroid_bench.evaluation.predictions import read_predictions
+from thyroid_bench.evaluation.suites import evaluate_task
+from thyroid_bench.harness.run import read_checkpoint_metadata, run
+from thyroid_bench.hashing import sha256_file
 from thyroid_bench.models import ModelError
-from thyroid_bench.predictions import read_predictions
-from thyroid_bench.run import read_checkpoint_metadata, run
-from thyroid_bench.schema import CLASS_NAMES
 
 MODEL = "timm:test_resnet"
 FAST = dict(protocol="quick", epochs=1, batch_size=8, num_threads=1, bootstrap=50, progress=False)
@@ -23,6 +27,11 @@ FAST = dict(protocol="quick", epochs=1, batch_size=8, num_threads=1, bootstrap=5
 @pytest.fixture(scope="module")
 def tiny(tiny_run_dataset):
     return tiny_run_dataset
+
+
+@pytest.fixture(scope="module")
+def task(tiny):
+    return read_manifest(tiny).get_task()
 
 
 @pytest.fixture(scope="module")
@@ -44,20 +53,16 @@ def test_run_folder_is_complete(first_run):
     assert "epoch   1/1" in (d / "train.log").read_text()
 
 
-def test_predictions_rescore_to_metrics_and_entry(first_run, tiny):
+def test_predictions_rescore_to_metrics_and_entry(first_run, tiny, task):
     d = first_run.run_dir
     metrics = json.loads((d / "metrics.json").read_text())
     entry = read_entry(d / "entry.json")
     for split in ("internal", "external"):
         table = read_split(tiny, split, columns=["case_id", "label"])
-        preds = read_predictions(d / f"predictions/{split}.csv",
+        preds = read_predictions(d / f"predictions/{split}.csv", task,
                                  expected_case_ids=table["case_id"]).align(table["case_id"])
-        rescored = evaluate(table["label"].to_numpy(), preds.probs, bootstrap=50, seed=0)
+        rescored = evaluate_task(task, table["label"].to_numpy(), preds.probs, bootstrap=50, seed=0)
         assert rescored == metrics[split] == entry.metrics[split]
-        assert entry.predictions[split].sha256 == sha256_file(d / f"predictions/{split}.csv")
-        assert entry.predictions[split].rows == len(table)
-    manifest = json.loads((tiny / "manifest.json").read_text())
-    assert entry.dataset.fingerprint == manifest["fingerprint"]
     assert entry.model.name == MODEL and entry.seed == 3 and entry.pretrained == "none"
     assert entry.protocol.name == "quick" and entry.protocol.parameters["epochs"] == 1
     assert entry.environment.device == "cpu" and entry.environment.num_threads == 1
@@ -108,7 +113,7 @@ def test_failed_verification_stops_before_training(tiny, tmp_path):
 
 
 def test_keyboard_interrupt_leaves_incomplete(tiny, tmp_path, monkeypatch):
-    import thyroid_bench.train as train
+    import thyroid_bench.harness.train as train
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
@@ -155,7 +160,46 @@ def test_weights_file_is_loaded_and_recorded(tiny, tmp_path):
     assert torch.all(state["backbone.conv1.0.weight"] == 0.01)  # the frozen backbone kept the file's weights
 
 
-def test_class_columns_follow_schema(first_run):
+def test_metrics_are_scikit_learns_figures_of_the_written_predictions(first_run, tiny, task):
+    d = first_run.run_dir
+    metrics = json.loads((d / "metrics.json").read_text())
+    assert list(metrics) == list(task.eval_splits) == ["internal", "external"]
+    for split in task.eval_splits:
+        frame = pd.read_csv(d / f"predictions/{split}.csv")
+        labels = read_split(tiny, split, columns=["case_id", "label"]).set_index("case_id")["label"]
+        y_true = labels.loc[frame["case_id"]].to_numpy()
+        y_pred = frame[list(task.prob_columns)].to_numpy().argmax(axis=1)
+        assert metrics[split]["n"] == len(frame) == len(labels) == 16
+        assert metrics[split]["accuracy"] == pytest.approx(accuracy_score(y_true, y_pred), abs=1e-12)
+        assert metrics[split]["macro_f1"] == pytest.approx(
+            f1_score(y_true, y_pred, average="macro", zero_division=0), abs=1e-12)
+        # The CSV's label column is the dataset's label, by class name.
+        assert frame["label"].tolist() == [task.class_names[y] for y in y_true]
+
+
+def test_entry_names_the_task_dataset_and_files_on_disk(first_run, tiny, task):
+    d = first_run.run_dir
+    entry = read_entry(d / "entry.json")
+    manifest = json.loads((tiny / "manifest.json").read_text())
+    assert entry.task == manifest["task"] == task.name == "four-pattern"
+    on_disk = verify_dataset(tiny)  # the fingerprint recomputed from the shards
+    assert on_disk.ok and on_disk.fingerprint == manifest["fingerprint"]
+    assert (entry.dataset.name, entry.dataset.version, entry.dataset.fingerprint) == \
+        ("tiny", "1.0.0", on_disk.fingerprint)
+    assert entry.dataset.synthetic is manifest["synthetic"] is False
+    assert sorted(entry.predictions) == sorted(task.eval_splits)
+    for split, pf in entry.predictions.items():
+        data = (d / pf.path).read_bytes()
+        assert pf.path == f"predictions/{split}.csv"
+        assert pf.sha256 == hashlib.sha256(data).hexdigest() == sha256_file(d / pf.path)
+        assert pf.rows == data.count(b"\n") - 1 == manifest["splits"][split]["rows"]
+    assert entry.metrics == json.loads((d / "metrics.json").read_text())
+    config = json.loads((d / "config.json").read_text())
+    assert config["task"] == task.name and config["dataset"]["fingerprint"] == manifest["fingerprint"]
+
+
+def test_class_columns_follow_the_task(first_run, task):
     header = (first_run.run_dir / "predictions/internal.csv").read_text().splitlines()[0].split(",")
-    assert header[1:5] == [f"prob_{c}" for c in CLASS_NAMES]
-    assert np.isfinite(first_run.metrics["internal"]["accuracy"])
+    assert header == ["case_id", *task.prob_columns, "label"]
+    assert task.prob_columns == ("prob_diffusely_increased", "prob_diffusely_decreased",
+                                 "prob_focal_increased", "prob_heterogeneous_uptake")

@@ -12,10 +12,21 @@ from sklearn import metrics as skm
 from conftest import make_rows
 from thyroid_bench.cli import main
 from thyroid_bench.errors import PredictionsError, ThyroidBenchError
-from thyroid_bench.metrics import evaluate
-from thyroid_bench.predictions import write_predictions
-from thyroid_bench.schema import CLASS_NAMES
-from thyroid_bench.scoring import score_predictions
+from thyroid_bench.evaluation.metrics import evaluate as _evaluate
+from thyroid_bench.evaluation import predictions
+
+
+def write_predictions(task, path, *args, **kw):
+    return predictions.write_predictions(path, task, *args, **kw)
+from thyroid_bench.tasks import get_task
+
+TASK = get_task("four-pattern")
+CLASS_NAMES = TASK.class_names
+
+
+def evaluate(y, p, **kw):
+    return _evaluate(y, p, CLASS_NAMES, **kw)
+from thyroid_bench.evaluation.scoring import score_predictions
 
 
 def _probs(y: np.ndarray, seed: int) -> np.ndarray:
@@ -42,14 +53,14 @@ def test_score_against_a_dataset_split(toy_dataset, tmp_path):
     path, ids, y = toy_dataset
     p = _probs(y, 0)
     perm = np.random.default_rng(1).permutation(len(ids))  # the file's row order is irrelevant
-    preds = write_predictions(tmp_path / "internal.csv", [ids[i] for i in perm], p[perm])
+    preds = write_predictions(TASK, tmp_path / "internal.csv", [ids[i] for i in perm], p[perm])
     res = score_predictions(preds, dataset="toy", split="internal", home=tmp_path / "home",
                             bootstrap=100, json_out=tmp_path / "out" / "scores.json")
-    from thyroid_bench.data.format import read_manifest
+    from thyroid_bench.data.manifest import read_manifest
 
     manifest = read_manifest(path)
     assert res["labels_from"] == "dataset" and res["split"] == "internal"
-    assert res["dataset"]["fingerprint"] == manifest["fingerprint"]
+    assert res["dataset"]["fingerprint"] == manifest.fingerprint and res["task"] == "four-pattern"
     assert res["dataset"]["version"] == "1.2.0"
     m = res["metrics"]
     assert m["n"] == 40
@@ -60,12 +71,12 @@ def test_score_against_a_dataset_split(toy_dataset, tmp_path):
     assert m == evaluate(y[order], p[order], bootstrap=100)
     assert json.loads((tmp_path / "out" / "scores.json").read_text()) == res
     # a label column that agrees with the dataset is accepted, one that disagrees is not
-    write_predictions(tmp_path / "with_labels.csv", ids, p, labels=y)
+    write_predictions(TASK, tmp_path / "with_labels.csv", ids, p, labels=y)
     assert score_predictions(tmp_path / "with_labels.csv", dataset=path, split="internal",
                              bootstrap=100)["metrics"] == m
     wrong = y.copy()
     wrong[3] = (wrong[3] + 1) % 4
-    write_predictions(tmp_path / "wrong.csv", ids, p, labels=wrong)
+    write_predictions(TASK, tmp_path / "wrong.csv", ids, p, labels=wrong)
     with pytest.raises(PredictionsError, match=f"disagrees with toy 1.2.0 split 'internal' on 1 case.*{ids[3]}"):
         score_predictions(tmp_path / "wrong.csv", dataset=path, split="internal", bootstrap=0)
 
@@ -73,17 +84,17 @@ def test_score_against_a_dataset_split(toy_dataset, tmp_path):
 def test_predictions_must_cover_exactly_the_split(toy_dataset, tmp_path):
     path, ids, y = toy_dataset
     p = _probs(y, 2)
-    write_predictions(tmp_path / "short.csv", ids[:-2], p[:-2])
+    write_predictions(TASK, tmp_path / "short.csv", ids[:-2], p[:-2])
     with pytest.raises(PredictionsError, match=f"2 case\\(s\\) of the split have no row: '{ids[-2]}'"):
         score_predictions(tmp_path / "short.csv", dataset=path, split="internal")
-    write_predictions(tmp_path / "extra.csv", ids + ["stranger"], np.vstack([p, p[:1]]))
+    write_predictions(TASK, tmp_path / "extra.csv", ids + ["stranger"], np.vstack([p, p[:1]]))
     with pytest.raises(PredictionsError, match=r"row 41 \(line 42\): case_id 'stranger' is not a case"):
         score_predictions(tmp_path / "extra.csv", dataset=path, split="internal")
 
 
 def test_score_needs_labels_from_somewhere(tmp_path):
     y = np.arange(12) % 4
-    write_predictions(tmp_path / "p.csv", [f"c{i}" for i in range(12)], _probs(y, 3))
+    write_predictions(TASK, tmp_path / "p.csv", [f"c{i}" for i in range(12)], _probs(y, 3))
     with pytest.raises(PredictionsError, match="no label column"):
         score_predictions(tmp_path / "p.csv")
     with pytest.raises(ThyroidBenchError, match="needs --split"):
@@ -94,7 +105,7 @@ def test_cli_score_with_label_column(tmp_path, capsys):
     y = np.random.default_rng(4).integers(0, 4, 120)
     p = _probs(y, 4)
     ids = [f"case{i:03d}" for i in range(120)]
-    csv = write_predictions(tmp_path / "model.csv", ids, p, labels=y)
+    csv = write_predictions(TASK, tmp_path / "model.csv", ids, p, labels=y)
     rc = main(["score", str(csv), "--json", str(tmp_path / "s.json"), "--bootstrap", "200",
                "--seed", "5"])
     out = capsys.readouterr().out
@@ -121,7 +132,7 @@ def test_cli_score_with_label_column(tmp_path, capsys):
 
 def test_cli_score_against_dataset(toy_dataset, tmp_path, capsys):
     path, ids, y = toy_dataset
-    write_predictions(tmp_path / "ext.csv", ids, _probs(y, 6))
+    write_predictions(TASK, tmp_path / "ext.csv", ids, _probs(y, 6))
     rc = main(["score", str(tmp_path / "ext.csv"), "--dataset", "toy@1.2.0", "--split", "internal",
                "--home", str(tmp_path / "home"), "--bootstrap", "50", "--no-figures"])
     out = capsys.readouterr().out

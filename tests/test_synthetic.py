@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 from collections import Counter
@@ -10,7 +11,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from thyroid_bench.data import synthetic as S
+from thyroid_bench.data.synthetic import generator as S
 
 ROW_KEYS = {"case_id", "patient_id", "image", "label", "center", "fold", "matrix",
             "pixel_spacing_mm", "total_counts", "acquisition_s", "sex", "age"}
@@ -244,6 +245,78 @@ def test_sex_and_age_follow_the_centre(center, female, age):
     assert abs(f - female) < 3.5 * math.sqrt(female * (1 - female) / 500) + 0.005
     assert abs(ages.mean() - age) < 3.5 * 14 / math.sqrt(500) + 0.5
     assert 11 < ages.std() < 16 and ages.min() >= 18 and ages.max() <= 90
+
+
+def test_pattern_table_has_one_spec_per_class_of_the_task():
+    assert len(S.PATTERNS) == S.TASK.num_classes == 4
+    assert tuple(p.name for p in S.PATTERNS) == S.TASK.class_names
+    assert all(isinstance(p, S.PatternSpec) for p in S.PATTERNS)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        S.PATTERNS[0].pyramidal_probability = 1.0  # type: ignore[misc]
+    # the per-class rules of the paper's patterns
+    assert isinstance(S.PATTERNS[2].nodules, S.ToxicAdenoma)
+    assert isinstance(S.PATTERNS[3].nodules, S.Multinodular)
+    assert [p.asymmetry_sd for p in S.PATTERNS] == [0.06, 0.06, 0.06, 0.15]
+
+
+def test_the_pattern_table_drives_the_gland(monkeypatch):
+    # a table entry with fixed draws: its values appear in the patient as given
+    fixed = S.PatternSpec(
+        name="fixed", enlargement=S.Uniform(0.5, 0.5), asymmetry_sd=0.0,
+        uptake=S.Mixture(parts=(S.Uniform(2.0, 2.0), S.Uniform(2.0, 2.0)), bounds=(0.5,)),
+        texture=S.Texture(0.07, 0.07), pyramidal_probability=1.0,
+        nodules=S.Multinodular(count=(3, 4), hot_probability=1.0, hot_relative=S.Uniform(2.5, 2.5),
+                               cold_relative=S.Uniform(0.2, 0.2),
+                               site=S.NoduleSite(S.Uniform(0.1, 0.1), 0.0, S.Uniform(10.0, 10.0))),
+    )
+    monkeypatch.setattr(S, "PATTERNS", (fixed,))
+    p = S.sample_patient(np.random.default_rng(4), "center1", 0)
+    assert p.uptake == 2.0 and p.texture == 0.07 and p.pyramidal is not None
+    assert sorted(nd.uptake for nd in p.nodules) == [0.4, 5.0, 5.0]  # hot, cold, hot x uptake 2
+    assert {nd.diameter_mm for nd in p.nodules} == {10.0}
+    # enlargement 0.5, no asymmetry: both lobes 1.5 x the drawn base thickness (13-20 mm x body)
+    assert p.lobes[0].thickness_mm == p.lobes[1].thickness_mm
+    assert 13.0 * 1.5 <= p.lobes[0].thickness_mm / (1.0 if p.sex == "F" else 1.08) <= 20.0 * 1.5
+    with pytest.raises(ValueError, match="intended_class must be 0-0"):
+        S.sample_patient(np.random.default_rng(4), "center1", 1)
+
+
+def test_a_toxic_adenoma_expands_its_lobe_to_hold_the_nodule():
+    for i in range(30):
+        p = S.sample_patient(np.random.default_rng([6, i]), "center1", 2)
+        adenoma = p.nodules[0]
+        lobe = min(p.lobes, key=lambda lb: math.hypot(lb.x_mm - adenoma.x_mm, lb.y_mm - adenoma.y_mm))
+        assert lobe.half_width_mm >= 0.45 * adenoma.diameter_mm - 1e-9
+        assert lobe.half_length_mm >= 0.65 * adenoma.diameter_mm - 1e-9
+        assert lobe.thickness_mm >= 0.6 * adenoma.diameter_mm - 1e-9
+        assert 12.0 <= adenoma.diameter_mm <= 45.0
+        hot = adenoma.uptake if p.uptake < S.SUPPRESSED_UPTAKE else adenoma.uptake / p.uptake
+        assert (2.5 <= hot <= 7.0) if p.uptake < S.SUPPRESSED_UPTAKE else (1.3 <= hot <= 3.0)
+
+
+def _plain(x):
+    """A latent patient as JSON-able values, floats to 9 significant digits."""
+    if dataclasses.is_dataclass(x):
+        return {f.name: _plain(getattr(x, f.name)) for f in dataclasses.fields(x)}
+    if isinstance(x, (tuple, list)):
+        return [_plain(v) for v in x]
+    if isinstance(x, float):
+        return f"{x:.9g}"
+    return x
+
+
+def test_latent_patients_and_readers_are_those_of_release_1_0_0():
+    # Digest of 100 latent patients and their readers' labels, computed with the generator as
+    # it was before the pattern table replaced its per-class branches: the random draws keep
+    # their order and parameters, so tsb-synthetic 1.0.0 keeps its fingerprint.
+    h = hashlib.sha256()
+    for k in range(4):
+        for i in range(25):
+            rng = np.random.default_rng([2021, k, i])
+            p = S.sample_patient(rng, ("center1", "center2")[i % 2], k)
+            label, readers = S.read_consensus(p, rng)
+            h.update(json.dumps([_plain(p), label, readers]).encode())
+    assert h.hexdigest() == "6164ef5930086f7b04dff5e169512f2ff54aba3e87a66f9cbb442f56a28336ab"
 
 
 def test_bad_arguments_raise_clear_errors():

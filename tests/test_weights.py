@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from thyroid_bench.entry import sha256_file
+from thyroid_bench.hashing import sha256_file
 from thyroid_bench.models import weights
 from thyroid_bench.models.weights import PretrainedError, hub_reachable, resolve_pretrained
 

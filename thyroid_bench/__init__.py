@@ -6,7 +6,7 @@ and verifies its fingerprint; the ``thyroid-bench`` command line wraps the rest.
 
 from __future__ import annotations
 
-__version__ = "0.2.0"
+from thyroid_bench.version import __version__
 
 __all__ = ["__version__", "load_dataset"]
 

@@ -12,8 +12,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from thyroid_bench.data.format import default_home, read_manifest, verify_dataset
-from thyroid_bench.errors import DatasetError, VerificationError
+from thyroid_bench.data.format import default_home
+from thyroid_bench.data.verify import verify_or_raise
+from thyroid_bench.errors import DatasetError
 
 __all__ = ["prepare_hub"]
 
@@ -39,12 +40,8 @@ def prepare_hub(repo_id: str, *, revision: str | None = None, home: Path | None 
                 "download the folder yourself and pass its path to thyroid-bench commands"
             ) from None
         shutil.rmtree(tmp / ".cache", ignore_errors=True)  # huggingface_hub's own bookkeeping
-        manifest = read_manifest(tmp)
-        report = verify_dataset(tmp)
-        if not report.ok:
-            raise VerificationError(f"{repo_id} failed verification, nothing installed:\n  - "
-                                    + "\n  - ".join(report.problems))
-        target = home / manifest["name"] / manifest["version"]
+        manifest = verify_or_raise(tmp, what=repo_id, consequence="nothing was installed")
+        target = home / manifest.name / manifest.version
         if target.exists() and not force:
             raise DatasetError(f"{target} already exists; pass --force to replace it")
         target.parent.mkdir(parents=True, exist_ok=True)

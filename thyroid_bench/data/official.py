@@ -10,7 +10,7 @@ from __future__ import annotations
 __all__ = ["OFFICIAL_FINGERPRINTS", "pinned_fingerprint"]
 
 OFFICIAL_FINGERPRINTS: dict[tuple[str, str], str] = {
-    # `thyroid-bench prepare` (seed thyroid_bench.data.synthetic.OFFICIAL_SEED); tests/test_prepare.py
+    # `thyroid-bench prepare` (seed thyroid_bench.data.synthetic.generator.OFFICIAL_SEED); tests/test_prepare.py
     # rebuilds it and checks this value.
     ("tsb-synthetic", "1.0.0"): "6975cd6db07491e3870349199d4a472479bc5b83c5d82e5bacddbef3bcf11574",
 }

@@ -1,4 +1,4 @@
-"""A preview grid of example images: rows are the four classes, columns the two centres.
+"""A preview grid of example images: rows are the task's classes, columns the two centres.
 
 Each image is shown on its own linear scale from 0 to its maximum count, in
 inverted grey (high counts dark), the way planar scintigrams are usually
@@ -8,12 +8,13 @@ the synthetic reference cohort.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from thyroid_bench.schema import CLASSES, NUM_CLASSES
+from thyroid_bench.tasks import Task, TaskClass
 
 __all__ = ["render_preview", "preview_size_px", "CELL_INCH", "DPI"]
 
@@ -25,23 +26,51 @@ _TOP_INCH = 0.9  # title and column headers
 _CENTERS = ("center1", "center2")
 
 
-def preview_size_px(per_cell: int) -> tuple[int, int]:
-    """(width, height) in pixels of the preview PNG for ``per_cell`` images per class and centre."""
+def preview_size_px(per_cell: int, num_classes: int) -> tuple[int, int]:
+    """(width, height) in pixels of the preview PNG for ``per_cell`` images per class and
+    centre and a task of ``num_classes`` classes (one row each)."""
     cols = len(_CENTERS) * per_cell
     return (round((_LEFT_INCH + cols * CELL_INCH) * DPI),
-            round((_TOP_INCH + NUM_CLASSES * CELL_INCH) * DPI))
+            round((_TOP_INCH + num_classes * CELL_INCH) * DPI))
 
 
-def _rows_from_dataset(path: Path) -> dict[str, list[dict[str, Any]]]:
-    from thyroid_bench.data.format import decode_image, read_manifest, read_split
+@dataclass(frozen=True)
+class _Source:
+    """Where the preview's images come from: rows per split, a name for the title, whether
+    they are synthetic, and the task whose classes are the grid's rows."""
+
+    rows_by_split: Mapping[str, Sequence[Mapping[str, Any]]]
+    name: str
+    synthetic: bool
+    task: Task
+
+
+def _from_dataset(path: Path, task: Task | None) -> _Source:
+    from thyroid_bench.data.format import read_split
+    from thyroid_bench.data.images import decode_image
+    from thyroid_bench.data.manifest import read_manifest
 
     manifest = read_manifest(path)
     out: dict[str, list[dict[str, Any]]] = {}
-    for split in manifest.get("splits", {}):
+    for split in manifest.splits:
         frame = read_split(path, split, columns=["image", "label", "center"])
         out[split] = [{"image": decode_image(img), "label": int(lab), "center": str(c)}
                       for img, lab, c in zip(frame["image"], frame["label"], frame["center"])]
-    return out
+    return _Source(out, f"{manifest.name} {manifest.version}", manifest.synthetic,
+                   task or manifest.get_task())
+
+
+def _from_generator(rows_by_split: Mapping[str, Sequence[Mapping[str, Any]]] | None, per_cell: int,
+                    synthetic: bool, task: Task | None) -> _Source:
+    """In-memory generator rows, or ``per_cell`` cases per class generated with the official seed."""
+    from thyroid_bench.data.synthetic import generator
+
+    if rows_by_split is None:
+        counts = (per_cell,) * generator.TASK.num_classes
+        rows_by_split = {s: generator.generate_split(s, counts=counts, progress=False)
+                         for s in ("internal", "external")}
+    return _Source(rows_by_split, f"{generator.NAME} {generator.VERSION}", synthetic,
+                   task or generator.TASK)
 
 
 def _pick(rows: Sequence[Mapping[str, Any]], per_cell: int,
@@ -59,83 +88,90 @@ def _pick(rows: Sequence[Mapping[str, Any]], per_cell: int,
 def render_preview(rows_by_split: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
                    out: Path | str | None = None, *, dataset_path: Path | None = None,
                    per_cell: int = 3, seed: int = 0, title: str | None = None,
-                   synthetic: bool = True) -> Path:
+                   synthetic: bool = True, task: Task | None = None) -> Path:
     """Write a PNG grid of ``per_cell`` example images per class (rows) and centre (columns).
 
     The images come from ``rows_by_split`` (rows as :func:`generate_split`
     returns them), else from the dataset folder ``dataset_path``, else from a
     small cohort generated on the spot with the official seed. ``seed`` picks
     the examples. The title says "SYNTHETIC" when ``synthetic`` (in-memory rows)
-    or the dataset's manifest says so. Returns ``out``.
+    or the dataset's manifest says so. Rows are the classes of ``task`` (default: the
+    dataset's task, else the synthetic generator's). Returns ``out``.
     """
     if out is None:
         raise ValueError("render_preview needs `out`, the PNG file to write")
     if per_cell < 1:
         raise ValueError(f"per_cell must be at least 1, got {per_cell}")
-    out = Path(out)
-    synthetic_source = synthetic
-    if rows_by_split is None:
-        if dataset_path is not None:
-            rows_by_split = _rows_from_dataset(Path(dataset_path))
-            from thyroid_bench.data.format import read_manifest
-
-            manifest = read_manifest(Path(dataset_path))
-            synthetic_source = bool(manifest.get("synthetic", False))
-            name = f"{manifest.get('name', '?')} {manifest.get('version', '')}".strip()
-        else:
-            from thyroid_bench.data.synthetic import generate_split
-
-            rows_by_split = {s: generate_split(s, counts=(per_cell,) * NUM_CLASSES, progress=False)
-                             for s in ("internal", "external")}
-            name = None
+    if rows_by_split is None and dataset_path is not None:
+        source = _from_dataset(Path(dataset_path), task)
     else:
-        name = None
-    if name is None:
-        from thyroid_bench.data.synthetic import NAME, VERSION
-
-        name = f"{NAME} {VERSION}"
-    rows = [r for split_rows in rows_by_split.values() for r in split_rows]
+        source = _from_generator(rows_by_split, per_cell, synthetic, task)
+    rows = [r for split_rows in source.rows_by_split.values() for r in split_rows]
     picked = _pick(rows, per_cell, np.random.default_rng(seed))
+    if title is None:
+        title = (f"{source.name}: SYNTHETIC phantoms, not patient data" if source.synthetic
+                 else source.name)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _draw(out, source, rows, picked, per_cell, title)
+    return out
 
+
+@dataclass(frozen=True)
+class _Grid:
+    """The figure's geometry in figure fractions."""
+
+    per_cell: int
+    w_cell: float
+    h_cell: float
+    left: float
+    top: float
+
+
+def _draw(out: Path, source: _Source, rows: Sequence[Mapping[str, Any]],
+          picked: dict[tuple[int, str], list[np.ndarray]], per_cell: int, title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    width, height = preview_size_px(per_cell)
+    width, height = preview_size_px(per_cell, source.task.num_classes)
     fig = plt.figure(figsize=(width / DPI, height / DPI), dpi=DPI)
-    cols = len(_CENTERS) * per_cell
-    w_cell, h_cell = CELL_INCH * DPI / width, CELL_INCH * DPI / height
-    left, top = _LEFT_INCH * DPI / width, 1.0 - _TOP_INCH * DPI / height
-    if title is None:
-        title = (f"{name}: SYNTHETIC phantoms, not patient data" if synthetic_source else name)
+    grid = _Grid(per_cell, CELL_INCH * DPI / width, CELL_INCH * DPI / height,
+                 _LEFT_INCH * DPI / width, 1.0 - _TOP_INCH * DPI / height)
     fig.text(0.5, 1.0 - 0.25 * _TOP_INCH * DPI / height, title, ha="center", va="center",
-             fontsize=11, weight="bold", color="darkred" if synthetic_source else "black")
+             fontsize=11, weight="bold", color="darkred" if source.synthetic else "black")
     for c, center in enumerate(_CENTERS):
         example = next((r for r in rows if r["center"] == center), None)
         shape = "" if example is None else f" ({np.asarray(example['image']).shape[1]}x" \
                                               f"{np.asarray(example['image']).shape[0]})"
-        fig.text(left + (c + 0.5) * per_cell * w_cell, top + 0.3 * (1.0 - top), f"{center}{shape}",
-                 ha="center", va="center", fontsize=9)
-    for k, cls in enumerate(CLASSES):
-        y = top - (k + 1) * h_cell
-        fig.text(0.5 * left, y + 0.5 * h_cell, f"type {cls.paper_type}\n{cls.name.replace('_', ' ')}",
-                 ha="center", va="center", fontsize=8)
-        for c, center in enumerate(_CENTERS):
-            images = picked.get((k, center), [])
-            for m in range(per_cell):
-                ax = fig.add_axes((left + (c * per_cell + m) * w_cell + 0.03 * w_cell, y + 0.03 * h_cell,
-                                   0.94 * w_cell, 0.94 * h_cell))
-                ax.set_xticks([])
-                ax.set_yticks([])
-                if m < len(images):
-                    img = images[m]
-                    ax.imshow(img, cmap="gray_r", vmin=0, vmax=max(int(img.max()), 1),
-                              interpolation="nearest")
-                else:
-                    ax.text(0.5, 0.5, "none", ha="center", va="center", fontsize=7,
-                            transform=ax.transAxes, color="grey")
-    out.parent.mkdir(parents=True, exist_ok=True)
+        fig.text(grid.left + (c + 0.5) * per_cell * grid.w_cell, grid.top + 0.3 * (1.0 - grid.top),
+                 f"{center}{shape}", ha="center", va="center", fontsize=9)
+    for cls in source.task.classes:
+        _class_row(fig, grid, cls, picked)
     fig.savefig(out, dpi=DPI, format="png")
     plt.close(fig)
-    return out
+
+
+def _class_row(fig: Any, grid: _Grid, cls: TaskClass,
+               picked: dict[tuple[int, str], list[np.ndarray]]) -> None:
+    """The class's row: its label, then its example images per centre (or "none")."""
+    k = cls.index
+    y = grid.top - (k + 1) * grid.h_cell
+    code = f"type {cls.code}\n" if cls.code else ""
+    fig.text(0.5 * grid.left, y + 0.5 * grid.h_cell, f"{code}{cls.name.replace('_', ' ')}",
+             ha="center", va="center", fontsize=8)
+    for c, center in enumerate(_CENTERS):
+        images = picked.get((k, center), [])
+        for m in range(grid.per_cell):
+            ax = fig.add_axes((grid.left + (c * grid.per_cell + m) * grid.w_cell + 0.03 * grid.w_cell,
+                               y + 0.03 * grid.h_cell, 0.94 * grid.w_cell, 0.94 * grid.h_cell))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if m < len(images):
+                img = images[m]
+                ax.imshow(img, cmap="gray_r", vmin=0, vmax=max(int(img.max()), 1),
+                          interpolation="nearest")
+            else:
+                ax.text(0.5, 0.5, "none", ha="center", va="center", fontsize=7,
+                        transform=ax.transAxes, color="grey")

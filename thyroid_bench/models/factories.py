@@ -15,7 +15,6 @@ from typing import Any
 from torch import nn
 
 from thyroid_bench.models.paper import Classifier, timm_backbone
-from thyroid_bench.schema import NUM_CLASSES
 
 __all__ = ["timm_factory", "TIMM_IN_CHANS"]
 
@@ -26,7 +25,7 @@ TIMM_IN_CHANS = 1
 def timm_factory(arch: str) -> Callable[..., Classifier]:
     """A factory building timm architecture ``arch`` with a linear four-class head."""
 
-    def factory(*, num_classes: int = NUM_CLASSES, pretrained: bool = False, dropout: float = 0.0,
+    def factory(*, num_classes: int, pretrained: bool = False, dropout: float = 0.0,
                 pretrained_file: str | None = None, in_chans: int = TIMM_IN_CHANS,
                 **kwargs: Any) -> Classifier:
         backbone = timm_backbone(arch, pretrained=pretrained, in_chans=in_chans,

@@ -21,7 +21,6 @@ import torch
 from torch import nn
 
 from thyroid_bench.models.registry import register_model
-from thyroid_bench.schema import NUM_CLASSES
 
 __all__ = ["HEAD_WIDTHS", "PAPER_DROPOUT", "PAPER_MODELS", "Classifier", "paper_head", "timm_backbone"]
 
@@ -49,7 +48,7 @@ class Classifier(nn.Module):
         return self.head(self.backbone(x))
 
 
-def paper_head(num_features: int, num_classes: int = NUM_CLASSES, dropout: float = PAPER_DROPOUT,
+def paper_head(num_features: int, num_classes: int, dropout: float = PAPER_DROPOUT,
                widths: tuple[int, int] = HEAD_WIDTHS) -> nn.Sequential:
     """Three fully connected layers, ReLU between them, dropout before the last."""
     return nn.Sequential(
@@ -85,7 +84,7 @@ def _paper_model(arch: str, num_classes: int, pretrained: bool, dropout: float,
 
 
 _HEAD = (f"paper head: FC {{features}}->{HEAD_WIDTHS[0]}, ReLU, FC {HEAD_WIDTHS[0]}->{HEAD_WIDTHS[1]}, "
-         f"ReLU, dropout p, FC {HEAD_WIDTHS[1]}->4")
+         f"ReLU, dropout p, FC {HEAD_WIDTHS[1]}->{{num_classes}}")
 
 # name -> (timm architecture, native input size, minimum input size, pretrained weights,
 # pooled features). The inception stems need at least 75x75 pixels (Keras states the same).
@@ -103,7 +102,7 @@ def _register(name: str, arch: str, size: int, min_size: int, tag: str, features
                     pretrained_tag=tag, licence="apache-2.0",
                     head=_HEAD.replace("{features}", str(features)),
                     description=f"{arch} (timm) + the paper's three-layer head (Qiao et al. 2021)")
-    def factory(*, num_classes: int = NUM_CLASSES, pretrained: bool = False,
+    def factory(*, num_classes: int, pretrained: bool = False,
                 dropout: float = PAPER_DROPOUT, pretrained_file: str | None = None) -> Classifier:
         return _paper_model(arch, num_classes, pretrained, dropout, pretrained_file)
 

@@ -89,7 +89,7 @@ def resolve_pretrained(model: str, tag: str | None, *, want: bool, weights: str 
                        require: bool, warn: Callable[[str], None] = print,
                        timeout: float = HUB_TIMEOUT_S) -> PretrainedChoice:
     """Decide where the backbone's starting weights come from (see module docstring)."""
-    from thyroid_bench.entry import sha256_file
+    from thyroid_bench.hashing import sha256_file
 
     if weights is not None:
         path = Path(weights).expanduser()

@@ -1,0 +1,145 @@
+"""Result commands of the ``thyroid-bench`` CLI: ``score``, ``submit``, ``leaderboard``.
+
+Each command parses its arguments and calls one library function; user errors are
+raised as :class:`thyroid_bench.errors.ThyroidBenchError`, which the main CLI prints
+and turns into exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+__all__ = ["add_commands"]
+
+
+# --------------------------------------------------------------------------- score
+def _add_score(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "score",
+        help="score a predictions file from any model (paper's Table 2 layout, CIs, figures)",
+        description="Score a predictions CSV (case_id, prob_<class> per class, optional label). "
+        "With --split, against that split of a dataset (default: the prepared tsb-synthetic); "
+        "the file must then cover exactly the split's cases. Without --split, against the "
+        "file's own label column. Prints the paper's Table 2 layout with bootstrap 95% CIs and "
+        "writes report.md with ROC and confusion-matrix figures.",
+    )
+    p.add_argument("predictions", type=Path, metavar="PREDICTIONS.csv")
+    p.add_argument("--dataset", default=None,
+                   help="dataset name, name@version or folder (default with --split: tsb-synthetic)")
+    p.add_argument("--split", default=None, choices=("train", "internal", "external"),
+                   help="score against this split's labels (default: the file's label column)")
+    p.add_argument("--json", dest="json_out", type=Path, default=None, metavar="OUT",
+                   help="write the scores as JSON to this file")
+    p.add_argument("--figures", type=Path, default=None, metavar="DIR",
+                   help="folder for report.md and the figures (default: <file stem>_report/ "
+                   "beside the predictions file)")
+    p.add_argument("--no-figures", action="store_true", help="write no report or figures")
+    p.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+                   help="bootstrap resamples for the confidence intervals (default 1000; 0: none)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--home", type=Path, default=None,
+                   help="dataset home (default: $THYROID_BENCH_HOME, else ~/.cache/thyroid-bench)")
+    p.set_defaults(func=_cmd_score)
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
+    from thyroid_bench.errors import ThyroidBenchError
+    from thyroid_bench.evaluation.report import format_table2
+    from thyroid_bench.evaluation.scoring import score_predictions
+
+    if args.bootstrap < 0:
+        raise ThyroidBenchError(f"--bootstrap must be 0 or more, got {args.bootstrap}")
+    figures = None
+    if not args.no_figures:
+        figures = args.figures or args.predictions.with_name(f"{args.predictions.stem}_report")
+    result = score_predictions(
+        args.predictions, dataset=args.dataset, split=args.split, home=args.home,
+        json_out=args.json_out, figures_dir=figures, bootstrap=args.bootstrap, seed=args.seed,
+    )
+    ds = result["dataset"]
+    against = (f"{ds['name']} {ds['version']} split {result['split']} "
+               f"(fingerprint {ds['fingerprint'][:12]})" if ds else "its own label column")
+    print(f"{args.predictions}: scored against {against}, n = {result['metrics']['n']}\n")
+    print(format_table2(result["metrics"]))
+    if args.json_out:
+        print(f"\nscores written to {args.json_out}")
+    if "report" in result:
+        print(f"report and figures written to {result['report']}")
+    return 0
+
+
+# --------------------------------------------------------------------------- submit
+def _add_submit(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "submit",
+        help="check run folders, recompute their metrics, add them to the leaderboard, re-render",
+        description="Check each RUN_DIR (entry schema, dataset fingerprint, predictions hashes and "
+        "coverage, every metric recomputed from the predictions, no duplicate) and add the entries "
+        "to the leaderboard folder, then re-render its README.md and index.html. Nothing is "
+        "written unless every run passes. --hub also opens a pull request on a Hugging Face "
+        "dataset repository with the new entries.",
+    )
+    p.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR",
+                   help="run folder(s) written by `thyroid-bench run`")
+    p.add_argument("--leaderboard", type=Path, default=Path("leaderboard"), metavar="DIR",
+                   help="leaderboard folder (default: ./leaderboard)")
+    p.add_argument("--home", type=Path, default=None,
+                   help="dataset home holding the entries' dataset version (default: "
+                   "$THYROID_BENCH_HOME, else ~/.cache/thyroid-bench)")
+    p.add_argument("--hub", default=None, metavar="REPO_ID",
+                   help="also open a pull request with the entries on this Hugging Face dataset "
+                   "repository (needs a token: hf auth login or HF_TOKEN)")
+    p.set_defaults(func=_cmd_submit)
+
+
+def _cmd_submit(args: argparse.Namespace) -> int:
+    from thyroid_bench.leaderboard import submit
+
+    result = submit(args.run_dirs, leaderboard=args.leaderboard, home=args.home, hub=args.hub)
+    for eid, path in zip(result.entry_ids, result.paths):
+        print(f"accepted {eid}: {path}")
+    print(f"leaderboard re-rendered: {args.leaderboard / 'README.md'}, {args.leaderboard / 'index.html'}")
+    if result.pr_url:
+        print(f"pull request opened: {result.pr_url}")
+    return 0
+
+
+# --------------------------------------------------------------------------- leaderboard
+def _add_leaderboard(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "leaderboard",
+        help="print the leaderboard's ranking (and render its pages)",
+        description="Group the leaderboard's entries by model, protocol and dataset version "
+        "(mean and sd over seeds), rank them by their task's main score (four-pattern: external "
+        "macro F1) with paired-bootstrap ties, and print the ranking.",
+    )
+    p.add_argument("--leaderboard", type=Path, default=Path("leaderboard"), metavar="DIR",
+                   help="leaderboard folder (default: ./leaderboard)")
+    p.add_argument("--html", type=Path, default=None, metavar="OUT",
+                   help="write the self-contained HTML page to OUT")
+    p.add_argument("--render", action="store_true",
+                   help="rewrite DIR/README.md, DIR/index.html and DIR/schema/entry-v1.json")
+    p.set_defaults(func=_cmd_leaderboard)
+
+
+def _cmd_leaderboard(args: argparse.Namespace) -> int:
+    from thyroid_bench.leaderboard import render_leaderboard, render_text
+
+    board = render_leaderboard(args.leaderboard, html_out=args.html, write=args.render)
+    print(render_text(board))
+    if args.render:
+        print(f"\nrendered {args.leaderboard / 'README.md'} and {args.leaderboard / 'index.html'}")
+    if args.html:
+        print(f"\nHTML page written to {args.html}")
+    return 0
+
+
+# --------------------------------------------------------------------------- entry
+_COMMANDS = [_add_score, _add_submit, _add_leaderboard]
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """Add the result commands to the ``thyroid-bench`` subparsers."""
+    for add in _COMMANDS:
+        add(sub)

@@ -1,0 +1,1 @@
+"""DICOM ingestion: the labels CSV, de-identification and ``prepare --source dicom``."""

@@ -1,0 +1,195 @@
+"""The labels CSV of a DICOM archive: one row per study, read and checked in one place.
+
+The CSV labels studies for one task (``thyroid-bench prepare --source dicom --task``,
+default ``four-pattern``; ``thyroid-bench tasks`` lists them): every label is parsed
+by that task (:meth:`thyroid_bench.tasks.Task.parse_label`), and a label that is not
+one of its classes is an error naming the labels it accepts.
+
+Columns (header names are case-insensitive; other columns are ignored and never
+enter the dataset):
+
+``path``
+    the DICOM file, relative to ``--dicom-dir`` (``/`` or ``\\`` separators);
+``sop_instance_uid``
+    or the file's SOP Instance UID (0008,0018); each row needs one of the two;
+``label``
+    a class of the task: its name, its paper code, an alias or its index (for
+    ``four-pattern``: ``diffusely_increased`` / ``I`` / ``type I`` / ``0``, ...,
+    ``heterogeneous_uptake`` / ``IV`` / ``type IV`` / ``3``); case and spaces are ignored;
+``center``
+    the centre the study comes from (use a neutral code such as ``center1``:
+    it is stored in the dataset as written);
+``split`` (optional)
+    ``train``, ``internal`` or ``external`` for every row, to use an official
+    split instead of the seeded patient-level one.
+
+Problems in the file itself are errors naming the line (line 1 is the header):
+an unknown label, an empty label, centre or locator, an unknown split, a path
+outside the archive, a study listed twice.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import posixpath
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from thyroid_bench.errors import DatasetError
+from thyroid_bench.tasks import SPLITS, Task
+
+__all__ = ["LabelRow", "SPLIT_VALUES", "read_labels_csv", "normalise_relpath"]
+
+#: The values of the optional ``split`` column: the splits of dataset format v1.
+SPLIT_VALUES: tuple[str, ...] = SPLITS
+_COLUMNS = ("path", "sop_instance_uid", "label", "center", "split")
+_MAX_LISTED = 20
+
+
+@dataclass(frozen=True)
+class LabelRow:
+    """One study of the labels CSV; ``line`` is its line number in the file."""
+
+    line: int
+    label: int  # a class index of the task the CSV was read for
+    center: str
+    path: str | None = None
+    sop_instance_uid: str | None = None
+    split: str | None = None
+
+
+def normalise_relpath(value: str) -> str | None:
+    """A CSV path as a clean POSIX path relative to the archive, or None if it escapes it."""
+    text = value.strip().replace("\\", "/")
+    if not text or text.startswith("/") or (len(text) > 1 and text[1] == ":"):
+        return None
+    norm = posixpath.normpath(text)
+    if norm == "." or norm.startswith("../") or norm == "..":
+        return None
+    return norm
+
+
+def _fail(csv_path: Path, problems: list[str]) -> None:
+    shown = problems[:_MAX_LISTED]
+    more = f"\n  ... and {len(problems) - _MAX_LISTED} more" if len(problems) > _MAX_LISTED else ""
+    raise DatasetError(f"{csv_path}: {len(problems)} problem(s) in the labels CSV; fix them and "
+                       "run again (see README 'Labels CSV'):\n  " + "\n  ".join(shown) + more)
+
+
+def read_labels_csv(csv_path: Path, task: Task) -> tuple[list[LabelRow], bool]:
+    """Read and check a labels CSV of ``task``; return its rows and whether it has a ``split`` column.
+
+    Labels become class indices of ``task``. Raises :class:`DatasetError` listing
+    every faulty line at once.
+    """
+    csv_path = Path(csv_path)
+    reader = csv.reader(io.StringIO(_read_text(csv_path), newline=""))
+    index = _header(reader, csv_path)
+    rows: list[LabelRow] = []
+    problems: list[str] = []
+    seen_path: dict[str, int] = {}
+    seen_uid: dict[str, int] = {}
+    for cells in reader:
+        if not any(c.strip() for c in cells):
+            continue  # blank line
+        # reader.line_num: the physical line where the record ends (header is line 1).
+        row, row_problems = _parse_row(cells, reader.line_num, index, task)
+        problems += row_problems + _repeats(row, seen_path, seen_uid)
+        rows.append(row)
+    if problems:
+        _fail(csv_path, problems)
+    if not rows:
+        raise DatasetError(f"labels CSV {csv_path} has a header but no rows; add one row per study")
+    return rows, "split" in index
+
+
+def _read_text(csv_path: Path) -> str:
+    """The file's text (UTF-8, a byte order mark dropped)."""
+    try:
+        return csv_path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise DatasetError(f"labels CSV {csv_path} not found; pass --labels the CSV "
+                           "(columns path or sop_instance_uid, label, center[, split])") from None
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"labels CSV {csv_path} is not UTF-8 text ({exc}); save it as UTF-8 CSV") from None
+
+
+def _header(reader: Iterator[list[str]], csv_path: Path) -> dict[str, int]:
+    """The position of each known column, once the header has the required ones, each once."""
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise DatasetError(f"labels CSV {csv_path} is empty; it needs a header line "
+                           "'path,label,center' and one row per study") from None
+    columns = [h.strip().lower() for h in header]
+    problems: list[str] = []
+    dupes = sorted({c for c in columns if c and columns.count(c) > 1})
+    if dupes:
+        problems.append(f"line 1: column(s) {dupes} appear more than once")
+    missing = [c for c in ("label", "center") if c not in columns]
+    if "path" not in columns and "sop_instance_uid" not in columns:
+        missing.append("path or sop_instance_uid")
+    if missing:
+        hint = " (spell it 'center')" if "centre" in columns else ""
+        problems.append(f"line 1: missing column(s) {missing}{hint}; header is {header}")
+    if problems:
+        _fail(csv_path, problems)
+    return {c: columns.index(c) for c in _COLUMNS if c in columns}
+
+
+def _parse_row(cells: list[str], line: int, index: dict[str, int], task: Task
+               ) -> tuple[LabelRow, list[str]]:
+    """One data line -> its :class:`LabelRow` (label -1 if it has none) and its problems."""
+    def cell(name: str) -> str:
+        i = index.get(name)
+        return cells[i].strip() if i is not None and i < len(cells) else ""
+
+    problems: list[str] = []
+    raw_path, uid = cell("path"), cell("sop_instance_uid")
+    path = normalise_relpath(raw_path) if raw_path else None
+    if raw_path and path is None:
+        problems.append(f"path {raw_path!r} must be relative to --dicom-dir and stay inside it")
+    if not raw_path and not uid:
+        problems.append("neither path nor sop_instance_uid given: the study cannot be found")
+    label, label_problem = _parse_label(cell("label"), task)
+    problems += label_problem
+    center = cell("center")
+    if not center:
+        problems.append("the center is empty")
+    split = None
+    if "split" in index:
+        split = cell("split").lower()
+        if split not in task.splits:
+            problems.append(f"split {cell('split')!r} is not one of {task.splits} "
+                            "(with a split column every row needs one)")
+    row = LabelRow(line=line, label=label, center=center, path=path,
+                   sop_instance_uid=uid or None, split=split)
+    return row, [f"line {line}: {p}" for p in problems]
+
+
+def _parse_label(raw: str, task: Task) -> tuple[int, list[str]]:
+    """The class index of ``raw`` in ``task`` (-1 and the problem if it is none)."""
+    if not raw:
+        return -1, [f"the label is empty: every study needs one ({task.accepted_labels()})"]
+    try:
+        return task.parse_label(raw), []
+    except ValueError as exc:
+        return -1, [str(exc)]
+
+
+def _repeats(row: LabelRow, seen_path: dict[str, int], seen_uid: dict[str, int]) -> list[str]:
+    """A row naming a path or SOP Instance UID of an earlier row; remembers the first line of each."""
+    problems = []
+    if row.path is not None:
+        if row.path in seen_path:
+            problems.append(f"line {row.line}: path {row.path!r} already listed on line "
+                            f"{seen_path[row.path]}")
+        seen_path.setdefault(row.path, row.line)
+    if row.sop_instance_uid:
+        if row.sop_instance_uid in seen_uid:
+            problems.append(f"line {row.line}: sop_instance_uid already listed on line "
+                            f"{seen_uid[row.sop_instance_uid]}")
+        seen_uid.setdefault(row.sop_instance_uid, row.line)
+    return problems

@@ -1,0 +1,123 @@
+"""The manifest of a dataset version: one typed object, read from and written to JSON here.
+
+``manifest.json`` records the format version, the dataset's name and semver version, its
+task and label schema, whether it is synthetic, its licence, the dataset fingerprint, per
+split the rows, class and centre counts, shard files and fingerprint, the provenance and
+who built it when. :func:`read_manifest` is the one reader; :meth:`Manifest.dataset_ref`
+the one place a result's dataset reference (name, version, fingerprint) comes from.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from thyroid_bench.errors import DatasetError
+from thyroid_bench.tasks import DEFAULT_TASK, Task, get_task
+
+__all__ = ["FORMAT_VERSION", "SplitMeta", "DatasetRef", "Manifest", "read_manifest", "write_manifest"]
+
+FORMAT_VERSION = 1
+_SHA256 = r"^[0-9a-f]{64}$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatasetRef(_Strict):
+    """The dataset version a result was computed on."""
+
+    name: str = Field(description="dataset name, e.g. tsb-synthetic")
+    version: str = Field(pattern=r"^\d+\.\d+\.\d+$", description="semver version")
+    fingerprint: str = Field(pattern=_SHA256, description="content fingerprint (manifest.json)")
+    synthetic: bool = Field(default=False, description="a synthetic (phantom) dataset")
+
+    @property
+    def spec(self) -> str:
+        """``name@version``, as commands take it."""
+        return f"{self.name}@{self.version}"
+
+
+class SplitMeta(_Strict):
+    """One split as the manifest records it."""
+
+    rows: int = Field(ge=0)
+    class_counts: dict[str, int]
+    center_counts: dict[str, int] = Field(default_factory=dict)
+    files: list[str] = Field(default_factory=list)
+    fingerprint: str
+
+
+class Manifest(_Strict):
+    """``manifest.json`` of a dataset version (format v1)."""
+
+    format_version: Literal[1] = FORMAT_VERSION
+    name: str
+    version: str
+    task: str = DEFAULT_TASK
+    label_schema: dict[str, Any]
+    synthetic: bool = False
+    licence: str = "other"
+    fingerprint: str
+    splits: dict[str, SplitMeta]
+    provenance: dict[str, Any] = Field(default_factory=dict)
+    created_by: str = ""
+    created_utc: str = ""
+
+    def dataset_ref(self) -> DatasetRef:
+        """Name, version, fingerprint and synthetic flag: what every result names."""
+        return DatasetRef(name=self.name, version=self.version, fingerprint=self.fingerprint,
+                          synthetic=self.synthetic)
+
+    def get_task(self) -> Task:
+        """The task this dataset serves (:class:`~thyroid_bench.tasks.TaskError` if unknown)."""
+        return get_task(self.task)
+
+    @property
+    def rows(self) -> int:
+        return sum(s.rows for s in self.splits.values())
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), indent=2) + "\n"
+
+
+_REQUIRED = ("format_version", "name", "version", "task", "label_schema", "fingerprint", "splits")
+
+
+def read_manifest(path: str | Path) -> Manifest:
+    """Read and check ``manifest.json`` of a dataset folder; :class:`DatasetError` names the fault."""
+    file = Path(path) / "manifest.json"
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DatasetError(f"{file} is missing: {path} is not a complete dataset version; "
+                           "rebuild it with `thyroid-bench prepare`") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{file} is not valid JSON ({exc}); rebuild the dataset") from None
+    except OSError as exc:
+        raise DatasetError(f"{file} cannot be read ({exc.strerror}); check its permissions") from None
+    if not isinstance(data, dict):
+        raise DatasetError(f"{file}: expected a JSON object, got {type(data).__name__}")
+    missing = [k for k in _REQUIRED if k not in data]
+    if missing:
+        raise DatasetError(f"{file}: missing key(s) {missing}")
+    if data["format_version"] != FORMAT_VERSION:
+        raise DatasetError(f"{file}: format_version {data['format_version']!r} is not supported "
+                           f"(this thyroid-bench reads {FORMAT_VERSION}); upgrade thyroid-bench")
+    try:
+        return Manifest.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}"
+                             for e in exc.errors()[:10])
+        raise DatasetError(f"{file}: not a valid format-v1 manifest: {problems}") from None
+
+
+def write_manifest(folder: str | Path, manifest: Manifest) -> Path:
+    """Write ``manifest.json`` into ``folder`` (the writer renames the folder into place)."""
+    file = Path(folder) / "manifest.json"
+    file.write_text(manifest.to_json(), encoding="utf-8")
+    return file

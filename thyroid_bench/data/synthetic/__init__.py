@@ -1,0 +1,1 @@
+"""The synthetic reference cohort: the phantom generator and ``prepare``."""

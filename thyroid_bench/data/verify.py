@@ -1,0 +1,209 @@
+"""Verification of a dataset version: the one place that decides whether a folder can be trusted.
+
+:func:`verify_dataset` checks a folder completely and reports every fault it finds;
+:func:`verify_or_raise` is what every command that reads a dataset calls before it uses
+it (``run``, ``submit``, ``load_dataset``, ``prepare --source hub``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from thyroid_bench.data.columns import COLUMNS
+from thyroid_bench.data.fingerprint import dataset_fingerprint, image_digest, split_fingerprint
+from thyroid_bench.data.images import decode_image
+from thyroid_bench.data.manifest import Manifest, SplitMeta, read_manifest
+from thyroid_bench.data.shards import read_split
+from thyroid_bench.errors import DatasetError, VerificationError
+from thyroid_bench.tasks import NO_FOLD, SPLITS, TRAIN_SPLIT, Task, TaskError
+
+__all__ = ["VerifyReport", "verify_dataset", "verify_or_raise", "check_no_leakage"]
+
+
+@dataclass
+class VerifyReport:
+    """What :func:`verify_dataset` found: problems make it fail, notes inform."""
+
+    path: Path
+    name: str = "?"
+    version: str = "?"
+    fingerprint: str | None = None
+    official: bool | None = None
+    rows: dict[str, int] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def render(self) -> str:
+        """A one-screen summary for the terminal."""
+        lines = [f"dataset   {self.name} {self.version}", f"path      {self.path}"]
+        if self.fingerprint:
+            lines.append(f"fingerprint {self.fingerprint}")
+        if self.rows:
+            lines.append("rows      " + ", ".join(f"{s} {n}" for s, n in self.rows.items()))
+        if self.official is True:
+            lines.append(f"official  {self.name} {self.version}: fingerprint matches the pinned one")
+        elif self.official is False:
+            lines.append(f"NOT official: fingerprint differs from the pinned {self.name} {self.version}")
+        lines += [f"note      {n}" for n in self.notes]
+        if self.ok:
+            lines.append("result    OK: manifest, schema, counts, images, fingerprints and split "
+                         "isolation all check out")
+        else:
+            lines.append(f"result    FAILED ({len(self.problems)} problem(s)):")
+            lines += [f"  - {p}" for p in self.problems]
+        return "\n".join(lines)
+
+
+def verify_dataset(path: Path) -> VerifyReport:
+    """Check a dataset folder completely; never raises for content faults, reports them.
+
+    Checks the manifest, that its task is known and its label schema is the task's, every
+    shard's columns, that class counts equal the manifest, every label is a class of the
+    task, every image decodes and matches its ``matrix`` and ``total_counts``, the content
+    fingerprints, and that no case, patient or identical image is in two splits.
+    """
+    path = Path(path)
+    report = VerifyReport(path=path)
+    try:
+        manifest = read_manifest(path)
+        task = manifest.get_task()
+    except (DatasetError, TaskError) as exc:
+        report.problems.append(str(exc))
+        return report
+    report.name, report.version = manifest.name, manifest.version
+    if manifest.label_schema != task.label_schema():
+        report.problems.append(f"manifest label_schema differs from the label schema "
+                               f"v{task.schema_version} of task {task.name} ({', '.join(task.class_names)})")
+    tables: dict[str, pd.DataFrame] = {}
+    fingerprints: dict[str, str] = {}
+    image_hashes: dict[str, set[str]] = {}
+    for split in SPLITS:
+        meta = manifest.splits.get(split)
+        if meta is None:
+            report.problems.append(f"manifest has no split {split!r}")
+            continue
+        try:
+            table = read_split(path, split)
+        except DatasetError as exc:
+            report.problems.append(str(exc))
+            continue
+        if list(table.columns) != list(COLUMNS):
+            report.problems.append(f"split {split}: columns {list(table.columns)} differ from "
+                                   f"format v1 {list(COLUMNS)}")
+            continue
+        tables[split] = table
+        report.rows[split] = len(table)
+        _check_split(split, table, meta, task, report)
+        images = _decode_all(split, table, report)
+        if images is None:
+            continue
+        image_hashes[split] = {image_digest(im) for im in images}
+        fingerprints[split] = split_fingerprint(table, images)
+        if fingerprints[split] != meta.fingerprint:
+            report.problems.append(f"split {split}: content fingerprint {fingerprints[split][:16]}... "
+                                   f"differs from the manifest's {meta.fingerprint[:16]}...: "
+                                   "the data changed after it was written")
+    _check_dataset(manifest, tables, fingerprints, image_hashes, report)
+    return report
+
+
+def _check_dataset(manifest: Manifest, tables: Mapping[str, pd.DataFrame],
+                   fingerprints: Mapping[str, str], image_hashes: Mapping[str, set[str]],
+                   report: VerifyReport) -> None:
+    """The checks across splits: the dataset fingerprint, leakage, the pinned fingerprint."""
+    from thyroid_bench.data.official import pinned_fingerprint
+
+    if len(fingerprints) == len(SPLITS):
+        report.fingerprint = dataset_fingerprint(fingerprints)
+        if report.fingerprint != manifest.fingerprint:
+            report.problems.append("dataset fingerprint differs from the manifest's")
+    if len(tables) == len(SPLITS):
+        try:
+            check_no_leakage(tables, where=str(report.path))
+        except VerificationError as exc:
+            report.problems.append(str(exc))
+        for a_i, a in enumerate(SPLITS):
+            for b in SPLITS[a_i + 1:]:
+                shared = image_hashes.get(a, set()) & image_hashes.get(b, set())
+                if shared:
+                    report.problems.append(f"{len(shared)} identical image(s) in both {a} and {b}")
+    pinned = pinned_fingerprint(report.name, report.version)
+    if pinned is not None:
+        report.official = report.fingerprint == pinned
+
+
+def verify_or_raise(path: Path, *, consequence: str = "it cannot be used",
+                    what: str | None = None) -> Manifest:
+    """Verify a dataset folder and return its manifest; :class:`VerificationError` if it fails.
+
+    ``consequence`` completes the message (e.g. "nothing was trained"); ``what`` names the
+    dataset in it (default: its folder).
+    """
+    report = verify_dataset(path)
+    if not report.ok:
+        raise VerificationError(f"{what or f'dataset {path}'} failed verification, so {consequence}:\n  - "
+                                + "\n  - ".join(report.problems)
+                                + "\nrebuild it (`thyroid-bench prepare --force`) or fix the source")
+    return read_manifest(path)
+
+
+def _check_split(split: str, table: pd.DataFrame, meta: SplitMeta, task: Task,
+                 report: VerifyReport) -> None:
+    if len(table) != meta.rows:
+        report.problems.append(f"split {split}: {len(table)} rows, manifest says {meta.rows}")
+    labels = table["label"]
+    bad = table.loc[(labels < 0) | (labels >= task.num_classes), "case_id"].tolist()
+    if bad:
+        report.problems.append(f"split {split}: label outside the schema for case(s) {bad[:5]}")
+    counts = {n: int((labels == i).sum()) for i, n in enumerate(task.class_names)}
+    if counts != meta.class_counts:
+        report.problems.append(f"split {split}: class counts {counts} differ from the manifest's "
+                               f"{meta.class_counts}")
+    dup = table.loc[table["case_id"].duplicated(), "case_id"].tolist()
+    if dup:
+        report.problems.append(f"split {split}: duplicated case_id(s) {dup[:5]}")
+    folds = table["fold"]
+    if split == TRAIN_SPLIT and not folds.between(0, task.folds - 1).all():
+        report.problems.append(f"split train: fold outside 0-{task.folds - 1}")
+    if split != TRAIN_SPLIT and not (folds == NO_FOLD).all():
+        report.problems.append(f"split {split}: fold must be {NO_FOLD} outside train")
+
+
+def _decode_all(split: str, table: pd.DataFrame, report: VerifyReport) -> list[np.ndarray] | None:
+    images = []
+    for case_id, data, matrix, total in zip(table["case_id"], table["image"], table["matrix"],
+                                            table["total_counts"]):
+        try:
+            img = decode_image(data)
+        except Exception as exc:  # noqa: BLE001 - any decoder failure is a finding
+            report.problems.append(f"split {split}: image of case {case_id} does not decode ({exc})")
+            return None
+        if img.shape != (matrix, matrix):
+            report.problems.append(f"split {split}: case {case_id} image {img.shape} but matrix {matrix}")
+        if int(img.sum(dtype=np.int64)) != int(total):
+            report.problems.append(f"split {split}: case {case_id} pixel sum {int(img.sum())} != "
+                                   f"total_counts {total}")
+        images.append(img)
+    return images
+
+
+def check_no_leakage(tables: Mapping[str, pd.DataFrame], where: str) -> None:
+    """Raise :class:`VerificationError` if a case or a patient appears in two splits."""
+    for column in ("case_id", "patient_id"):
+        seen: dict[str, str] = {}
+        for split in SPLITS:
+            for value in pd.unique(tables[split][column]):
+                other = seen.get(value)
+                if other is not None and other != split:
+                    raise VerificationError(f"{where}: {column} {value!r} is in both {other} and "
+                                            f"{split}: splits must not share {column.replace('_id', '')}s")
+                seen[value] = split

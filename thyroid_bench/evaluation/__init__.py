@@ -1,0 +1,1 @@
+"""Evaluation: metrics over arrays, the predictions file, scoring and reports."""

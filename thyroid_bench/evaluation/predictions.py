@@ -1,0 +1,323 @@
+"""The predictions file: one CSV row per case, one probability column per class of the task.
+
+Format (UTF-8 CSV, header on the first line), for a task with classes ``c0 ... ck``::
+
+    case_id,prob_c0,...,prob_ck[,label]
+
+For ``four-pattern``: ``case_id,prob_diffusely_increased,prob_diffusely_decreased,
+prob_focal_increased,prob_heterogeneous_uptake[,label]``. The ``prob_<class name>`` columns
+follow the task's classes (written in class order; read in any order); each row's
+probabilities are finite, non-negative and sum to 1 within
+:data:`~thyroid_bench.tasks.PROB_SUM_TOLERANCE`. The optional ``label`` column holds the
+true class (a class name, the paper's code or an index) for files scored on their own. Any
+model, in or out of Python, can write this file; :func:`read_predictions` is the one gate
+through which predictions enter scoring and the leaderboard.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from thyroid_bench.atomic import atomic_open
+from thyroid_bench.errors import PredictionsError
+from thyroid_bench.tasks import PROB_SUM_TOLERANCE, Task, TaskError, list_tasks
+
+__all__ = [
+    "Predictions",
+    "write_predictions",
+    "read_predictions",
+    "task_of_header",
+]
+
+# How many problems one rejection lists before it stops counting.
+_MAX_PROBLEMS = 20
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """A validated predictions file: case ids, an n x k probability matrix, labels if given."""
+
+    case_ids: list[str]
+    probs: np.ndarray              # (n, k) float64, column j = class j of the task
+    labels: np.ndarray | None      # (n,) int64 class indices, or None without a label column
+    path: Path | None = None
+
+    def __len__(self) -> int:
+        return len(self.case_ids)
+
+    def align(self, case_ids: Sequence[str]) -> Predictions:
+        """The same predictions reordered to ``case_ids`` (which must all be present)."""
+        index = {cid: i for i, cid in enumerate(self.case_ids)}
+        order = np.array([index[str(c)] for c in case_ids], dtype=np.int64)
+        return Predictions([self.case_ids[i] for i in order], self.probs[order],
+                           None if self.labels is None else self.labels[order], self.path)
+
+    def against(self, labels: Mapping[str, int]) -> tuple[Predictions, np.ndarray, np.ndarray]:
+        """Line the predictions up with a split's labels (``case_id -> class index``).
+
+        Returns the predictions in case-id order, the true labels in that order,
+        and the row indices where the file's own ``label`` column (if any)
+        disagrees with them. Every case of ``labels`` must be present (read the
+        file with ``expected_case_ids`` first).
+        """
+        order = sorted(labels)
+        aligned = self.align(order)
+        y_true = np.array([labels[c] for c in order], dtype=np.int64)
+        mismatch = (np.flatnonzero(aligned.labels != y_true) if aligned.labels is not None
+                    else np.empty(0, dtype=np.int64))
+        return aligned, y_true, mismatch
+
+
+def write_predictions(
+    path: str | os.PathLike,
+    task: Task,
+    case_ids: Sequence[str],
+    y_prob: np.ndarray,
+    labels: Sequence[int] | np.ndarray | None = None,
+) -> Path:
+    """Write a predictions CSV (atomically) that :func:`read_predictions` accepts.
+
+    ``y_prob`` is n x k class probabilities in the task's class order; ``labels``
+    (optional) are class indices, written as class names. Probabilities are written with
+    17 significant digits, so the file reads back to the same float64 values and the
+    metrics recomputed from it equal the ones computed in memory.
+    """
+    path = Path(path)
+    ids = [str(c) for c in case_ids]
+    probs = np.asarray(y_prob, dtype=np.float64)
+    if probs.ndim != 2 or probs.shape[1] != task.num_classes:
+        raise ValueError(f"y_prob must be n x {task.num_classes} (the classes of task {task.name}), "
+                         f"got shape {probs.shape}")
+    if probs.shape[0] != len(ids):
+        raise ValueError(f"{len(ids)} case ids but {probs.shape[0]} probability rows")
+    problems = _check_rows(probs, task.prob_columns)
+    if problems:
+        raise ValueError(f"cannot write {path}: row {problems[0][0] + 1}: {problems[0][1]}")
+    if len(set(ids)) != len(ids) or any(not c.strip() for c in ids):
+        raise ValueError("case ids must be unique and non-empty")
+    label_names = None
+    if labels is not None:
+        lab = np.asarray(labels)
+        if lab.shape != (len(ids),):
+            raise ValueError(f"labels must be {len(ids)} class indices, got shape {lab.shape}")
+        label_names = [task.class_names[task.parse_label(int(v))] for v in lab]
+
+    header = ["case_id", *task.prob_columns] + (["label"] if label_names is not None else [])
+    with atomic_open(path, newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(header)
+        for i, cid in enumerate(ids):
+            row = [cid, *(f"{v:.17g}" for v in probs[i])]
+            if label_names is not None:
+                row.append(label_names[i])
+            w.writerow(row)
+    return path
+
+
+def _check_rows(probs: np.ndarray, columns: Sequence[str]) -> list[tuple[int, str]]:
+    """(row index, reason) for every row that is not a probability vector."""
+    out = []
+    finite = np.isfinite(probs).all(axis=1)
+    sums = probs.sum(axis=1)
+    bad_rows = ~finite | (probs < 0).any(axis=1) | (np.abs(sums - 1) > PROB_SUM_TOLERANCE)
+    for i in np.flatnonzero(bad_rows):
+        row = probs[i]
+        if not finite[i]:
+            bad = [columns[j] for j in range(len(row)) if not math.isfinite(row[j])]
+            out.append((int(i), f"{', '.join(bad)} is NaN or infinite; expected a probability in [0, 1]"))
+        elif (row < 0).any():
+            bad = [f"{columns[j]}={float(row[j])!r}" for j in range(len(row)) if row[j] < 0]
+            out.append((int(i), f"negative probability {', '.join(bad)}"))
+        else:
+            out.append((int(i), f"probabilities sum to {float(sums[i])!r}, not 1 (tolerance "
+                                f"{PROB_SUM_TOLERANCE}); write normalised class probabilities "
+                                "(a softmax), not raw scores"))
+    return out
+
+
+def task_of_header(path: str | os.PathLike) -> Task:
+    """The registered task whose probability columns a predictions file's header names.
+
+    For files scored on their own label column, with no dataset to name the task.
+    """
+    rows = _read_rows(Path(path))
+    header = {h.strip() for h in rows[0]}
+    matches = [t for t in list_tasks() if set(t.prob_columns) <= header]
+    if len(matches) != 1:
+        found = sorted(h for h in header if h.startswith("prob_"))
+        raise TaskError(f"{path}: the probability columns {found} "
+                        + ("match no registered task" if not matches else
+                           f"fit several tasks ({', '.join(t.name for t in matches)})")
+                        + "; name the task (--task)")
+    return matches[0]
+
+
+def _read_rows(path: Path) -> list[list[str]]:
+    if not path.is_file():
+        raise PredictionsError(f"{path}: no such predictions file")
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.reader(f))
+    except UnicodeDecodeError as exc:
+        raise PredictionsError(f"{path}: not UTF-8 text ({exc}); save the predictions as a UTF-8 CSV") from None
+    except csv.Error as exc:
+        raise PredictionsError(f"{path}: not a readable CSV ({exc})") from None
+    if not rows or not any(cell.strip() for cell in rows[0]):
+        raise PredictionsError(f"{path}: empty file; expected a header line case_id,prob_<class>,..."
+                               "[,label] and one row per case")
+    return rows
+
+
+class _Problems:
+    """The problems found in a file, each with its data row, reported together."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.items: list[tuple[int, str]] = []
+
+    def row(self, r: int, reason: str) -> None:
+        self.items.append((r, f"row {r} (line {r + 1}): {reason}"))
+
+    def raise_if_any(self) -> None:
+        if not self.items:
+            return
+        self.items.sort(key=lambda p: p[0])
+        shown = [text for _, text in self.items[:_MAX_PROBLEMS]]
+        hidden = len(self.items) - len(shown)
+        more = f"\n  ... and {hidden} more problem(s)" if hidden else ""
+        raise PredictionsError(f"{self.path}: rejected ({len(self.items)} problem(s)):\n  "
+                               + "\n  ".join(shown) + more)
+
+
+def read_predictions(
+    path: str | os.PathLike,
+    task: Task,
+    *,
+    expected_case_ids: Iterable[str] | None = None,
+) -> Predictions:
+    """Read and validate a predictions CSV of ``task``; raise :class:`PredictionsError` on any problem.
+
+    Rejected, each with the file, the row (data row r is line r + 1) and the reason:
+    a missing, unknown or repeated column; a row with the wrong number of fields; an
+    empty case id; a probability that is not a number, NaN, infinite or negative; a
+    row whose probabilities do not sum to 1 within the tolerance; a bad label; a duplicate
+    case id; with ``expected_case_ids`` (the cases of a split), a case id not in the split
+    and any case of the split missing from the file. Up to 20 problems are listed.
+    Rows keep the file's order.
+    """
+    path = Path(path)
+    rows = _read_rows(path)
+    header = [h.strip() for h in rows[0]]
+    _check_header(path, header, task)
+    data = rows[1:]
+    while data and not any(cell.strip() for cell in data[-1]):  # trailing blank lines
+        data.pop()
+    if not data:
+        raise PredictionsError(f"{path}: the header is there but no case rows follow")
+    problems = _Problems(path)
+    expected = None if expected_case_ids is None else [str(c) for c in expected_case_ids]
+    ids, probs, labels = _parse_rows(data, header, task, expected, problems)
+    for i, reason in _check_rows(probs, task.prob_columns):
+        problems.row(i + 1, reason)
+    if expected is not None:
+        _check_missing(set(ids), expected, len(data), problems)
+    problems.raise_if_any()
+    return Predictions(ids, probs, labels if "label" in header else None, path)
+
+
+def _parse_rows(data: list[list[str]], header: list[str], task: Task, expected: list[str] | None,
+                problems: _Problems) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Case ids, probabilities and labels of every row; faults go to ``problems``."""
+    col = {name: j for j, name in enumerate(header)}
+    prob_cols = [col[c] for c in task.prob_columns]
+    expected_set = None if expected is None else set(expected)
+    ids: list[str] = []
+    probs = np.zeros((len(data), task.num_classes))
+    probs[:, 0] = 1.0  # a placeholder row (one-hot) passes the row checks for any class count
+    labels = np.zeros(len(data), dtype=np.int64)
+    seen: dict[str, int] = {}
+    for i, fields in enumerate(data):
+        r = i + 1
+        if len(fields) != len(header):
+            problems.row(r, f"{len(fields)} fields, the header has {len(header)}")
+            ids.append("")
+            continue
+        cid = fields[col["case_id"]].strip()
+        ids.append(cid)
+        _check_case_id(cid, r, seen, expected_set, problems)
+        try:
+            probs[i] = [float(fields[j]) for j in prob_cols]
+        except ValueError:
+            for name, j in zip(task.prob_columns, prob_cols):
+                if not _is_number(fields[j]):
+                    problems.row(r, f"{name} = {fields[j].strip()!r} is not a number")
+        if "label" in col:
+            labels[i] = _parse_label(fields[col["label"]], task, r, problems)
+    return ids, probs, labels
+
+
+def _check_case_id(cid: str, r: int, seen: dict[str, int], expected: set[str] | None,
+                   problems: _Problems) -> None:
+    """An empty or duplicate case id, or (with the split's cases) one not in the split."""
+    if not cid:
+        problems.row(r, "case_id is empty")
+    elif cid in seen:
+        problems.row(r, f"duplicate case_id {cid!r} (first on row {seen[cid]}); one row per case")
+    else:
+        seen[cid] = r
+        if expected is not None and cid not in expected:
+            problems.row(r, f"case_id {cid!r} is not a case of the split being scored")
+
+
+def _check_missing(found: set[str], expected: list[str], n_rows: int, problems: _Problems) -> None:
+    missing = [c for c in expected if c not in found]
+    if missing:
+        shown = ", ".join(repr(c) for c in missing[:5]) + (" ..." if len(missing) > 5 else "")
+        problems.items.append((n_rows + 1, f"{len(missing)} case(s) of the split have no row: "
+                                           f"{shown}; predict every case of the split"))
+
+
+def _parse_label(text: str, task: Task, r: int, problems: _Problems) -> int:
+    text = text.strip()
+    if not text:
+        problems.row(r, "label is empty; fill it for every row or drop the label column")
+        return 0
+    try:
+        return task.parse_label(text)
+    except ValueError as exc:
+        problems.row(r, str(exc))
+        return 0
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_header(path: Path, header: list[str], task: Task) -> None:
+    allowed = ["case_id", *task.prob_columns, "label"]
+    problems = []
+    repeated = sorted({h for h in header if header.count(h) > 1})
+    if repeated:
+        problems.append(f"repeated column(s) {repeated}")
+    missing = [c for c in ["case_id", *task.prob_columns] if c not in header]
+    if missing:
+        problems.append(f"missing column(s) {missing}")
+    unknown = [h for h in header if h not in allowed]
+    if unknown:
+        problems.append(f"unknown column(s) {unknown}")
+    if problems:
+        raise PredictionsError(
+            f"{path}: header (line 1): {'; '.join(problems)}. Expected exactly "
+            f"case_id, {', '.join(task.prob_columns)} and optionally label "
+            f"(one probability column per class of task {task.name})")

@@ -1,0 +1,309 @@
+"""Human-readable results: the paper's Table 2 layout, ROC and confusion-matrix figures, report.md.
+
+Figures follow Qiao et al. 2021 (BMC Medical Imaging, doi 10.1186/s12880-021-00710-4):
+Fig. 3, one-vs-rest ROC curves per class with the AUC in the legend; Fig. 4, the 4x4
+confusion matrix with counts (here also row percentages, i.e. per-true-class recall).
+Rendering uses matplotlib's object API with the Agg canvas only, so it runs headless
+and never touches pyplot's global state. Inputs are :func:`thyroid_bench.evaluation.metrics.evaluate`
+results; fractions become percentages here, on display only.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from thyroid_bench.tasks import Task
+
+__all__ = [
+    "TABLE2_ROWS",
+    "format_table2",
+    "format_gap",
+    "plot_roc",
+    "plot_confusion",
+    "write_report",
+]
+
+#: (label, per-class key) rows of the paper's Table 2, in its order.
+TABLE2_ROWS: tuple[tuple[str, str], ...] = (
+    ("Accuracy", "accuracy"),
+    ("Sensitivity", "sensitivity"),
+    ("Specificity", "specificity"),
+    ("PPV", "ppv"),
+    ("NPV", "npv"),
+    ("F1", "f1"),
+    ("AUC", "auc"),
+)
+# (label, key, shown as a percentage?) of the overall lines under the table.
+_OVERALL_ROWS: tuple[tuple[str, str, bool], ...] = (
+    ("Overall accuracy", "accuracy", True),
+    ("Balanced accuracy", "balanced_accuracy", True),
+    ("Macro F1", "macro_f1", True),
+    ("Macro AUC", "macro_auc", True),
+    ("Cohen's kappa", "cohen_kappa", False),
+    ("MCC", "mcc", False),
+    ("ECE", "ece", False),
+    ("Brier score", "brier", False),
+)
+_NA = "n/a"
+
+
+# --------------------------------------------------------------------------- tables
+def _paper_type(name: str, task: Task | None) -> str | None:
+    """The paper's code of class ``name`` in ``task`` (e.g. ``III``), if it has one."""
+    if task is None:
+        return None
+    return next((c.code for c in task.classes if c.name == name), None)
+
+
+def _class_header(name: str, support: int, task: Task | None) -> tuple[str, str]:
+    t = _paper_type(name, task)
+    return name, (f"type {t}, n={support}" if t else f"n={support}")
+
+
+def _fmt(value: float | None, interval: Sequence[float] | None, percent: bool) -> str:
+    if value is None:
+        return _NA
+    if percent:
+        text = f"{100 * value:.1f}"
+        if interval:
+            text += f" ({100 * interval[0]:.1f}-{100 * interval[1]:.1f})"
+        return text
+    text = f"{value:.3f}"
+    if interval:
+        text += f" ({interval[0]:.3f}-{interval[1]:.3f})"
+    return text
+
+
+def _table(header: list[str], rows: list[list[str]], markdown: bool, sub: list[str] | None = None) -> str:
+    if markdown:
+        head = header if sub is None else [f"{h} ({s})" if s else h for h, s in zip(header, sub)]
+        lines = ["| " + " | ".join(head) + " |",
+                 "| " + " | ".join(["---"] + ["---:"] * (len(head) - 1)) + " |"]
+        lines += ["| " + " | ".join(r) + " |" for r in rows]
+        return "\n".join(lines)
+    grid = [header] + ([sub] if sub else []) + rows
+    widths = [max(len(r[j]) for r in grid) for j in range(len(header))]
+
+    def line(r: list[str]) -> str:
+        return "  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(r, widths)))
+
+    out = [line(header)] + ([line(sub)] if sub else [])
+    out.append("  ".join("-" * w for w in widths))
+    out += [line(r) for r in rows]
+    return "\n".join(x.rstrip() for x in out)
+
+
+def _ci_note(metrics: Mapping) -> str:
+    b = metrics.get("bootstrap") or {}
+    if not b.get("resamples"):
+        return "no confidence intervals (bootstrap off)"
+    return (f"{100 * b['level']:.0f}% CIs: percentile, {b['resamples']} bootstrap resamples "
+            f"stratified by true class, seed {b['seed']}")
+
+
+def format_table2(metrics: Mapping, *, task: Task | None = None, markdown: bool = False) -> str:
+    """The paper's Table 2 layout: metric rows, class columns, percentages with CIs.
+
+    Per-class rows (accuracy one-vs-rest, sensitivity, specificity, PPV, NPV, F1, AUC)
+    are followed by the overall figures (accuracy, balanced accuracy, macro F1 and AUC
+    as percentages; kappa, MCC, ECE, Brier as fractions). ``metrics`` is an
+    :func:`~thyroid_bench.evaluation.metrics.evaluate` result; ``markdown=True`` renders markdown
+    tables instead of aligned plain text; ``task`` adds the paper's class codes to the
+    headers. Undefined figures show as ``n/a``.
+    """
+    ci = metrics.get("ci") or {}
+    per = metrics["per_class"]
+    names = list(per)
+    heads = [_class_header(n, per[n]["support"], task) for n in names]
+    rows = [[label] + [_fmt(per[n][key], ci.get(f"per_class.{n}.{key}"), True) for n in names]
+            for label, key in TABLE2_ROWS]
+    per_class = _table(["% (95% CI)"] + [h[0] for h in heads], rows, markdown,
+                       sub=[""] + [h[1] for h in heads])
+    overall_rows = []
+    for label, key, percent in _OVERALL_ROWS:
+        if key == "ece" and metrics.get("ece_bins"):
+            label = f"ECE ({metrics['ece_bins']} bins)"
+        overall_rows.append([f"{label} (%)" if percent else label,
+                             _fmt(metrics.get(key), ci.get(key), percent)])
+    overall = _table([f"Overall (n={metrics['n']})", "value (95% CI)"], overall_rows, markdown)
+    note = _ci_note(metrics)
+    if markdown:
+        return f"{per_class}\n\n{overall}\n\n_{note}._"
+    return f"{per_class}\n\n{overall}\n\n{note}"
+
+
+def format_gap(gap: Mapping, *, markdown: bool = True) -> str:
+    """Render a :func:`thyroid_bench.evaluation.metrics.gap` result: internal minus external, in points."""
+    names = list(gap["per_class"])
+    rows = [[label] + [_fmt_points(gap["per_class"][n][key]) for n in names] for label, key in TABLE2_ROWS]
+    table = _table(["internal - external (points)"] + names, rows, markdown)
+    overall = [[label, _fmt_points(gap.get(key)) if percent else _fmt_signed(gap.get(key))]
+               for label, key, percent in _OVERALL_ROWS]
+    return table + "\n\n" + _table(["Overall", "internal - external"], overall, markdown)
+
+
+def _fmt_points(v: float | None) -> str:
+    return _NA if v is None else f"{100 * v:+.1f}"
+
+
+def _fmt_signed(v: float | None) -> str:
+    return _NA if v is None else f"{v:+.3f}"
+
+
+# --------------------------------------------------------------------------- figures
+def _short_label(name: str, task: Task | None) -> str:
+    t = _paper_type(name, task)
+    return f"{t}: {name}" if t else name
+
+
+def plot_roc(
+    y_true: np.ndarray,
+    y_prob: np.ndarray,
+    path: str | Path,
+    *,
+    class_names: Sequence[str] | None = None,
+    title: str | None = None,
+    metrics: Mapping | None = None,
+    task: Task | None = None,
+) -> Path:
+    """One-vs-rest ROC curve per class (paper's Fig. 3), AUC (and its CI) in the legend; PNG."""
+    from matplotlib.figure import Figure
+    from sklearn.metrics import auc, roc_curve
+
+    y = np.asarray(y_true)
+    p = np.asarray(y_prob, dtype=np.float64)
+    names = list(class_names) if class_names is not None else (
+        list(metrics["per_class"]) if metrics else _default_names(p.shape[1], task))
+    ci = (metrics or {}).get("ci") or {}
+    fig = Figure(figsize=(6.0, 5.6), dpi=120, layout="constrained")
+    ax = fig.subplots()
+    for c, name in enumerate(names):
+        positives = int((y == c).sum())
+        if positives == 0 or positives == len(y):
+            ax.plot([], [], label=f"{_short_label(name, task)}: AUC undefined (n={positives})")
+            continue
+        fpr, tpr, _ = roc_curve((y == c).astype(int), p[:, c])
+        label = f"{_short_label(name, task)}: AUC {auc(fpr, tpr):.3f}"
+        interval = ci.get(f"per_class.{name}.auc")
+        if interval:
+            label += f" ({interval[0]:.3f}-{interval[1]:.3f})"
+        ax.plot(fpr, tpr, lw=1.8, label=label)
+    ax.plot([0, 1], [0, 1], ls="--", lw=0.8, color="grey")
+    ax.set(xlim=(-0.01, 1.01), ylim=(-0.01, 1.01), xlabel="1 - specificity (false positive rate)",
+           ylabel="Sensitivity (true positive rate)", title=title or "ROC curves, one vs rest")
+    ax.set_aspect("equal")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=7.5)
+    return _save(fig, path)
+
+
+def plot_confusion(
+    confusion: Sequence[Sequence[int]] | np.ndarray,
+    path: str | Path,
+    *,
+    class_names: Sequence[str] | None = None,
+    title: str | None = None,
+    task: Task | None = None,
+) -> Path:
+    """The k x k confusion matrix (paper's Fig. 4): counts and row percentages; PNG.
+
+    Rows are the true class, columns the predicted class; colour is the row percentage.
+    """
+    from matplotlib.figure import Figure
+
+    cm = np.asarray(confusion, dtype=np.int64)
+    k = cm.shape[0]
+    names = list(class_names) if class_names is not None else _default_names(k, task)
+    rows = cm.sum(axis=1, keepdims=True)
+    pct = np.divide(100.0 * cm, rows, out=np.zeros(cm.shape), where=rows > 0)
+    fig = Figure(figsize=(6.8, 5.6), dpi=120, layout="constrained")
+    ax = fig.subplots()
+    im = ax.imshow(pct, cmap="Blues", vmin=0, vmax=100)
+    for i in range(k):
+        for j in range(k):
+            text = f"{cm[i, j]}\n({pct[i, j]:.1f}%)" if rows[i, 0] else f"{cm[i, j]}"
+            ax.text(j, i, text, ha="center", va="center", fontsize=9,
+                    color="white" if pct[i, j] > 60 else "black")
+    labels = [_short_label(n, task).replace("_", " ") for n in names]
+    ax.set_xticks(range(k), labels, rotation=30, ha="right", fontsize=8)
+    ax.set_yticks(range(k), labels, fontsize=8)
+    ax.set(xlabel="Predicted class", ylabel="True class", title=title or "Confusion matrix")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="% of true class")
+    return _save(fig, path)
+
+
+def _default_names(k: int, task: Task | None) -> list[str]:
+    if task is not None and task.num_classes == k:
+        return list(task.class_names)
+    return [f"class_{i}" for i in range(k)]
+
+
+def _save(fig, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", bbox_inches="tight", pad_inches=0.1)
+    return path
+
+
+def _slug(split: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", split).strip("-") or "split"
+
+
+# --------------------------------------------------------------------------- report
+def write_report(
+    out_dir: str | Path,
+    task: Task,
+    metrics_by_split: Mapping[str, Mapping],
+    predictions_by_split: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    *,
+    title: str,
+    extra_sections: Mapping[str, str] | None = None,
+) -> Path:
+    """Write ``report.md`` and its figures (``figures/roc_<split>.png``,
+    ``figures/confusion_<split>.png``) into ``out_dir``; return the report's path.
+
+    ``task`` names the classes (with the paper's codes); ``metrics_by_split`` maps a split
+    name to its :func:`~thyroid_bench.evaluation.metrics.evaluate`
+    result; ``predictions_by_split`` maps a split to ``(y_true, y_prob)`` for its ROC
+    curves (a split without predictions gets no ROC figure). With both ``internal`` and
+    ``external`` present, the internal-to-external gap is added. ``extra_sections`` maps
+    a heading to a markdown body appended at the end (e.g. a run's configuration).
+    """
+    from thyroid_bench.version import __version__
+    from thyroid_bench.evaluation.metrics import gap
+
+    out = Path(out_dir)
+    fig_dir = out / "figures"
+    parts = [f"# {title}", "",
+             f"Generated by thyroid-bench {__version__}. Fractions are shown as percentages; "
+             f"per-class figures are one-vs-rest. Task `{task.name}` ({task.reference.citation}).", ""]
+    for split, metrics in metrics_by_split.items():
+        names = list(metrics["per_class"])
+        slug = _slug(split)
+        parts += [f"## {split} (n = {metrics['n']})", "", format_table2(metrics, task=task, markdown=True), ""]
+        if split in predictions_by_split:
+            y_true, y_prob = predictions_by_split[split]
+            plot_roc(y_true, y_prob, fig_dir / f"roc_{slug}.png", class_names=names,
+                     title=f"ROC curves, {split}", metrics=metrics, task=task)
+            parts += [f"![ROC curves, {split}](figures/roc_{slug}.png)", ""]
+        plot_confusion(metrics["confusion_matrix"], fig_dir / f"confusion_{slug}.png",
+                       class_names=names, title=f"Confusion matrix, {split}", task=task)
+        parts += [f"![Confusion matrix, {split}](figures/confusion_{slug}.png)", ""]
+        if metrics.get("ece_binning"):
+            parts += [f"ECE binning: {metrics['ece_binning']}.", ""]
+    if set(task.eval_splits) <= set(metrics_by_split) and len(task.eval_splits) == 2:
+        parts += ["## Internal-to-external gap", "",
+                  "Internal minus external, in percentage points (kappa, MCC, ECE, Brier as "
+                  "fractions). Positive means the model does worse on the external centre, "
+                  "except for ECE and Brier, where lower is better.", "",
+                  format_gap(gap(*(metrics_by_split[s] for s in task.eval_splits))), ""]
+    for heading, body in (extra_sections or {}).items():
+        parts += [f"## {heading}", "", body.rstrip(), ""]
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "report.md"
+    path.write_text("\n".join(parts), encoding="utf-8")
+    return path

@@ -1,0 +1,131 @@
+"""Score a predictions file: the function behind ``thyroid-bench score``.
+
+A predictions file from any model enters here (DESIGN: data flows one way,
+predictions -> metrics). It is scored either against the labels of a dataset
+split (and must then cover exactly that split's cases), or against its own
+``label`` column.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from thyroid_bench.errors import PredictionsError, ThyroidBenchError
+from thyroid_bench.evaluation.predictions import Predictions, read_predictions, task_of_header
+from thyroid_bench.evaluation.suites import evaluate_task
+from thyroid_bench.tasks import Task, get_task
+
+__all__ = ["score_predictions"]
+
+
+def score_predictions(
+    predictions_path: str | os.PathLike,
+    *,
+    dataset: str | os.PathLike | None = None,
+    split: str | None = None,
+    home: Path | None = None,
+    task: str | None = None,
+    json_out: str | os.PathLike | None = None,
+    figures_dir: str | os.PathLike | None = None,
+    bootstrap: int = 1000,
+    seed: int = 0,
+) -> dict:
+    """Score a predictions CSV and return {predictions, labels_from, dataset, split, metrics, ...}.
+
+    With ``split`` named, the labels come from that split of ``dataset`` (a name,
+    ``name@version`` or folder; default: the prepared default dataset) and the file must
+    hold exactly the split's cases; a ``label`` column in the file must then agree with
+    the dataset; the task is the dataset's. Without ``split``, the file's own ``label``
+    column is used, and the task is ``task`` or the one whose probability columns the
+    file's header names. Cases are
+    scored in ``case_id`` order (the metrics do not depend on it: ``evaluate`` is
+    invariant to the order of cases, so a re-scored file reproduces its numbers exactly).
+    ``json_out`` writes the result as JSON; ``figures_dir`` writes ``report.md`` with ROC
+    and confusion-matrix figures there. Raises :class:`ThyroidBenchError` subclasses for
+    user errors (bad file, unknown dataset, no labels).
+    """
+    path = Path(predictions_path)
+    if split is not None:
+        the_task, preds, y_true, dataset_info = _against_dataset(path, dataset, split, home)
+        labels_from = "dataset"
+    elif dataset is not None:
+        raise ThyroidBenchError(
+            f"--dataset {dataset} needs --split (train, internal or external) to say which "
+            "split's labels to score against")
+    else:
+        the_task = get_task(task) if task else task_of_header(path)
+        preds, y_true = _against_own_labels(path, the_task)
+        dataset_info, labels_from = None, "file"
+    if task is not None and the_task.name != task:
+        raise ThyroidBenchError(f"--task {task}: the dataset serves task {the_task.name}")
+
+    from thyroid_bench.version import __version__
+
+    metrics = evaluate_task(the_task, y_true, preds.probs, bootstrap=bootstrap, seed=seed)
+    result: dict = {
+        "predictions": str(path),
+        "task": the_task.name,
+        "labels_from": labels_from,
+        "dataset": dataset_info,
+        "split": split,
+        "thyroid_bench_version": __version__,
+        "metrics": metrics,
+    }
+    if figures_dir is not None:
+        from thyroid_bench.evaluation.report import write_report
+
+        name = split or path.stem
+        against = (f"{dataset_info['name']} {dataset_info['version']}, split {split}"
+                   if dataset_info else "its own label column")
+        report = write_report(figures_dir, the_task, {name: metrics}, {name: (y_true, preds.probs)},
+                              title=f"Scores of {path.name} against {against}")
+        result["report"] = str(report)
+    if json_out is not None:
+        out = Path(json_out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    return result
+
+
+def _against_dataset(path: Path, dataset: str | os.PathLike | None, split: str,
+                     home: Path | None) -> tuple[Task, Predictions, np.ndarray, dict]:
+    """The file lined up with a dataset split's labels (it must hold exactly its cases)."""
+    from thyroid_bench.data.format import read_manifest, read_split, resolve_dataset
+
+    folder = resolve_dataset(dataset, home=home)
+    manifest = read_manifest(folder)
+    task = manifest.get_task()
+    truth = read_split(folder, split, columns=["case_id", "label"])
+    y_by_id = {str(c): int(y) for c, y in zip(truth["case_id"], truth["label"])}
+    preds = read_predictions(path, task, expected_case_ids=list(y_by_id))
+    preds, y_true, mismatch = preds.against(y_by_id)
+    if mismatch.size:
+        _labels_disagree(path, task, preds, y_true, mismatch,
+                         f"{manifest.name} {manifest.version} split {split!r}")
+    info = {**manifest.dataset_ref().model_dump(exclude={"synthetic"}), "path": str(folder)}
+    return task, preds, y_true, info
+
+
+def _against_own_labels(path: Path, task: Task) -> tuple[Predictions, np.ndarray]:
+    preds = read_predictions(path, task)
+    if preds.labels is None:
+        raise PredictionsError(
+            f"{path}: no label column, so there is nothing to score against; name a split "
+            "(--split internal|external, with --dataset if not the default dataset) or add a "
+            "label column (class name, the paper's code or index)")
+    preds = preds.align(sorted(preds.case_ids))
+    return preds, preds.labels
+
+
+def _labels_disagree(path: Path, task: Task, preds: Predictions, y_true: np.ndarray,
+                     bad: np.ndarray, where: str) -> None:
+    names = task.class_names
+    shown = "; ".join(f"{preds.case_ids[i]!r}: file {names[preds.labels[i]]}, dataset "
+                      f"{names[y_true[i]]}" for i in bad[:5])
+    raise PredictionsError(
+        f"{path}: the label column disagrees with {where} on {bad.size} case(s) ({shown}); "
+        "check --dataset and --split, or drop the label column")

@@ -1,0 +1,1 @@
+"""The harness: protocols, preprocessing, training loops, the run command, multi-process training."""

@@ -1,0 +1,148 @@
+"""Training protocols as data: every run names one, and its config prints it whole.
+
+A :class:`Protocol` fixes everything about training that is not the model:
+optimiser, schedule, epochs, batch size, input size, augmentation, pretrained
+weights, and model selection. Selection uses one fold of ``train``
+(``selection_fold``: fold 0 in every built-in protocol); the model trains on the
+other folds and never sees the task's evaluation splits (``internal``,
+``external``) before the final evaluation.
+
+- ``paper``: Qiao et al. 2021 as published (Adam lr 1e-3, weight decay 1e-4,
+  300 epochs, batch 12, dropout 0.8, flip / rotation 0-90 / mix-up,
+  ImageNet-pretrained, native input size). The default on a GPU.
+- ``quick``: the default on a CPU; small input, few epochs, from random
+  initialisation, so a paper model trains and evaluates within about 15
+  minutes on two CPU cores.
+- ``linear-probe``: the backbone frozen (ImageNet weights when available),
+  its features computed once and cached, a linear head trained on them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from thyroid_bench.errors import ThyroidBenchError
+from thyroid_bench.tasks import NUM_FOLDS
+
+__all__ = ["Protocol", "PROTOCOLS", "ProtocolError", "get_protocol", "default_protocol_name"]
+
+
+class ProtocolError(ThyroidBenchError):
+    """An unknown protocol or an invalid override."""
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """Everything about training except the model. Written into config.json and entry.json."""
+
+    name: str
+    description: str
+    epochs: int
+    batch_size: int
+    optimizer: Literal["adam", "adamw"]
+    lr: float
+    weight_decay: float
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    warmup_epochs: int = 0
+    #: Input size in pixels (square); ``None`` means the model's native size. A size below
+    #: the model's minimum (``ModelMeta.min_input_size``) is raised to it.
+    input_size: int | None = None
+    #: Dropout of the model's head (the paper's: 0.8 before the last layer).
+    dropout: float = 0.8
+    #: Use ImageNet-pretrained backbone weights (Hub, HF cache or --weights).
+    pretrained: bool = True
+    hflip_p: float = 0.5
+    #: Random rotation by an angle drawn uniformly from [0, rotation_deg] degrees.
+    rotation_deg: float = 90.0
+    #: Mix-up (Zhang et al. 2018) Beta(alpha, alpha) mixing; 0 disables it.
+    mixup_alpha: float = 0.2
+    label_smoothing: float = 0.0
+    #: Train fold held out for model selection (best epoch); never internal or external.
+    selection_fold: int = 0
+    #: Figure on the selection fold that picks the best epoch.
+    selection_metric: Literal["accuracy", "macro_f1"] = "macro_f1"
+    #: Stop when the selection figure has not improved for this many epochs (0: never).
+    early_stopping_patience: int = 0
+    #: Freeze the backbone, cache its features, train only a linear head.
+    linear_probe: bool = False
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.epochs < 1:
+            problems.append(f"epochs must be >= 1, got {self.epochs}")
+        if self.batch_size < 1:
+            problems.append(f"batch_size must be >= 1, got {self.batch_size}")
+        if not 0 <= self.dropout < 1:
+            problems.append(f"dropout must lie in [0, 1), got {self.dropout}")
+        if not 0 <= self.hflip_p <= 1:
+            problems.append(f"hflip_p must lie in [0, 1], got {self.hflip_p}")
+        if self.lr <= 0:
+            problems.append(f"lr must be > 0, got {self.lr}")
+        if self.input_size is not None and self.input_size < 8:
+            problems.append(f"input_size must be >= 8 pixels, got {self.input_size}")
+        if not 0 <= self.selection_fold < NUM_FOLDS:
+            problems.append(f"selection_fold must be 0-{NUM_FOLDS - 1}, got {self.selection_fold}")
+        if problems:
+            raise ProtocolError(f"protocol {self.name!r}: " + "; ".join(problems))
+
+    def with_overrides(self, **overrides: Any) -> Protocol:
+        """A copy with some fields replaced (e.g. ``epochs`` from ``--epochs``)."""
+        fields = {f.name for f in dataclasses.fields(self)}
+        unknown = set(overrides) - fields
+        if unknown:
+            raise ProtocolError(f"unknown protocol field(s) {sorted(unknown)}; fields: {sorted(fields)}")
+        return dataclasses.replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    def to_dict(self) -> dict[str, Any]:
+        """All fields, JSON-able."""
+        return dataclasses.asdict(self)
+
+
+PROTOCOLS: dict[str, Protocol] = {
+    p.name: p
+    for p in (
+        Protocol(
+            name="paper",
+            description="Qiao et al. 2021: Adam lr 1e-3, weight decay 1e-4, 300 epochs, batch 12, "
+            "dropout 0.8, flip/rotation 0-90/mix-up, ImageNet-pretrained, native input size",
+            epochs=300, batch_size=12, optimizer="adam", lr=1e-3, weight_decay=1e-4,
+            lr_schedule="constant", input_size=None, dropout=0.8, pretrained=True,
+            hflip_p=0.5, rotation_deg=90.0, mixup_alpha=0.2,
+        ),
+        Protocol(
+            name="quick",
+            description="CPU default: 64x64 input (75x75 for the inceptions, their minimum), "
+            "6 epochs of AdamW with a one-epoch warm-up and cosine decay, batch 32, "
+            "flip/rotation 0-90, no mix-up, random initialisation",
+            epochs=6, batch_size=32, optimizer="adamw", lr=2e-3, weight_decay=0.05,
+            lr_schedule="cosine", warmup_epochs=1, input_size=64, dropout=0.2, pretrained=False,
+            hflip_p=0.5, rotation_deg=90.0, mixup_alpha=0.0,
+        ),
+        Protocol(
+            name="linear-probe",
+            description="frozen backbone (ImageNet weights when available), features computed once "
+            "and cached, a linear head trained by AdamW on them for 200 full-batch epochs",
+            epochs=200, batch_size=256, optimizer="adamw", lr=1e-2, weight_decay=1e-4,
+            lr_schedule="cosine", input_size=None, dropout=0.0, pretrained=True,
+            hflip_p=0.0, rotation_deg=0.0, mixup_alpha=0.0, linear_probe=True,
+        ),
+    )
+}
+
+
+def get_protocol(name: str) -> Protocol:
+    """The protocol called ``name``; :class:`ProtocolError` with close matches otherwise."""
+    try:
+        return PROTOCOLS[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, PROTOCOLS, n=2, cutoff=0.4)
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        raise ProtocolError(f"unknown protocol {name!r}; {hint}known: {', '.join(PROTOCOLS)}") from None
+
+
+def default_protocol_name(device: str) -> str:
+    """``paper`` on a GPU, ``quick`` on a CPU."""
+    return "paper" if device.startswith("cuda") else "quick"

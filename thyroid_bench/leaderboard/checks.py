@@ -1,0 +1,346 @@
+"""The checks a run folder passes before the leaderboard accepts it (:func:`check_run`).
+
+One function per check, called in order by :func:`check_run`; the first failure raises
+:class:`~thyroid_bench.leaderboard.errors.SubmissionError` naming the check. Everything
+task-specific (evaluation splits, classes, the metric suite) comes from the entry's task.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+
+from thyroid_bench.data import official
+from thyroid_bench.data.manifest import DatasetRef, Manifest, read_manifest
+from thyroid_bench.errors import DatasetError, PredictionsError, VerificationError
+from thyroid_bench.evaluation.entry import Entry, EntryError, read_entry
+from thyroid_bench.evaluation.metrics import ECE_BINS
+from thyroid_bench.evaluation.predictions import Predictions, read_predictions
+from thyroid_bench.evaluation.suites import evaluate_task
+from thyroid_bench.hashing import sha256_file
+from thyroid_bench.leaderboard.errors import SubmissionError
+from thyroid_bench.leaderboard.names import describe_key, duplicate_key, entry_id, section_rel
+from thyroid_bench.leaderboard.rules import CI_LEVEL, METRIC_TOLERANCE, MIN_BOOTSTRAP_RESAMPLES
+from thyroid_bench.leaderboard.store import Truth
+from thyroid_bench.tasks import Task, TaskError, get_task
+
+__all__ = ["CheckedRun", "check_run", "first_difference"]
+
+
+@dataclass
+class CheckedRun:
+    """A run folder that passed every check, ready to be stored."""
+
+    run_dir: Path
+    entry: Entry
+    entry_sha256: str
+    entry_id: str
+    section: PurePosixPath  # entries/<task>/<dataset>@<version>
+    truth: Truth
+
+
+def check_run(
+    run_dir: str | os.PathLike,
+    *,
+    home: Path | None = None,
+    existing: Iterable[Entry] = (),
+    _truth_cache: dict[tuple[str, str], Truth] | None = None,
+) -> CheckedRun:
+    """Run every leaderboard check on a run folder; raise :class:`SubmissionError` on the first failure.
+
+    In order: ``run folder`` (it exists), ``schema`` (entry.json is a valid schema-v1 entry,
+    unknown fields refused), ``task`` (the entry's task is known), ``splits`` (metrics and
+    predictions for exactly the task's evaluation splits), ``duplicate`` (no entry in
+    ``existing`` with the same task, dataset name@version, model, protocol and seed),
+    ``dataset fingerprint`` / ``dataset present`` / ``task`` / ``dataset verification`` (a
+    pinned official version, or a local version with the same fingerprint and task; the
+    local data must verify), ``dataset synthetic`` (the entry's synthetic flag is the
+    manifest's), ``predictions path`` and ``predictions hash`` (each file lies under
+    predictions/ and has the entry's SHA-256); then per evaluation split ``predictions``
+    (the file covers exactly the split's cases, every row a probability vector; its optional
+    label column agrees with the dataset), ``bootstrap`` (intervals of at least 1000
+    resamples at 95%) and ``metrics`` (every figure recomputed with the task's metric suite,
+    :func:`thyroid_bench.evaluation.suites.evaluate_task`, under the entry's bootstrap
+    settings equals the claimed one within 1e-9).
+    """
+    run_dir = _check_folder(Path(run_dir))
+    entry, entry_sha = _check_schema(run_dir)
+    task = _check_task(run_dir, entry)
+    _check_splits(run_dir, entry, task)
+    _check_duplicate(run_dir, entry, existing)
+    truth = _dataset_truth(run_dir, entry, task, home, {} if _truth_cache is None else _truth_cache)
+    _check_synthetic(run_dir, entry, truth)
+    files = {split: _check_predictions_path(run_dir, split, entry.predictions[split].path)
+             for split in task.eval_splits}
+    _check_predictions_hash(run_dir, entry, files)
+    for split in task.eval_splits:
+        preds, y_true = _check_predictions(run_dir, entry, truth, split, files[split])
+        boot = _check_bootstrap(run_dir, entry.metrics[split], split)
+        _check_metrics(run_dir, entry.metrics[split], split, boot, task, y_true, preds)
+    return CheckedRun(run_dir, entry, entry_sha, entry_id(entry, entry_sha), section_rel(entry), truth)
+
+
+# --------------------------------------------------------------------------- the entry
+def _check_folder(run_dir: Path) -> Path:
+    if not run_dir.is_dir():
+        raise SubmissionError(run_dir, "run folder", "no such folder; give a run folder made by "
+                              "`thyroid-bench run` (it holds entry.json and predictions/)")
+    return run_dir
+
+
+def _check_schema(run_dir: Path) -> tuple[Entry, str]:
+    """``schema``: the entry and its file's SHA-256."""
+    entry_path = run_dir / "entry.json"
+    try:
+        entry = read_entry(entry_path)
+    except EntryError as exc:
+        hint = " (the run did not finish: INCOMPLETE is present)" if (run_dir / "INCOMPLETE").exists() else ""
+        raise SubmissionError(run_dir, "schema", f"{exc}{hint}") from None
+    return entry, sha256_file(entry_path)
+
+
+def _check_task(run_dir: Path, entry: Entry) -> Task:
+    try:
+        return get_task(entry.task)
+    except TaskError as exc:
+        raise SubmissionError(run_dir, "task", str(exc)) from None
+
+
+def _check_splits(run_dir: Path, entry: Entry, task: Task) -> None:
+    for what, keys in (("metrics", entry.metrics), ("predictions", entry.predictions)):
+        if set(keys) != set(task.eval_splits):
+            raise SubmissionError(run_dir, "splits", f"the entry's {what} cover {sorted(keys)}; a "
+                                  f"leaderboard entry needs exactly {list(task.eval_splits)}")
+
+
+def _check_duplicate(run_dir: Path, entry: Entry, existing: Iterable[Entry]) -> None:
+    key = duplicate_key(entry)
+    for other in existing:
+        if duplicate_key(other) == key:
+            raise SubmissionError(run_dir, "duplicate",
+                                  f"the leaderboard already has an entry for {describe_key(key)} "
+                                  f"(run {other.run_id}); use another seed, or remove the old entry")
+
+
+# --------------------------------------------------------------------------- the dataset
+def _dataset_truth(run_dir: Path, entry: Entry, task: Task, home: Path | None,
+                   cache: dict[tuple[str, str], Truth]) -> Truth:
+    """The entry's dataset version, checked, with its labels (from ``cache`` when already read)."""
+    key = (entry.dataset.name, entry.dataset.version)
+    truth = cache.get(key)
+    if truth is None or truth.ref.fingerprint != entry.dataset.fingerprint:
+        pin = _check_pinned_fingerprint(run_dir, entry.dataset)
+        folder = _check_dataset_present(run_dir, entry.dataset, pin, home)
+        _check_local_fingerprint(run_dir, entry, folder)
+        manifest = _check_dataset_verification(run_dir, folder)
+        truth = cache[key] = Truth(manifest.dataset_ref(), task, _eval_labels(folder, task))
+    return truth
+
+
+def _check_pinned_fingerprint(run_dir: Path, ds: DatasetRef) -> str | None:
+    """``dataset fingerprint``: an official version's pin; the pin, or ``None`` if not official."""
+    pin = official.pinned_fingerprint(ds.name, ds.version)
+    if pin is not None and ds.fingerprint != pin:
+        raise SubmissionError(run_dir, "dataset fingerprint",
+                              f"the entry claims fingerprint {ds.fingerprint} for {ds.spec}, but the "
+                              f"official {ds.spec} is pinned at {pin}: the run used another build of it")
+    return pin
+
+
+def _check_dataset_present(run_dir: Path, ds: DatasetRef, pin: str | None, home: Path | None) -> Path:
+    """``dataset present`` (an official version) or ``dataset fingerprint`` (any other)."""
+    from thyroid_bench.data.format import resolve_dataset
+
+    where = ds.spec
+    try:
+        return resolve_dataset(where, home=home)
+    except DatasetError:
+        if pin is not None:
+            raise SubmissionError(
+                run_dir, "dataset present",
+                f"{where} is an official version (fingerprint {pin[:12]}...), but its labels are "
+                "needed to recompute the metrics and it is not in the dataset home "
+                f"({home or 'the default home'}); prepare it with `thyroid-bench prepare` "
+                "(or pass --home)") from None
+        raise SubmissionError(
+            run_dir, "dataset fingerprint",
+            f"unknown dataset fingerprint {ds.fingerprint} of {where}: it is not a pinned official "
+            f"version and no {where} is present in the dataset home ({home or 'the default home'}); "
+            "put the dataset version there (thyroid-bench prepare ...) or pass --home") from None
+
+
+def _check_local_fingerprint(run_dir: Path, entry: Entry, folder: Path) -> None:
+    """``dataset fingerprint`` and ``task``: the local version is the one the entry names."""
+    ds, where = entry.dataset, entry.dataset.spec
+    try:
+        manifest = read_manifest(folder)
+    except DatasetError as exc:
+        raise SubmissionError(run_dir, "dataset verification", str(exc)) from None
+    if (manifest.name, manifest.version) != (ds.name, ds.version):
+        raise SubmissionError(run_dir, "dataset fingerprint",
+                              f"{folder} holds {manifest.name}@{manifest.version}, not {where}")
+    if manifest.fingerprint != ds.fingerprint:
+        raise SubmissionError(
+            run_dir, "dataset fingerprint",
+            f"unknown dataset fingerprint {ds.fingerprint}: the local {where} ({folder}) has "
+            f"fingerprint {manifest.fingerprint}; the run used another build of the dataset")
+    if manifest.task != entry.task:
+        raise SubmissionError(run_dir, "task", f"the entry's task {entry.task!r} is not the task "
+                              f"{manifest.task!r} of {where}")
+
+
+def _check_dataset_verification(run_dir: Path, folder: Path) -> Manifest:
+    """``dataset verification``: the local data verifies, so its labels can be trusted."""
+    from thyroid_bench.data.verify import verify_or_raise
+
+    try:
+        return verify_or_raise(folder, consequence="its labels cannot be trusted")
+    except VerificationError as exc:
+        raise SubmissionError(run_dir, "dataset verification", str(exc)) from None
+
+
+def _eval_labels(folder: Path, task: Task) -> dict[str, dict[str, int]]:
+    """case_id -> class index of each evaluation split of ``task``."""
+    from thyroid_bench.data.format import read_split
+
+    labels = {}
+    for split in task.eval_splits:
+        table = read_split(folder, split, columns=["case_id", "label"])
+        labels[split] = {str(c): int(y) for c, y in zip(table["case_id"], table["label"])}
+    return labels
+
+
+def _check_synthetic(run_dir: Path, entry: Entry, truth: Truth) -> None:
+    if entry.dataset.synthetic != truth.ref.synthetic:
+        raise SubmissionError(run_dir, "dataset synthetic",
+                              f"the entry says synthetic={entry.dataset.synthetic}, the manifest of "
+                              f"{truth.ref.spec} says synthetic={truth.ref.synthetic}")
+
+
+# --------------------------------------------------------------------------- predictions
+def _check_predictions_path(run_dir: Path, split: str, rel: str) -> Path:
+    """``predictions path``: a relative path under predictions/; the file it names."""
+    p = PurePosixPath(rel)
+    if p.is_absolute() or ".." in p.parts or "\\" in rel or not p.parts or p.parts[0] != "predictions":
+        raise SubmissionError(run_dir, "predictions path",
+                              f"predictions.{split}.path {rel!r} must be a relative path under "
+                              "predictions/ (e.g. predictions/external.csv)")
+    return run_dir.joinpath(*p.parts)
+
+
+def _check_predictions_hash(run_dir: Path, entry: Entry, files: Mapping[str, Path]) -> None:
+    for split, path in files.items():
+        if not path.is_file():
+            raise SubmissionError(run_dir, "predictions hash", f"{path} (predictions.{split}) is missing")
+        digest = sha256_file(path)
+        if digest != entry.predictions[split].sha256:
+            raise SubmissionError(run_dir, "predictions hash",
+                                  f"{path} has SHA-256 {digest}, but the entry records "
+                                  f"{entry.predictions[split].sha256}: the file changed after the run")
+
+
+def _check_predictions(run_dir: Path, entry: Entry, truth: Truth, split: str,
+                       path: Path) -> tuple[Predictions, np.ndarray]:
+    """``predictions``: the split's predictions and true labels, lined up by case id."""
+    labels, task = truth.labels[split], truth.task
+    try:
+        preds = read_predictions(path, task, expected_case_ids=list(labels))
+    except PredictionsError as exc:
+        raise SubmissionError(run_dir, "predictions", f"split {split} of {truth.ref.spec}: {exc}") from None
+    if len(preds) != entry.predictions[split].rows:
+        raise SubmissionError(run_dir, "predictions",
+                              f"{path} has {len(preds)} rows, the entry records "
+                              f"{entry.predictions[split].rows}")
+    preds, y_true, mismatch = preds.against(labels)
+    if mismatch.size:
+        i = int(mismatch[0])
+        raise SubmissionError(run_dir, "predictions",
+                              f"{path}: the label column says {task.class_names[preds.labels[i]]} "
+                              f"for case {preds.case_ids[i]!r}, the dataset says "
+                              f"{task.class_names[y_true[i]]}")
+    return preds, y_true
+
+
+# --------------------------------------------------------------------------- metrics
+def _check_bootstrap(run_dir: Path, claimed: Mapping[str, Any], split: str) -> Mapping[str, Any]:
+    """``bootstrap``: the claimed intervals' settings (resamples, seed, level), if acceptable."""
+    boot = claimed.get("bootstrap")
+    if (not isinstance(boot, Mapping) or not isinstance(boot.get("resamples"), int)
+            or not isinstance(boot.get("seed"), int) or not isinstance(boot.get("level"), (int, float))):
+        raise SubmissionError(run_dir, "bootstrap",
+                              f"metrics.{split}.bootstrap must record resamples, seed and level "
+                              f"(as metrics.evaluate writes them), got {boot!r}")
+    if boot["resamples"] < MIN_BOOTSTRAP_RESAMPLES or not math.isclose(boot["level"], CI_LEVEL):
+        raise SubmissionError(
+            run_dir, "bootstrap",
+            f"metrics.{split} has {boot['resamples']} bootstrap resamples at level {boot['level']}; "
+            f"the leaderboard shows {CI_LEVEL:.0%} intervals of at least {MIN_BOOTSTRAP_RESAMPLES} "
+            f"resamples: re-run with --bootstrap {MIN_BOOTSTRAP_RESAMPLES}")
+    return boot
+
+
+def _check_metrics(run_dir: Path, claimed: Mapping[str, Any], split: str, boot: Mapping[str, Any],
+                   task: Task, y_true: np.ndarray, preds: Predictions) -> None:
+    """``metrics``: every claimed figure equals the one recomputed by the task's metric suite."""
+    ece_bins = claimed.get("ece_bins", ECE_BINS)
+    if isinstance(ece_bins, bool) or not isinstance(ece_bins, int) or ece_bins < 1:
+        raise SubmissionError(run_dir, "metrics", f"metrics.{split}.ece_bins = {ece_bins!r} "
+                              "is not a positive integer")
+    recomputed = evaluate_task(task, y_true, preds.probs, bootstrap=boot["resamples"],
+                               seed=boot["seed"], ci=float(boot["level"]), ece_bins=ece_bins)
+    diff = first_difference(claimed, recomputed, f"metrics.{split}")
+    if diff:
+        where, a, b = diff
+        raise SubmissionError(run_dir, "metrics",
+                              f"{where}: the entry claims {a!r}, recomputed from {preds.path.name} "
+                              f"and the dataset's labels it is {b!r}")
+
+
+def first_difference(claimed: Any, recomputed: Any, path: str = "",
+                     tol: float = METRIC_TOLERANCE) -> tuple[str, Any, Any] | None:
+    """The first place two JSON-like values differ, as (path, claimed, recomputed), or None.
+
+    Dicts must have the same keys, lists the same length; numbers are equal within
+    ``tol`` (absolute or relative), booleans, strings and ``None`` exactly.
+    """
+    if isinstance(recomputed, Mapping):
+        return _first_difference_mapping(claimed, recomputed, path, tol)
+    if isinstance(recomputed, (list, tuple)):
+        if not isinstance(claimed, (list, tuple)) or len(claimed) != len(recomputed):
+            return path, claimed, list(recomputed)
+        for i, (a, b) in enumerate(zip(claimed, recomputed)):
+            diff = first_difference(a, b, f"{path}[{i}]", tol)
+            if diff:
+                return diff
+        return None
+    if recomputed is None or isinstance(recomputed, (bool, str)) or isinstance(claimed, bool):
+        return None if (type(claimed) is type(recomputed) and claimed == recomputed) else (
+            path, claimed, recomputed)
+    if isinstance(recomputed, (int, float)) and isinstance(claimed, (int, float)):
+        a, b = float(claimed), float(recomputed)
+        if math.isfinite(a) and math.isclose(a, b, rel_tol=tol, abs_tol=tol):
+            return None
+    return path, claimed, recomputed
+
+
+def _first_difference_mapping(claimed: Any, recomputed: Mapping, path: str,
+                              tol: float) -> tuple[str, Any, Any] | None:
+    if not isinstance(claimed, Mapping):
+        return path, claimed, "an object"
+    for key in recomputed:
+        if key not in claimed:
+            return f"{path}.{key}", "<missing>", recomputed[key]
+    for key in claimed:
+        if key not in recomputed:
+            return f"{path}.{key}", claimed[key], "<not a figure of metrics.evaluate>"
+    for key in recomputed:
+        diff = first_difference(claimed[key], recomputed[key], f"{path}.{key}", tol)
+        if diff:
+            return diff
+    return None

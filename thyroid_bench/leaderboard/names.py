@@ -1,0 +1,64 @@
+"""How the leaderboard names things: protocol labels, entry ids, section folders, duplicates.
+
+An entry is stored at ``entries/<task>/<dataset>@<version>/<entry id>/``; two entries
+with the same task, dataset version, model, protocol label and seed are duplicates.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import PurePosixPath
+from typing import Any
+
+from thyroid_bench.evaluation.entry import Entry
+
+__all__ = ["ENTRIES", "compact", "protocol_label", "entry_id", "section_rel", "duplicate_key",
+           "describe_key"]
+
+#: The folder of a leaderboard that holds the stored entries.
+ENTRIES = "entries"
+_SLUG = re.compile(r"[^A-Za-z0-9_.]+")
+
+
+def _slug(text: str) -> str:
+    return _SLUG.sub("-", text.replace(".py:", "-").replace(":", "-")).strip("-.") or "x"
+
+
+def compact(value: Any) -> str:
+    """A parameter value as shown: strings as they are, anything else as compact JSON."""
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+
+
+def protocol_label(entry: Entry) -> str:
+    """The protocol as shown and grouped: its name, plus its overrides if any.
+
+    ``quick`` and ``quick`` with ``epochs=1`` are different experiments, so they are
+    different rows (and a seed of each is not a duplicate of the other).
+    """
+    if not entry.protocol.overrides:
+        return entry.protocol.name
+    parts = ", ".join(f"{k}={compact(v)}" for k, v in sorted(entry.protocol.overrides.items()))
+    return f"{entry.protocol.name} ({parts})"
+
+
+def entry_id(entry: Entry, entry_sha256: str) -> str:
+    """``<model>-<protocol>-seed<seed>-<first 8 hex of the entry file's SHA-256>``."""
+    return f"{_slug(entry.model.name)}-{_slug(protocol_label(entry))}-seed{entry.seed}-{entry_sha256[:8]}"
+
+
+def section_rel(entry: Entry) -> PurePosixPath:
+    """``entries/<task>/<dataset>@<version>``: the folder of the entry's section."""
+    return PurePosixPath(ENTRIES, _slug(entry.task), f"{entry.dataset.name}@{entry.dataset.version}")
+
+
+def duplicate_key(entry: Entry) -> tuple:
+    """What makes two entries the same experiment: task, dataset version, model, protocol, seed."""
+    return (entry.task, entry.dataset.name, entry.dataset.version, entry.model.name,
+            protocol_label(entry), entry.seed)
+
+
+def describe_key(key: tuple) -> str:
+    """A :func:`duplicate_key` in words, for the ``duplicate`` check's message."""
+    task, name, version, model, protocol, seed = key
+    return f"model {model}, protocol {protocol}, seed {seed} on {name}@{version} (task {task})"

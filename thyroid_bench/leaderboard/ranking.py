@@ -1,0 +1,221 @@
+"""Grouping seeds into rows and ranking the rows (:func:`build_board`).
+
+The entries of one task and dataset version with the same model, protocol (name and
+overrides) and pretrained weights form one row, with mean and sample standard deviation
+(ddof = 1) over the seeds. Rows are ranked by the mean of the task's main score
+(``Task.main_score``: for ``four-pattern``, external macro F1; the external centre is never
+trained on, so it is the generalisation test). Each row's confidence intervals are those of
+its *median seed* (the seed whose main score is the median, the lower one for an even
+count); the same entry represents the row in the paired bootstrap
+(:func:`thyroid_bench.evaluation.metrics.compare` on the main score's split, 1000
+resamples, seed 0) against the row above it. A row not significantly different
+(p >= 0.05) from the row above shares its rank and is marked ``≈``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+
+from thyroid_bench.evaluation.metrics import OVERALL_FIGURES, PER_CLASS_FIGURES, compare, gap
+from thyroid_bench.evaluation.predictions import read_predictions
+from thyroid_bench.leaderboard.names import protocol_label, section_rel
+from thyroid_bench.leaderboard.rules import RANK_RESAMPLES, RANK_SEED, SIGNIFICANCE
+from thyroid_bench.leaderboard.store import StoredEntry, read_labels
+from thyroid_bench.tasks import MainScore, Task, get_task
+
+__all__ = ["GAP_SPLITS", "Stat", "Group", "Section", "Board", "build_board"]
+
+#: The gap is the first split's figure minus the second's: what is lost on the unseen centre.
+GAP_SPLITS = ("internal", "external")
+
+
+@dataclass
+class Stat:
+    """Mean and sample standard deviation (ddof = 1) of one figure over a row's seeds."""
+
+    mean: float | None
+    sd: float | None
+    n: int
+
+    @classmethod
+    def of(cls, values: Iterable[float | None]) -> Stat:
+        """Mean and sd over the defined values (``None`` skipped); sd needs two of them."""
+        v = np.array([x for x in values if x is not None], dtype=np.float64)
+        if v.size == 0:
+            return cls(None, None, 0)
+        return cls(float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else None, int(v.size))
+
+
+@dataclass
+class Group:
+    """One row: the seeds of one model, protocol and pretrained weights on one dataset version."""
+
+    model: str
+    protocol: str
+    pretrained: str
+    entries: list[StoredEntry]                 # sorted by seed
+    representative: StoredEntry                # the median seed (main score)
+    stats: dict[str, dict[str, Stat]]          # split -> figure path -> Stat
+    gap: dict[str, Stat]                       # figure -> Stat of internal - external
+    main_score: MainScore                      # what the row is ranked by
+    rank: int = 0
+    tied_with_above: bool = False
+    vs_above: dict | None = None               # paired bootstrap result against the row above
+
+    @property
+    def seeds(self) -> list[int]:
+        return [s.entry.seed for s in self.entries]
+
+    @property
+    def primary(self) -> float | None:
+        """The mean main score over the seeds."""
+        return self.stats[self.main_score.split][self.main_score.metric].mean
+
+    def ci(self, split: str, figure: str) -> list[float] | None:
+        """The representative (median-seed) entry's bootstrap CI of a figure."""
+        return self.representative.entry.metrics[split].get("ci", {}).get(figure)
+
+
+@dataclass
+class Section:
+    """The ranked rows of one task and dataset version."""
+
+    task: Task
+    dataset: str
+    version: str
+    fingerprint: str
+    synthetic: bool
+    n_cases: dict[str, int]                    # evaluation split -> cases
+    groups: list[Group]
+    rel: PurePosixPath
+
+    @property
+    def title(self) -> str:
+        return f"{self.task.name} · {self.dataset} {self.version}"
+
+
+@dataclass
+class Board:
+    """The whole leaderboard: one section per task and dataset version."""
+
+    sections: list[Section] = field(default_factory=list)
+
+
+def build_board(entries: Sequence[StoredEntry], leaderboard: str | os.PathLike | None = None) -> Board:
+    """Group entries into rows, rank them per task and dataset version (see module doc).
+
+    Labels for the paired bootstrap come from ``<leaderboard>/entries/.../labels/``;
+    a section without them is ranked by the mean alone (no significance marks).
+    """
+    by_section: dict[tuple, list[StoredEntry]] = {}
+    for s in entries:
+        e = s.entry
+        by_section.setdefault((e.task, e.dataset.name, e.dataset.version, e.dataset.fingerprint),
+                              []).append(s)
+    board = Board()
+    for _, members in sorted(by_section.items(),
+                               key=lambda kv: (kv[0][0], kv[0][1], _version_key(kv[0][2]))):
+        board.sections.append(_section(members, leaderboard))
+    return board
+
+
+def _section(members: Sequence[StoredEntry], leaderboard: str | os.PathLike | None) -> Section:
+    """The ranked rows of one section's entries."""
+    first = members[0].entry
+    task = get_task(first.task)
+    rel = section_rel(first)
+    labels = None if leaderboard is None else read_labels(Path(leaderboard).joinpath(*rel.parts), task)
+    rows: dict[tuple, list[StoredEntry]] = {}
+    for s in members:
+        rows.setdefault((s.entry.model.name, protocol_label(s.entry), s.entry.pretrained), []).append(s)
+    groups = [_group(v, task) for v in rows.values()]
+    _rank(groups, labels, task)
+    n_cases = {split: first.predictions[split].rows for split in task.eval_splits}
+    return Section(task, first.dataset.name, first.dataset.version, first.dataset.fingerprint,
+                   first.dataset.synthetic, n_cases, groups, rel)
+
+
+def _version_key(v: str) -> tuple[int, ...]:
+    return tuple(-int(x) for x in v.split("."))  # newest version first
+
+
+# --------------------------------------------------------------------------- rows
+def _figure_paths(task: Task) -> list[str]:
+    """Per-split figure paths aggregated over seeds: the overall ones and the main score, then per class."""
+    overall = dict.fromkeys((*OVERALL_FIGURES, task.main_score.metric))
+    return [*overall, *(f"per_class.{c}.{f}" for c in task.class_names for f in PER_CLASS_FIGURES)]
+
+
+def _get(metrics: Mapping, path: str) -> Any:
+    cur: Any = metrics
+    for part in path.split("."):
+        if not isinstance(cur, Mapping) or part not in cur:
+            return None
+        cur = cur[part]
+    return cur
+
+
+def _median_entry(entries: Sequence[StoredEntry], main: MainScore) -> StoredEntry:
+    """The entry whose main score is the median (the lower middle for an even count)."""
+    def key(s: StoredEntry) -> tuple:
+        v = s.entry.metrics[main.split].get(main.metric)
+        return (-math.inf if v is None else v, s.entry.seed)
+
+    ordered = sorted(entries, key=key)
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def _gap_stats(entries: Sequence[StoredEntry], task: Task) -> dict[str, Stat]:
+    """Mean and sd over seeds of internal minus external, per overall figure."""
+    if not set(GAP_SPLITS) <= set(task.eval_splits):
+        return {fig: Stat(None, None, 0) for fig in OVERALL_FIGURES}
+    a, b = GAP_SPLITS
+    gaps = [gap(s.entry.metrics[a], s.entry.metrics[b]) for s in entries]
+    return {fig: Stat.of(g[fig] for g in gaps) for fig in OVERALL_FIGURES}
+
+
+def _group(entries: Sequence[StoredEntry], task: Task) -> Group:
+    first = entries[0].entry
+    entries = sorted(entries, key=lambda s: (s.entry.seed, s.entry_id))
+    stats = {split: {path: Stat.of(_get(s.entry.metrics[split], path) for s in entries)
+                     for path in _figure_paths(task)} for split in task.eval_splits}
+    return Group(first.model.name, protocol_label(first), first.pretrained, list(entries),
+                 _median_entry(entries, task.main_score), stats, _gap_stats(entries, task),
+                 task.main_score)
+
+
+# --------------------------------------------------------------------------- ranking
+def _aligned_probs(stored: StoredEntry, task: Task, split: str, labels: Mapping[str, int]) -> np.ndarray:
+    order = sorted(labels)
+    return read_predictions(stored.predictions_path(split), task,
+                            expected_case_ids=order).align(order).probs
+
+
+def _rank(groups: list[Group], labels: Mapping[str, dict[str, int]] | None, task: Task) -> None:
+    """Order by mean main score; compare adjacent rows by the paired bootstrap."""
+    main = task.main_score
+    groups.sort(key=lambda g: (-(g.primary if g.primary is not None else -math.inf),
+                               g.model, g.protocol, g.pretrained))
+    y = probs = None
+    if labels is not None:
+        truth = labels[main.split]
+        y = np.array([truth[c] for c in sorted(truth)], dtype=np.int64)
+        probs = [_aligned_probs(g.representative, task, main.split, truth) for g in groups]
+    for i, g in enumerate(groups):
+        g.rank, g.tied_with_above, g.vs_above = i + 1, False, None
+        if i == 0 or y is None:
+            continue
+        above = groups[i - 1]
+        result = compare(y, probs[i], probs[i - 1], metrics=[main.metric],
+                         resamples=RANK_RESAMPLES, seed=RANK_SEED, alpha=SIGNIFICANCE,
+                         class_names=task.class_names)[main.metric]
+        g.vs_above = result
+        if result["significant"] is False:
+            g.rank, g.tied_with_above = above.rank, True

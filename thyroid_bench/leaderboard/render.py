@@ -1,0 +1,108 @@
+"""Rendering of the leaderboard: ``README.md`` (Markdown), the text table, and the files.
+
+:func:`render_leaderboard` builds the board from the stored entries and writes
+``README.md``, ``index.html`` (:mod:`thyroid_bench.leaderboard.page`) and
+``schema/entry-v1.json``. Tables take their columns from
+:func:`thyroid_bench.leaderboard.columns.ranking_columns`, so Markdown, text and HTML
+show the same figures; the stated rules name each section's main score.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import thyroid_bench.leaderboard.display as d
+from thyroid_bench.atomic import atomic_write_text
+from thyroid_bench.evaluation.entry import Entry
+from thyroid_bench.leaderboard.columns import ranking_columns
+from thyroid_bench.leaderboard.page import render_html
+from thyroid_bench.leaderboard.ranking import Board, Section, build_board
+from thyroid_bench.leaderboard.rules import DEFAULT_LEADERBOARD, SIGNIFICANCE
+from thyroid_bench.leaderboard.store import load_entries
+
+__all__ = ["render_markdown", "render_text", "render_html", "markdown_table", "entry_json_schema",
+           "render_leaderboard"]
+
+
+def markdown_table(sec: Section) -> str:
+    """The ranking table of one section, as a GitHub markdown table."""
+    shown = [c for c in ranking_columns(sec.task) if c.md is not None]
+    lines = ["| " + " | ".join(c.md for c in shown) + " |", "|" + "|".join(" --- " for _ in shown) + "|"]
+    for g in sec.groups:
+        lines.append("| " + " | ".join(d.md_escape(c.md_cell(g)) for c in shown) + " |")
+    return "\n".join(lines)
+
+
+def render_markdown(board: Board) -> str:
+    """``leaderboard/README.md``: ranking rules, one table per task and dataset version, how to submit."""
+    out = ["# thyroid-bench leaderboard", "", f"<!-- {d.GENERATED} -->", "",
+           f"{d.LEAD} An interactive version of this page, with per-class "
+           "figures and a chart, is [`index.html`](index.html).", ""]
+    for main in d.main_scores(board):
+        out += [d.ranking_rules(main), ""]
+    if not board.sections:
+        out += ["*No entries yet.* See *How to submit* below.", ""]
+    for sec in board.sections:
+        out += [f"## {sec.title}", "", d.section_note(sec), "", markdown_table(sec), ""]
+        out += ["**Protocols.**", ""]
+        out += [f"- `{name}`: {d.md_escape(text)}" for name, text in d.protocols(sec)] + [""]
+        out += ["**Hardware and software** (from the entries' environment records).", ""]
+        out += [f"- {d.md_escape(env)}: {', '.join(rows)}" for env, rows in d.hardware(sec)] + [""]
+    out += [d.how_to_submit()]
+    return "\n".join(out)
+
+
+def render_text(board: Board) -> str:
+    """The ranking as aligned plain-text tables (what ``thyroid-bench leaderboard`` prints)."""
+    if not board.sections:
+        return "The leaderboard has no entries yet (thyroid-bench submit RUN_DIR adds one)."
+    blocks = [_text_block(sec) for sec in board.sections]
+    scores = " / ".join(d.score_name(m) for m in d.main_scores(board))
+    blocks.append(f"Percent, mean ± sd over seeds; ranked by mean {scores}; ≈: not "
+                  f"significantly different from the row above (paired bootstrap, p ≥ {SIGNIFICANCE}).")
+    return "\n\n".join(blocks)
+
+
+def _text_block(sec: Section) -> str:
+    shown = sorted((c for c in ranking_columns(sec.task) if c.text is not None), key=lambda c: c.text_order)
+    header = [c.text for c in shown]
+    rows = [[c.text_cell(g) for c in shown] for g in sec.groups]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    counts = ", ".join(f"{split} n={n}" for split, n in sec.n_cases.items())
+    lines = [f"{sec.title}  (fingerprint {sec.fingerprint[:12]}, {counts})",
+             "  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip(),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    return "\n".join(lines)
+
+
+def entry_json_schema() -> str:
+    """The published JSON Schema of entry v1 (``leaderboard/schema/entry-v1.json``), as text."""
+    return json.dumps(Entry.model_json_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
+def render_leaderboard(
+    leaderboard: str | os.PathLike = DEFAULT_LEADERBOARD,
+    *,
+    html_out: str | os.PathLike | None = None,
+    write: bool = True,
+) -> Board:
+    """Build the board from the stored entries and (re)write its rendered files.
+
+    With ``write``: ``<leaderboard>/README.md``, ``index.html`` and
+    ``schema/entry-v1.json``. ``html_out`` writes the HTML page there as well.
+    Returns the :class:`~thyroid_bench.leaderboard.ranking.Board`.
+    """
+    root = Path(leaderboard)
+    board = build_board(load_entries(root), root)
+    if write or html_out is not None:
+        html = render_html(board)
+    if write:
+        atomic_write_text(root / "schema" / "entry-v1.json", entry_json_schema())
+        atomic_write_text(root / "README.md", render_markdown(board))
+        atomic_write_text(root / "index.html", html)
+    if html_out is not None:
+        atomic_write_text(Path(html_out), html)
+    return board

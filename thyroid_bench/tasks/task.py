@@ -1,0 +1,197 @@
+"""A task is data: one validated, frozen definition of what is predicted and how it is scored.
+
+A :class:`Task` carries what every stage needs to know about a task (in the spirit of
+MTEB's ``TaskMetadata``): its name, description, reference and modality; the target (its
+kind and classes, in a fixed order: a model's output column k is class k); the image
+columns that form the model input; the split names, the splits evaluated on, the train
+folds; the main score (a metric on a split) that ranks the leaderboard; the metric that
+selects the best epoch on the selection fold; and the metric suite of its target kind.
+
+Every stage takes the task from the dataset's manifest or the entry
+(:func:`thyroid_bench.tasks.get_task`), never from a module constant, so a new task is a
+definition, a generator and a metric suite.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = [
+    "SPLITS",
+    "TRAIN_SPLIT",
+    "EVAL_SPLITS",
+    "NUM_FOLDS",
+    "NO_FOLD",
+    "PROB_SUM_TOLERANCE",
+    "TaskClass",
+    "Target",
+    "Reference",
+    "MainScore",
+    "Task",
+]
+
+#: The splits of dataset format v1, in order: train (centre 1), internal (centre 1, held
+#: out), external (another centre, never trained on).
+SPLITS: tuple[str, ...] = ("train", "internal", "external")
+TRAIN_SPLIT = "train"
+#: The splits every result is evaluated on.
+EVAL_SPLITS: tuple[str, ...] = ("internal", "external")
+#: ``train`` rows carry a fixed fold 0..NUM_FOLDS-1; other splits carry ``NO_FOLD``.
+NUM_FOLDS = 5
+NO_FOLD = -1
+#: A row of class probabilities must sum to 1 within this tolerance.
+PROB_SUM_TOLERANCE = 1e-6
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TaskClass(_Frozen):
+    """One class of a target: its index (= model output column), name, the paper's code and reading."""
+
+    index: int = Field(ge=0)
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="snake_case, used in column names")
+    code: str | None = Field(default=None, description="the paper's code for it, e.g. 'III'")
+    reading: str = Field(default="", description="what the class means, for cards and tables")
+    aliases: tuple[str, ...] = Field(default=(), description="other spellings a labels file may use")
+
+
+class Target(_Frozen):
+    """What is predicted: the kind and the classes, in output order."""
+
+    kind: Literal["multiclass", "binary", "ordinal"]
+    classes: tuple[TaskClass, ...]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Target:
+        if len(self.classes) < 2:
+            raise ValueError("a target needs at least two classes")
+        if [c.index for c in self.classes] != list(range(len(self.classes))):
+            raise ValueError("class indices must be 0, 1, ... in order")
+        names = [c.name for c in self.classes]
+        if len(set(names)) != len(names):
+            raise ValueError(f"class names must be unique, got {names}")
+        if self.kind == "binary" and len(self.classes) != 2:
+            raise ValueError("a binary target has exactly two classes")
+        return self
+
+
+class Reference(_Frozen):
+    """Where the task comes from."""
+
+    citation: str
+    doi: str | None = None
+
+
+class MainScore(_Frozen):
+    """The figure the leaderboard ranks by: a metric of the suite, on an evaluation split."""
+
+    metric: str
+    split: str
+
+
+class Task(_Frozen):
+    """A task definition (validated, frozen, unknown fields refused)."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    description: str
+    reference: Reference
+    modality: str
+    schema_version: int = Field(default=1, ge=1, description="version of the label schema")
+    target: Target
+    image_columns: tuple[str, ...] = ("image",)
+    splits: tuple[str, ...] = SPLITS
+    eval_splits: tuple[str, ...] = EVAL_SPLITS
+    folds: int = Field(default=NUM_FOLDS, ge=2)
+    main_score: MainScore
+    selection_metric: str = "macro_f1"
+    metric_suite: str = Field(default="multiclass", description="name of the metric suite "
+                              "(thyroid_bench.evaluation.suites) that scores this task")
+    datasets: tuple[str, ...] = Field(default=(), description="datasets built for the task; "
+                                      "the first is the default")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Task:
+        if self.splits != SPLITS:
+            raise ValueError(f"dataset format v1 has the splits {SPLITS}, got {self.splits}")
+        if not set(self.eval_splits) <= set(self.splits) or TRAIN_SPLIT in self.eval_splits:
+            raise ValueError(f"eval_splits {self.eval_splits} must be splits other than train")
+        if self.main_score.split not in self.eval_splits:
+            raise ValueError(f"main score split {self.main_score.split!r} is not an eval split")
+        return self
+
+    # ------------------------------------------------------------------ classes
+    @property
+    def classes(self) -> tuple[TaskClass, ...]:
+        return self.target.classes
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.target.classes)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.target.classes)
+
+    @property
+    def prob_columns(self) -> tuple[str, ...]:
+        """The predictions file's probability column of each class, in class order."""
+        return tuple(f"prob_{c.name}" for c in self.target.classes)
+
+    @property
+    def default_dataset(self) -> str | None:
+        return self.datasets[0] if self.datasets else None
+
+    def class_label(self, index: int) -> str:
+        """``name (code)`` or ``name``, for messages and tables."""
+        c = self.target.classes[index]
+        return f"{c.name} ({c.code})" if c.code else c.name
+
+    def accepted_labels(self) -> str:
+        """The label spellings a labels file may use, for error messages."""
+        return ", ".join(self.class_label(c.index) for c in self.target.classes)
+
+    def parse_label(self, value: object) -> int:
+        """The class index of a class name, code, alias or index (case and spaces ignored).
+
+        Raises ``ValueError`` naming the accepted values otherwise.
+        """
+        k = self.num_classes
+        if isinstance(value, bool):
+            raise ValueError(f"label {value!r} is not a class; expected one of {self.accepted_labels()}")
+        if isinstance(value, int):
+            if 0 <= value < k:
+                return value
+            raise ValueError(f"label index {value} is out of range 0-{k - 1}")
+        text = str(value).strip()
+        key = _label_key(text)
+        for c in self.target.classes:
+            spellings = (c.name, str(c.index), *(s for s in (c.code, *c.aliases) if s))
+            if key in {_label_key(s) for s in spellings}:
+                return c.index
+        raise ValueError(f"label {text!r} is not a class; expected one of {self.accepted_labels()}")
+
+    # ------------------------------------------------------------------ records
+    def label_schema(self) -> dict[str, Any]:
+        """The label schema as a dataset manifest records it."""
+        return {
+            "version": self.schema_version,
+            "task": self.name,
+            "classes": [{"index": c.index, "name": c.name, "paper_type": c.code, "reading": c.reading}
+                        for c in self.target.classes],
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """Name, kind, classes, main score and datasets, as ``thyroid-bench tasks --json`` prints."""
+        return {"name": self.name, "kind": self.target.kind,
+                "classes": [self.class_label(c.index) for c in self.target.classes],
+                "main_score": f"{self.main_score.split} {self.main_score.metric}",
+                "datasets": list(self.datasets), "reference": self.reference.citation,
+                "doi": self.reference.doi, "description": self.description}
+
+
+def _label_key(text: str) -> str:
+    return text.strip().lower().replace("-", "_").replace(" ", "_")

@@ -1,0 +1,1 @@
+"""Fixture code for tests and benchmarks (not used by the package itself)."""
