@@ -130,3 +130,31 @@ def test_writer_refuses_what_the_reader_would_reject(tmp_path):
     with pytest.raises(ValueError, match="unique"):
         write_predictions(tmp_path / "p.csv", ["a", "a"], _probs(2))
     assert not (tmp_path / "p.csv").exists()
+
+
+def test_a_three_class_task_reads_its_own_columns_and_reports_only_real_faults(tmp_path):
+    from thyroid_bench.tasks import MainScore, Reference, Target, Task, TaskClass
+
+    three = Task(name="three", description="t", reference=Reference(citation="tests"), modality="x",
+                 target=Target(kind="ordinal", classes=tuple(TaskClass(index=i, name=n)
+                                                             for i, n in enumerate(("low", "mid", "high")))),
+                 main_score=MainScore(metric="accuracy", split="external"))
+    path = _write(tmp_path, "case_id,prob_low,prob_mid,prob_high,label\n"
+                            "a,0.2,0.3,0.5,high\n"
+                            "b,x,0.5,0.5,mid\n"
+                            "c,0.1,0.1\n"
+                            "d,0.3,0.3,0.3,low\n")
+    with pytest.raises(PredictionsError) as err:
+        P.read_predictions(path, three)
+    text = str(err.value)
+    # the non-number and the short row are reported; their placeholder rows are not; d sums to 0.9
+    assert "rejected (3 problem(s))" in text
+    assert "row 2 (line 3): prob_low = 'x' is not a number" in text
+    assert "row 3 (line 4): 3 fields, the header has 5" in text
+    assert "row 4 (line 5): probabilities sum to 0.8999" in text
+    good = _write(tmp_path, "case_id,prob_high,prob_low,prob_mid\na,0.5,0.2,0.3\n")
+    got = P.read_predictions(good, three)
+    assert got.probs.tolist() == [[0.2, 0.3, 0.5]]
+    with pytest.raises(PredictionsError, match=r"unknown column\(s\) \['prob_high', 'prob_low', 'prob_mid'\]"
+                       r".*class of task four-pattern"):
+        P.read_predictions(good, TASK)

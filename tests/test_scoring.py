@@ -113,7 +113,9 @@ def test_cli_score_with_label_column(tmp_path, capsys):
     assert "scored against its own label column, n = 120" in out
     for name in CLASS_NAMES:
         assert name in out
+    assert "type III, n=%d" % int((y == 2).sum()) in out  # the task's paper codes, as in Table 2
     res = json.loads((tmp_path / "s.json").read_text())
+    assert res["task"] == "four-pattern"  # inferred from the file's prob_<class> columns
     m = res["metrics"]
     assert m["bootstrap"] == {"resamples": 200, "seed": 5, "level": 0.95,
                               "stratified": "by true class", "method": "percentile"}
@@ -146,3 +148,27 @@ def test_cli_score_against_dataset(toy_dataset, tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2
     assert "thyroid-bench score: error:" in err and "is not a case of the split" in err
+
+
+def test_the_task_of_a_file_scored_on_its_own_labels(tmp_path, capsys):
+    from thyroid_bench.tasks import MainScore, Reference, Target, Task, TaskClass, register_task, unregister_task
+
+    path = tmp_path / "two.csv"
+    path.write_text("case_id,prob_no,prob_yes,label\na,0.9,0.1,no\nb,0.2,0.8,yes\nc,0.6,0.4,yes\n")
+    # no registered task has these columns: a clear error, exit 2
+    assert main(["score", str(path), "--no-figures"]) == 2
+    err = capsys.readouterr().err
+    assert "['prob_no', 'prob_yes'] match no registered task" in err and "--task" in err
+    yes_no = Task(name="yes-no", description="t", reference=Reference(citation="tests"), modality="x",
+                  target=Target(kind="binary", classes=(TaskClass(index=0, name="no"),
+                                                         TaskClass(index=1, name="yes"))),
+                  main_score=MainScore(metric="accuracy", split="external"))
+    register_task(yes_no)
+    try:
+        res = score_predictions(path, bootstrap=0)
+        assert res["task"] == "yes-no" and res["metrics"]["accuracy"] == pytest.approx(2 / 3)
+        assert res["metrics"]["per_class"]["yes"]["sensitivity"] == pytest.approx(1 / 2)
+        with pytest.raises(PredictionsError, match="missing column"):
+            score_predictions(path, task="four-pattern", bootstrap=0)
+    finally:
+        unregister_task("yes-no")

@@ -7,7 +7,8 @@ CLI prints the message alone (no traceback) and exits with status 2.
 
 from __future__ import annotations
 
-__all__ = ["ThyroidBenchError", "DatasetError", "VerificationError", "PredictionsError"]
+__all__ = ["ThyroidBenchError", "DatasetError", "VerificationError", "PredictionsError",
+           "validation_problems"]
 
 
 class ThyroidBenchError(Exception):
@@ -24,3 +25,9 @@ class VerificationError(DatasetError):
 
 class PredictionsError(ThyroidBenchError):
     """A predictions file does not match the format or the split it claims to cover."""
+
+
+def validation_problems(exc: Exception, limit: int = 20) -> str:
+    """A pydantic ``ValidationError`` as one line: ``field.path: message; ...`` (first ``limit``)."""
+    errors = exc.errors()[:limit]  # type: ignore[attr-defined]
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in errors)

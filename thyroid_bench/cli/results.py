@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from thyroid_bench.tasks import SPLITS
+
 __all__ = ["add_commands"]
 
 
@@ -20,15 +22,19 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
         help="score a predictions file from any model (paper's Table 2 layout, CIs, figures)",
         description="Score a predictions CSV (case_id, prob_<class> per class, optional label). "
         "With --split, against that split of a dataset (default: the prepared tsb-synthetic); "
-        "the file must then cover exactly the split's cases. Without --split, against the "
-        "file's own label column. Prints the paper's Table 2 layout with bootstrap 95% CIs and "
+        "the file must then cover exactly the split's cases, and the task is the dataset's. "
+        "Without --split, against the file's own label column, for --task (default: the task "
+        "whose probability columns the file has). Prints the paper's Table 2 layout with bootstrap 95% CIs and "
         "writes report.md with ROC and confusion-matrix figures.",
     )
     p.add_argument("predictions", type=Path, metavar="PREDICTIONS.csv")
     p.add_argument("--dataset", default=None,
                    help="dataset name, name@version or folder (default with --split: tsb-synthetic)")
-    p.add_argument("--split", default=None, choices=("train", "internal", "external"),
+    p.add_argument("--split", default=None, choices=SPLITS,
                    help="score against this split's labels (default: the file's label column)")
+    p.add_argument("--task", default=None,
+                   help="task of the file's classes when scored on its own label column "
+                   "(default: inferred from its prob_<class> columns; `thyroid-bench tasks`)")
     p.add_argument("--json", dest="json_out", type=Path, default=None, metavar="OUT",
                    help="write the scores as JSON to this file")
     p.add_argument("--figures", type=Path, default=None, metavar="DIR",
@@ -47,6 +53,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
     from thyroid_bench.errors import ThyroidBenchError
     from thyroid_bench.evaluation.report import format_table2
     from thyroid_bench.evaluation.scoring import score_predictions
+    from thyroid_bench.tasks import get_task
 
     if args.bootstrap < 0:
         raise ThyroidBenchError(f"--bootstrap must be 0 or more, got {args.bootstrap}")
@@ -54,14 +61,14 @@ def _cmd_score(args: argparse.Namespace) -> int:
     if not args.no_figures:
         figures = args.figures or args.predictions.with_name(f"{args.predictions.stem}_report")
     result = score_predictions(
-        args.predictions, dataset=args.dataset, split=args.split, home=args.home,
+        args.predictions, dataset=args.dataset, split=args.split, home=args.home, task=args.task,
         json_out=args.json_out, figures_dir=figures, bootstrap=args.bootstrap, seed=args.seed,
     )
     ds = result["dataset"]
     against = (f"{ds['name']} {ds['version']} split {result['split']} "
                f"(fingerprint {ds['fingerprint'][:12]})" if ds else "its own label column")
     print(f"{args.predictions}: scored against {against}, n = {result['metrics']['n']}\n")
-    print(format_table2(result["metrics"]))
+    print(format_table2(result["metrics"], task=get_task(result["task"])))
     if args.json_out:
         print(f"\nscores written to {args.json_out}")
     if "report" in result:

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from thyroid_bench.errors import DatasetError
+from thyroid_bench.errors import DatasetError, validation_problems
 from thyroid_bench.tasks import DEFAULT_TASK, Task, get_task
 
 __all__ = ["FORMAT_VERSION", "SplitMeta", "DatasetRef", "Manifest", "read_manifest", "write_manifest"]
@@ -111,8 +111,7 @@ def read_manifest(path: str | Path) -> Manifest:
     try:
         return Manifest.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}"
-                             for e in exc.errors()[:10])
+        problems = validation_problems(exc, 10)
         raise DatasetError(f"{file}: not a valid format-v1 manifest: {problems}") from None
 
 

@@ -68,7 +68,7 @@ def _from_generator(rows_by_split: Mapping[str, Sequence[Mapping[str, Any]]] | N
     if rows_by_split is None:
         counts = (per_cell,) * generator.TASK.num_classes
         rows_by_split = {s: generator.generate_split(s, counts=counts, progress=False)
-                         for s in ("internal", "external")}
+                         for s in generator.TASK.eval_splits}
     return _Source(rows_by_split, f"{generator.NAME} {generator.VERSION}", synthetic,
                    task or generator.TASK)
 

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from thyroid_bench.atomic import atomic_write_text
 from thyroid_bench.data.manifest import DatasetRef
-from thyroid_bench.errors import ThyroidBenchError
+from thyroid_bench.errors import ThyroidBenchError, validation_problems
 from thyroid_bench.models.registry import ModelMeta
 from thyroid_bench.tasks import EVAL_SPLITS
 
@@ -135,6 +135,5 @@ def read_entry(path: str | os.PathLike) -> Entry:
     try:
         return Entry.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}"
-                             for e in exc.errors()[:20])
+        problems = validation_problems(exc, 20)
         raise EntryError(f"{path}: not a valid schema-v1 entry: {problems}") from None
