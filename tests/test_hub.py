@@ -39,6 +39,15 @@ def test_hub_download_installs_a_verified_version(published, tmp_path, monkeypat
     assert [p.name for p in home.iterdir()] == ["toy-hub"]  # no temporary folder left
 
 
+def test_hub_download_of_another_task_installs_nothing(published, tmp_path, monkeypatch):
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", _fake_snapshot(published, []))
+    home = tmp_path / "home"
+    with pytest.raises(DatasetError, match="a dataset of task four-pattern, not toy-task; nothing was installed"):
+        prepare_hub("org/toy-hub", home=home, task="toy-task")
+    assert [p.name for p in home.iterdir()] == []
+    assert prepare_hub("org/toy-hub", home=home, task="four-pattern") == home / "toy-hub" / "2.1.0"
+
+
 def test_hub_download_that_fails_verification_installs_nothing(published, tmp_path, monkeypatch):
     shard = sorted((published / "data").glob("external-*.parquet"))[0]
     shard.write_bytes(b"not parquet")

@@ -41,6 +41,8 @@ def test_manifest_reads_back_as_written_and_names_its_dataset(dataset):
     (lambda d: d["splits"]["train"].update(rows="many"), "splits.train.rows"),
     (lambda d: d.pop("fingerprint"), r"missing key\(s\) \['fingerprint'\]"),
     (lambda d: d.update(format_version=2), "format_version 2 is not supported"),
+    (lambda d: d.update(version="v1"), "version: String should match pattern"),
+    (lambda d: d.update(fingerprint="abc"), "fingerprint: String should match pattern"),
 ])
 def test_a_hand_edited_manifest_is_refused_naming_the_field(dataset, change, match):
     _edit(dataset, change)
@@ -55,9 +57,13 @@ def test_an_unknown_task_or_another_label_schema_fails_verification(dataset, cap
     assert any("label_schema differs from the label schema v1 of task four-pattern" in p
                for p in verify_dataset(dataset).problems)
     _edit(dataset, lambda d: d.update(task="four-patern"))
-    problems = verify_dataset(dataset).problems
-    assert problems == ["unknown task 'four-patern'; did you mean four-pattern? known: four-pattern "
-                        "(a newer thyroid-bench, or the package defining it, may be needed)"]
+    report = verify_dataset(dataset)
+    assert (report.name, report.version) == ("toy", "1.0.0")
+    assert report.problems == [f"{dataset / 'manifest.json'}: dataset toy 1.0.0 is for unknown task "
+                               "'four-patern'; did you mean four-pattern? known: four-pattern "
+                               "(a newer thyroid-bench, or the package defining it, may be needed)"]
+    assert main(["tasks", "--home", str(dataset.parent.parent)]) == 0
+    assert "task 'four-patern' (not registered here): toy@1.0.0 (prepared)" in capsys.readouterr().out
     with pytest.raises(VerificationError, match="so nothing was trained"):
         verify_or_raise(dataset, consequence="nothing was trained")
     before = sha256_file(dataset / "manifest.json")

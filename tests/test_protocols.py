@@ -71,7 +71,9 @@ def test_linear_probe_trains_the_head_and_leaves_the_backbone_bit_identical(
     scores = selection_scores(task, features["selection_labels"].numpy(),
                               torch.softmax(logits, 1).numpy())
     assert 1 <= res.entry.selection["best_epoch"] <= 4
-    assert np.isclose(scores[lp.selection_metric], res.entry.selection["best_score"], rtol=0, atol=1e-12)
+    metric = lp.for_task(task).selection_metric
+    assert metric == res.entry.selection["metric"] == "macro_f1"  # the task's, recorded
+    assert np.isclose(scores[metric], res.entry.selection["best_score"], rtol=0, atol=1e-12)
 
 
 def test_overrides_and_json():
@@ -93,3 +95,20 @@ def test_default_per_device():
     assert default_protocol_name("cpu") == "quick"
     assert default_protocol_name("cuda") == "paper"
     assert set(PROTOCOLS) == {"paper", "quick", "linear-probe"}
+
+
+def test_selection_follows_the_task_unless_the_protocol_names_it():
+    from thyroid_bench.harness.protocols import Protocol
+    from thyroid_bench.tasks import get_task
+
+    four = get_task("four-pattern")
+    quick = get_protocol("quick")
+    assert quick.selection_metric is None
+    assert quick.for_task(four).selection_metric == "macro_f1"
+    assert quick.for_task(four).to_dict() == {**quick.to_dict(), "selection_metric": "macro_f1"}
+    named = quick.with_overrides(selection_metric="accuracy")
+    assert named.for_task(four).selection_metric == "accuracy"
+    with pytest.raises(ProtocolError, match="selection_fold 5 is not a fold of task four-pattern"):
+        quick.with_overrides(selection_fold=5).for_task(four)
+    with pytest.raises(ProtocolError, match="selection_fold must be a train fold"):
+        Protocol(**{**quick.to_dict(), "selection_fold": -1})

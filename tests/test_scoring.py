@@ -158,7 +158,8 @@ def test_the_task_of_a_file_scored_on_its_own_labels(tmp_path, capsys):
     # no registered task has these columns: a clear error, exit 2
     assert main(["score", str(path), "--no-figures"]) == 2
     err = capsys.readouterr().err
-    assert "['prob_no', 'prob_yes'] match no registered task" in err and "--task" in err
+    assert "its probability columns ['prob_no', 'prob_yes'] do not say which task" in err
+    assert "name it with --task" in err and "four-pattern: prob_diffusely_increased" in err
     yes_no = Task(name="yes-no", description="t", reference=Reference(citation="tests"), modality="x",
                   target=Target(kind="binary", classes=(TaskClass(index=0, name="no"),
                                                          TaskClass(index=1, name="yes"))),
@@ -170,5 +171,7 @@ def test_the_task_of_a_file_scored_on_its_own_labels(tmp_path, capsys):
         assert res["metrics"]["per_class"]["yes"]["sensitivity"] == pytest.approx(1 / 2)
         with pytest.raises(PredictionsError, match="missing column"):
             score_predictions(path, task="four-pattern", bootstrap=0)
+        with pytest.raises(ThyroidBenchError, match="unknown task 'yes-nope'"):
+            score_predictions(path, task="yes-nope", bootstrap=0)
     finally:
         unregister_task("yes-no")

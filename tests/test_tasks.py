@@ -49,7 +49,8 @@ def test_four_pattern_order_codes_and_schema_are_fixed():
 
 @pytest.mark.parametrize("value, index", [
     ("diffusely_increased", 0), ("Diffusely Decreased", 1), (" focal-increased ", 2),
-    ("IV", 3), ("iii", 2), ("Type II", 1), (0, 0), ("3", 3),
+    ("IV", 3), ("iii", 2), ("Type II", 1), (0, 0), ("3", 3), ("type 3", 3),
+    ("type_diffusely_increased", 0),
 ])
 def test_parse_label_accepts_names_codes_and_indices(value, index):
     assert FOUR.parse_label(value) == index
@@ -94,6 +95,18 @@ def test_class_indices_must_be_in_order_and_names_unique():
         Target(kind="binary", classes=tuple(TaskClass(index=i, name=f"c{i}") for i in range(3)))
 
 
+def test_ambiguous_spellings_and_non_image_inputs_are_refused():
+    with pytest.raises(ValidationError, match="would name both absent and present"):
+        Target(kind="binary", classes=(TaskClass(index=0, name="absent"),
+                                       TaskClass(index=1, name="present", code="Absent")))
+    with pytest.raises(ValidationError, match="would name both"):
+        Target(kind="binary", classes=(TaskClass(index=0, name="a", code="1"), TaskClass(index=1, name="b")))
+    with pytest.raises(ValidationError, match="must name image columns"):
+        _toy(image_columns=("label",))
+    with pytest.raises(ValidationError, match="distinct"):
+        _toy(eval_splits=("external", "external"))
+
+
 def test_registry_registers_lists_and_names_close_matches():
     toy = _toy()
     register_task(toy)
@@ -105,6 +118,9 @@ def test_registry_registers_lists_and_names_close_matches():
             register_task(_toy(description="another"))
         with pytest.raises(TaskError, match="did you mean toy-binary"):
             get_task("toy-binar")
+        with pytest.raises(TaskError, match="needs a thyroid_bench.tasks.Task, got str"):
+            register_task("toy-binary")  # type: ignore[arg-type]
+        assert register_task(toy) is toy  # the same definition again is a no-op
     finally:
         unregister_task("toy-binary")
     with pytest.raises(TaskError, match="unknown task 'toy-binary'"):

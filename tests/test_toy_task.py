@@ -85,6 +85,9 @@ def test_a_new_task_goes_through_every_stage(toy_task, tmp_path, capsys):
                  "--device", "cpu"]) == 0
     entry = json.loads((run / "entry.json").read_text())
     assert entry["task"] == "toy-hotspot" and entry["dataset"]["name"] == "toy-hotspot"
+    # the task's selection metric picked the epoch, and the entry records it
+    assert entry["selection"]["metric"] == "accuracy"
+    assert entry["protocol"]["parameters"]["selection_metric"] == "accuracy"
     with open(run / "predictions" / "external.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == ["case_id", "prob_cold", "prob_hot", "label"]
@@ -98,6 +101,9 @@ def test_a_new_task_goes_through_every_stage(toy_task, tmp_path, capsys):
                  "--dataset", str(path), "--json", str(tmp_path / "score.json"), "--no-figures"]) == 0
     scored = json.loads((tmp_path / "score.json").read_text())
     assert scored["task"] == "toy-hotspot" and scored["metrics"] == ext
+    assert main(["score", str(run / "predictions" / "external.csv"), "--split", "external",
+                 "--dataset", str(path), "--task", "four-pattern", "--no-figures"]) == 2
+    assert "is for task toy-hotspot" in capsys.readouterr().err
     # submit and render: a section of its own, ranked by the task's main score
     assert main(["submit", str(run), "--leaderboard", str(lb), "--home", str(home)]) == 0
     labels = (next(lb.glob("entries/toy-hotspot/toy-hotspot@0.1.0/labels")) / "external.csv")

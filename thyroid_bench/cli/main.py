@@ -29,7 +29,8 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--source", choices=("synthetic", "dicom", "hub"), default="synthetic")
     p.add_argument("--task", default=None,
                    help="dicom: the task the labels CSV labels (default: four-pattern; "
-                   "`thyroid-bench tasks` lists them); synthetic: must be the cohort's task")
+                   "`thyroid-bench tasks` lists them); hub: the task the version must be for; "
+                   "synthetic: must be the cohort's task")
     p.add_argument("--home", type=Path, default=None,
                    help="dataset home (default: $THYROID_BENCH_HOME, else ~/.cache/thyroid-bench)")
     p.add_argument("--force", action="store_true", help="rebuild even if the version exists")
@@ -91,7 +92,7 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
         if not args.repo_id:
             raise ThyroidBenchError("--source hub needs --repo-id ORG/NAME")
         path = prepare_hub(repo_id=args.repo_id, revision=args.revision, home=args.home,
-                           force=args.force)
+                           force=args.force, task=args.task)
     print(f"dataset ready: {path}")
     return 0
 
@@ -150,9 +151,10 @@ def _add_tasks(sub: argparse._SubParsersAction) -> None:
 def _cmd_tasks(args: argparse.Namespace) -> int:
     import json
 
-    from thyroid_bench.data.format import known_datasets
+    from thyroid_bench.data.format import default_home, known_datasets
 
-    known = known_datasets(args.home)
+    home = args.home or default_home()
+    known = known_datasets(home)
     if args.json:
         print(json.dumps([{**t.model_dump(mode="json"), "known_datasets": known.get(t.name, [])}
                           for t in list_tasks()], indent=2))
@@ -163,8 +165,13 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
         print(f"  {t.description}")
         print(f"  classes     {', '.join(t.class_label(c.index) for c in t.classes)}")
         print(f"  main score  {t.main_score.split} {t.main_score.metric} "
-              f"(selection: {t.selection_metric} on train fold 0)")
+              f"(model selection: {t.selection_metric})")
         print(f"  datasets    {', '.join(known.get(t.name, [])) or 'none'}")
+    for task in sorted(set(known) - {t.name for t in list_tasks()}):
+        what = "unreadable manifests" if task == "?" else f"task {task!r} (not registered here)"
+        print(f"{what}: {', '.join(known[task])}; `thyroid-bench verify` says more")
+    if not home.is_dir():
+        print(f"(dataset home {home} does not exist yet: `thyroid-bench prepare` creates it)")
     return 0
 
 

@@ -58,7 +58,8 @@ __all__ = [
     "known_datasets",
 ]
 
-DEFAULT_DATASET = "tsb-synthetic"
+#: The default task's default dataset (``tsb-synthetic``), what commands use without one.
+DEFAULT_DATASET: str = get_task(DEFAULT_TASK).datasets[0]
 ROWS_PER_SHARD = 1000
 _SEX_VALUES = ("F", "M", "unknown")
 _SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
@@ -250,25 +251,27 @@ def resolve_dataset(name_or_path: str | os.PathLike | None = None, home: Path | 
 
 
 def known_datasets(home: Path | None = None) -> dict[str, list[str]]:
-    """Task name -> datasets known for it: each task's own, the pinned official versions,
-    and every complete version in the dataset home (``name@version``)."""
+    """Task name -> datasets known for it: each task's own, the pinned official versions, and
+    every complete version in the dataset home (as ``<folder>@<version>``, what commands take).
+
+    A prepared version whose task is not registered is listed under that task's name too.
+    """
     from thyroid_bench.data.official import OFFICIAL_FINGERPRINTS
     from thyroid_bench.tasks import list_tasks
 
     known: dict[str, list[str]] = {
         t.name: [f"{d} (default)" if i == 0 else d for i, d in enumerate(t.datasets)] for t in list_tasks()}
-    base = home or default_home()
-    local = sorted(p.parent for p in base.glob("*/*/manifest.json")) if base.is_dir() else []
-    for folder in local:
-        try:
-            manifest = read_manifest(folder)
-        except DatasetError:
-            continue  # a broken folder is verify's to report, not a listing's
-        known.setdefault(manifest.task, []).append(f"{manifest.name}@{manifest.version} (prepared)")
     for name, version in OFFICIAL_FINGERPRINTS:
         for task in list_tasks():
             if name in task.datasets:
                 known[task.name].append(f"{name}@{version} (official)")
+    base = home or default_home()
+    for folder in sorted(p.parent for p in base.glob("*/*/manifest.json")) if base.is_dir() else []:
+        try:
+            task = read_manifest(folder).task
+        except DatasetError:
+            task = "?"  # unreadable: `thyroid-bench verify` says why
+        known.setdefault(task, []).append(f"{folder.parent.name}@{folder.name} (prepared)")
     return known
 
 

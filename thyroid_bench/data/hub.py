@@ -20,8 +20,11 @@ __all__ = ["prepare_hub"]
 
 
 def prepare_hub(repo_id: str, *, revision: str | None = None, home: Path | None = None,
-                force: bool = False) -> Path:
-    """Download, verify and install a dataset version from a Hub dataset repository."""
+                force: bool = False, task: str | None = None) -> Path:
+    """Download, verify and install a dataset version from a Hub dataset repository.
+
+    With ``task``, the version must be a dataset of that task, or nothing is installed.
+    """
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
@@ -41,6 +44,9 @@ def prepare_hub(repo_id: str, *, revision: str | None = None, home: Path | None 
             ) from None
         shutil.rmtree(tmp / ".cache", ignore_errors=True)  # huggingface_hub's own bookkeeping
         manifest = verify_or_raise(tmp, what=repo_id, consequence="nothing was installed")
+        if task is not None and manifest.task != task:
+            raise DatasetError(f"{repo_id} holds {manifest.name} {manifest.version}, a dataset of task "
+                               f"{manifest.task}, not {task}; nothing was installed")
         target = home / manifest.name / manifest.version
         if target.exists() and not force:
             raise DatasetError(f"{target} already exists; pass --force to replace it")

@@ -13,15 +13,16 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from thyroid_bench.errors import DatasetError, validation_problems
-from thyroid_bench.tasks import DEFAULT_TASK, Task, get_task
+from thyroid_bench.tasks import DEFAULT_TASK, Task, TaskError, get_task
 
 __all__ = ["FORMAT_VERSION", "SplitMeta", "DatasetRef", "Manifest", "read_manifest", "write_manifest"]
 
 FORMAT_VERSION = 1
 _SHA256 = r"^[0-9a-f]{64}$"
+_SEMVER = r"^\d+\.\d+\.\d+$"
 
 
 class _Strict(BaseModel):
@@ -32,7 +33,7 @@ class DatasetRef(_Strict):
     """The dataset version a result was computed on."""
 
     name: str = Field(description="dataset name, e.g. tsb-synthetic")
-    version: str = Field(pattern=r"^\d+\.\d+\.\d+$", description="semver version")
+    version: str = Field(pattern=_SEMVER, description="semver version")
     fingerprint: str = Field(pattern=_SHA256, description="content fingerprint (manifest.json)")
     synthetic: bool = Field(default=False, description="a synthetic (phantom) dataset")
 
@@ -49,24 +50,25 @@ class SplitMeta(_Strict):
     class_counts: dict[str, int]
     center_counts: dict[str, int] = Field(default_factory=dict)
     files: list[str] = Field(default_factory=list)
-    fingerprint: str
+    fingerprint: str = Field(pattern=_SHA256)
 
 
 class Manifest(_Strict):
     """``manifest.json`` of a dataset version (format v1)."""
 
     format_version: Literal[1] = FORMAT_VERSION
-    name: str
-    version: str
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    version: str = Field(pattern=_SEMVER)
     task: str = DEFAULT_TASK
     label_schema: dict[str, Any]
     synthetic: bool = False
     licence: str = "other"
-    fingerprint: str
+    fingerprint: str = Field(pattern=_SHA256)
     splits: dict[str, SplitMeta]
     provenance: dict[str, Any] = Field(default_factory=dict)
     created_by: str = ""
     created_utc: str = ""
+    _file: Path | None = PrivateAttr(default=None)  # where it was read from, for messages
 
     def dataset_ref(self) -> DatasetRef:
         """Name, version, fingerprint and synthetic flag: what every result names."""
@@ -74,8 +76,13 @@ class Manifest(_Strict):
                           synthetic=self.synthetic)
 
     def get_task(self) -> Task:
-        """The task this dataset serves (:class:`~thyroid_bench.tasks.TaskError` if unknown)."""
-        return get_task(self.task)
+        """The task this dataset serves; :class:`~thyroid_bench.tasks.TaskError` naming the
+        manifest if no such task is registered."""
+        try:
+            return get_task(self.task)
+        except TaskError as exc:
+            where = f"{self._file}: " if self._file else ""
+            raise TaskError(f"{where}dataset {self.name} {self.version} is for {exc}") from None
 
     @property
     def rows(self) -> int:
@@ -109,10 +116,12 @@ def read_manifest(path: str | Path) -> Manifest:
         raise DatasetError(f"{file}: format_version {data['format_version']!r} is not supported "
                            f"(this thyroid-bench reads {FORMAT_VERSION}); upgrade thyroid-bench")
     try:
-        return Manifest.model_validate(data)
+        manifest = Manifest.model_validate(data)
     except ValidationError as exc:
         problems = validation_problems(exc, 10)
         raise DatasetError(f"{file}: not a valid format-v1 manifest: {problems}") from None
+    manifest._file = file
+    return manifest
 
 
 def write_manifest(folder: str | Path, manifest: Manifest) -> Path:

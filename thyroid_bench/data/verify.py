@@ -75,11 +75,11 @@ def verify_dataset(path: Path) -> VerifyReport:
     report = VerifyReport(path=path)
     try:
         manifest = read_manifest(path)
+        report.name, report.version = manifest.name, manifest.version
         task = manifest.get_task()
     except (DatasetError, TaskError) as exc:
         report.problems.append(str(exc))
         return report
-    report.name, report.version = manifest.name, manifest.version
     if manifest.label_schema != task.label_schema():
         report.problems.append(f"manifest label_schema differs from the label schema "
                                f"v{task.schema_version} of task {task.name} ({', '.join(task.class_names)})")

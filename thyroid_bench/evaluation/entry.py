@@ -26,11 +26,9 @@ from thyroid_bench.atomic import atomic_write_text
 from thyroid_bench.data.manifest import DatasetRef
 from thyroid_bench.errors import ThyroidBenchError, validation_problems
 from thyroid_bench.models.registry import ModelMeta
-from thyroid_bench.tasks import EVAL_SPLITS
 
 __all__ = [
     "ENTRY_SCHEMA_VERSION",
-    "EVAL_SPLITS",
     "EntryError",
     "DatasetRef",
     "ProtocolRecord",

@@ -143,20 +143,27 @@ def _check_rows(probs: np.ndarray, columns: Sequence[str]) -> list[tuple[int, st
 
 
 def task_of_header(path: str | os.PathLike) -> Task:
-    """The registered task whose probability columns a predictions file's header names.
+    """The registered task a predictions file is for, from its header's ``prob_<class>`` columns.
 
-    For files scored on their own label column, with no dataset to name the task.
+    For files scored on their own label column, with no dataset to name the task: the task
+    whose probability columns are exactly the file's; failing that, the task sharing the most
+    of them (so that :func:`read_predictions` names the missing and unknown columns);
+    :class:`~thyroid_bench.tasks.TaskError` when no task shares any, or several equally.
     """
     rows = _read_rows(Path(path))
-    header = {h.strip() for h in rows[0]}
-    matches = [t for t in list_tasks() if set(t.prob_columns) <= header]
-    if len(matches) != 1:
-        found = sorted(h for h in header if h.startswith("prob_"))
-        raise TaskError(f"{path}: the probability columns {found} "
-                        + ("match no registered task" if not matches else
-                           f"fit several tasks ({', '.join(t.name for t in matches)})")
-                        + "; name the task (--task)")
-    return matches[0]
+    found = {h.strip() for h in rows[0] if h.strip().startswith("prob_")}
+    tasks = list_tasks()
+    exact = [t for t in tasks if set(t.prob_columns) == found]
+    if len(exact) == 1:
+        return exact[0]
+    shared = {t.name: len(found & set(t.prob_columns)) for t in tasks}
+    best = max(shared.values(), default=0)
+    closest = [t for t in tasks if shared[t.name] == best]
+    if best > 0 and len(closest) == 1:
+        return closest[0]
+    expected = "; ".join(f"{t.name}: {', '.join(t.prob_columns)}" for t in tasks)
+    raise TaskError(f"{path}: its probability columns {sorted(found)} do not say which task it is "
+                    f"for; name it with --task (expected columns per task: {expected})")
 
 
 def _read_rows(path: Path) -> list[list[str]]:

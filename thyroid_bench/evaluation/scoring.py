@@ -49,19 +49,18 @@ def score_predictions(
     user errors (bad file, unknown dataset, no labels).
     """
     path = Path(predictions_path)
+    wanted = get_task(task) if task is not None else None
     if split is not None:
-        the_task, preds, y_true, dataset_info = _against_dataset(path, dataset, split, home)
+        the_task, preds, y_true, dataset_info = _against_dataset(path, dataset, split, home, wanted)
         labels_from = "dataset"
     elif dataset is not None:
         raise ThyroidBenchError(
             f"--dataset {dataset} needs --split (train, internal or external) to say which "
             "split's labels to score against")
     else:
-        the_task = get_task(task) if task else task_of_header(path)
+        the_task = wanted or task_of_header(path)
         preds, y_true = _against_own_labels(path, the_task)
         dataset_info, labels_from = None, "file"
-    if task is not None and the_task.name != task:
-        raise ThyroidBenchError(f"--task {task}: the dataset serves task {the_task.name}")
 
     from thyroid_bench.version import __version__
 
@@ -92,13 +91,16 @@ def score_predictions(
 
 
 def _against_dataset(path: Path, dataset: str | os.PathLike | None, split: str,
-                     home: Path | None) -> tuple[Task, Predictions, np.ndarray, dict]:
+                     home: Path | None, wanted: Task | None) -> tuple[Task, Predictions, np.ndarray, dict]:
     """The file lined up with a dataset split's labels (it must hold exactly its cases)."""
     from thyroid_bench.data.format import read_manifest, read_split, resolve_dataset
 
     folder = resolve_dataset(dataset, home=home)
     manifest = read_manifest(folder)
     task = manifest.get_task()
+    if wanted is not None and wanted.name != task.name:
+        raise ThyroidBenchError(f"--task {wanted.name}: dataset {manifest.name} {manifest.version} "
+                                f"({folder}) is for task {task.name}; drop --task or pick its dataset")
     truth = read_split(folder, split, columns=["case_id", "label"])
     y_by_id = {str(c): int(y) for c, y in zip(truth["case_id"], truth["label"])}
     preds = read_predictions(path, task, expected_case_ids=list(y_by_id))

@@ -47,13 +47,19 @@ def evaluate_task(task: Task, y_true: Sequence[int] | np.ndarray, y_prob: np.nda
                                         seed=seed, ci=ci, ece_bins=ece_bins)
 
 
-def selection_scores(task: Task, y_true: np.ndarray, y_prob: np.ndarray) -> dict[str, float]:
-    """Accuracy and the task's selection metric on the selection fold (no bootstrap).
+def selection_scores(task: Task, y_true: np.ndarray, y_prob: np.ndarray,
+                     metric: str | None = None) -> dict[str, float]:
+    """Accuracy, macro F1 and the selection ``metric`` (default: the task's) on the selection
+    fold, without bootstrap.
 
     The same figures, by the same code, as the entry's: macro F1 here is the macro F1 of
     :func:`~thyroid_bench.evaluation.metrics.evaluate` (classes present or predicted).
-    An undefined figure counts as 0, so an epoch with it is never the best.
+    A figure undefined on the fold counts as 0, so an epoch with it is never the best.
     """
+    metric = metric or task.selection_metric
     m = evaluate_task(task, y_true, y_prob, bootstrap=0)
-    names = dict.fromkeys(("accuracy", "macro_f1", task.selection_metric))
+    if metric not in m or isinstance(m[metric], (dict, list, str)):
+        raise ThyroidBenchError(f"selection metric {metric!r} is not a figure of the "
+                                f"{task.metric_suite!r} suite of task {task.name}")
+    names = dict.fromkeys(("accuracy", "macro_f1", metric))
     return {name: float(m[name]) if m.get(name) is not None else 0.0 for name in names}

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from thyroid_bench.errors import ThyroidBenchError
-from thyroid_bench.tasks import NUM_FOLDS
+from thyroid_bench.tasks import Task
 
 __all__ = ["Protocol", "PROTOCOLS", "ProtocolError", "get_protocol", "default_protocol_name"]
 
@@ -62,8 +62,9 @@ class Protocol:
     label_smoothing: float = 0.0
     #: Train fold held out for model selection (best epoch); never internal or external.
     selection_fold: int = 0
-    #: Figure on the selection fold that picks the best epoch.
-    selection_metric: Literal["accuracy", "macro_f1"] = "macro_f1"
+    #: Figure on the selection fold that picks the best epoch; ``None``: the task's
+    #: (``Task.selection_metric``), settled by :meth:`for_task` before a run records it.
+    selection_metric: str | None = None
     #: Stop when the selection figure has not improved for this many epochs (0: never).
     early_stopping_patience: int = 0
     #: Freeze the backbone, cache its features, train only a linear head.
@@ -83,8 +84,8 @@ class Protocol:
             problems.append(f"lr must be > 0, got {self.lr}")
         if self.input_size is not None and self.input_size < 8:
             problems.append(f"input_size must be >= 8 pixels, got {self.input_size}")
-        if not 0 <= self.selection_fold < NUM_FOLDS:
-            problems.append(f"selection_fold must be 0-{NUM_FOLDS - 1}, got {self.selection_fold}")
+        if self.selection_fold < 0:
+            problems.append(f"selection_fold must be a train fold (0 or more), got {self.selection_fold}")
         if problems:
             raise ProtocolError(f"protocol {self.name!r}: " + "; ".join(problems))
 
@@ -95,6 +96,16 @@ class Protocol:
         if unknown:
             raise ProtocolError(f"unknown protocol field(s) {sorted(unknown)}; fields: {sorted(fields)}")
         return dataclasses.replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    def for_task(self, task: Task) -> Protocol:
+        """This protocol as it runs on ``task``: the task's selection metric unless the protocol
+        names one, and a selection fold the task's datasets have."""
+        if not self.selection_fold < task.folds:
+            raise ProtocolError(f"protocol {self.name!r}: selection_fold {self.selection_fold} is not "
+                                f"a fold of task {task.name} (0-{task.folds - 1})")
+        if self.selection_metric is not None:
+            return self
+        return dataclasses.replace(self, selection_metric=task.selection_metric)
 
     def to_dict(self) -> dict[str, Any]:
         """All fields, JSON-able."""

@@ -292,6 +292,7 @@ def _plan(model: str, *, protocol: str | None, epochs: int | None, batch_size: i
     data_path = resolve_dataset(dataset, home=home)
     manifest = verify_or_raise(data_path, consequence="nothing was trained")
     task = manifest.get_task()
+    proto = proto.for_task(task)
     meta = describe_model(model, num_classes=task.num_classes,
                           **({"dropout": proto.dropout} if proto.dropout else {}))
     _check_distributed(dist, proto)

@@ -348,6 +348,7 @@ def fit(model: nn.Module, protocol: Protocol, train: SplitTensors, val: SplitTen
     multi-process group (``dist``) each rank trains on its slice of every batch
     and rank 0 alone validates; the others follow its early-stopping decision.
     """
+    protocol = protocol.for_task(task)
     accel = accel or resolve_accel(device)
     gen = torch.Generator().manual_seed(seed)
     place_model(model, device, accel)
@@ -369,7 +370,7 @@ def fit(model: nn.Module, protocol: Protocol, train: SplitTensors, val: SplitTen
         if dist.is_main:
             prob = predict_proba(model, x_val, device=device, in_chans=in_chans,
                                  batch_size=max(64, batching.size), accel=accel)
-            scores = selection_scores(task, val.y.numpy(), prob)
+            scores = selection_scores(task, val.y.numpy(), prob, protocol.selection_metric)
             row = {"epoch": epoch, "train_loss": float(loss_sum) / batching.steps,
                    "lr": opt.param_groups[0]["lr"],
                    **{f"fold{protocol.selection_fold}_{k}": v for k, v in scores.items()},
@@ -410,6 +411,7 @@ def fit_linear_probe(head: nn.Linear, protocol: Protocol, f_train: torch.Tensor,
     Features are standardised by the training mean and standard deviation,
     folded into the head's weights at the end so the head takes raw features.
     """
+    protocol = protocol.for_task(task)
     gen = torch.Generator().manual_seed(seed)
     mean, std = f_train.mean(0), f_train.std(0).clamp_min(1e-6)
     zt, zv = (f_train - mean) / std, (f_val - mean) / std
@@ -433,7 +435,7 @@ def fit_linear_probe(head: nn.Linear, protocol: Protocol, f_train: torch.Tensor,
             sched.step()
         with torch.no_grad():
             prob = torch.softmax(head(zv).double(), 1).numpy()
-        scores = selection_scores(task, y_val.numpy(), prob)
+        scores = selection_scores(task, y_val.numpy(), prob, protocol.selection_metric)
         if scores[protocol.selection_metric] > best.best_score:
             best.best_epoch, best.best_score = epoch, scores[protocol.selection_metric]
             best_state = copy.deepcopy(head.state_dict())

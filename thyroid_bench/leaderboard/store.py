@@ -73,12 +73,13 @@ def read_labels(section_dir: Path, task: Task) -> dict[str, dict[str, int]] | No
         path = section_dir / "labels" / f"{split}.csv"
         if not path.is_file():
             return None
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
         try:
+            with open(path, newline="", encoding="utf-8") as f:
+                rows = list(csv.DictReader(f))
             out[split] = {r["case_id"]: task.parse_label(r["label"]) for r in rows}
-        except (KeyError, ValueError) as exc:
-            raise LeaderboardError(f"{path}: not a case_id,label file ({exc})") from None
+        except (KeyError, ValueError, csv.Error) as exc:  # UnicodeDecodeError is a ValueError
+            raise LeaderboardError(f"{path}: not a UTF-8 case_id,label file of task {task.name} "
+                                   f"({exc}); restore it from git") from None
     return out
 
 

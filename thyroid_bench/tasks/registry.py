@@ -23,6 +23,8 @@ class TaskError(ThyroidBenchError):
 
 def register_task(task: Task, *, replace: bool = False) -> Task:
     """Add ``task`` to the registry (``replace`` allows a new definition under a known name)."""
+    if not isinstance(task, Task):
+        raise TaskError(f"register_task needs a thyroid_bench.tasks.Task, got {type(task).__name__}")
     if task.name in _TASKS and not replace and _TASKS[task.name] != task:
         raise TaskError(f"task {task.name!r} is already registered with another definition")
     _TASKS[task.name] = task

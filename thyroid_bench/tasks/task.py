@@ -74,6 +74,12 @@ class Target(_Frozen):
         names = [c.name for c in self.classes]
         if len(set(names)) != len(names):
             raise ValueError(f"class names must be unique, got {names}")
+        spellings: dict[str, str] = {}
+        for c in self.classes:
+            for text in {_label_key(t) for t in (c.name, str(c.index), c.code or "", *c.aliases) if t}:
+                if spellings.setdefault(text, c.name) != c.name:
+                    raise ValueError(f"label spelling {text!r} would name both {spellings[text]} "
+                                     f"and {c.name}; codes and aliases must be unambiguous")
         if self.kind == "binary" and len(self.classes) != 2:
             raise ValueError("a binary target has exactly two classes")
         return self
@@ -121,6 +127,10 @@ class Task(_Frozen):
             raise ValueError(f"eval_splits {self.eval_splits} must be splits other than train")
         if self.main_score.split not in self.eval_splits:
             raise ValueError(f"main score split {self.main_score.split!r} is not an eval split")
+        if len(set(self.eval_splits)) != len(self.eval_splits) or not self.eval_splits:
+            raise ValueError(f"eval_splits {self.eval_splits} must be distinct and not empty")
+        if not self.image_columns or set(self.image_columns) & {"label", "case_id", "patient_id"}:
+            raise ValueError(f"image_columns {self.image_columns} must name image columns")
         return self
 
     # ------------------------------------------------------------------ classes
@@ -155,7 +165,8 @@ class Task(_Frozen):
         return ", ".join(self.class_label(c.index) for c in self.target.classes)
 
     def parse_label(self, value: object) -> int:
-        """The class index of a class name, code, alias or index (case and spaces ignored).
+        """The class index of a class name, code, alias or index (case, spaces, ``-`` and a
+        leading ``type`` ignored: ``"Type II"`` is code ``II``).
 
         Raises ``ValueError`` naming the accepted values otherwise.
         """
@@ -168,10 +179,11 @@ class Task(_Frozen):
             raise ValueError(f"label index {value} is out of range 0-{k - 1}")
         text = str(value).strip()
         key = _label_key(text)
-        for c in self.target.classes:
-            spellings = (c.name, str(c.index), *(s for s in (c.code, *c.aliases) if s))
-            if key in {_label_key(s) for s in spellings}:
-                return c.index
+        for candidate in (key, key[len("type_"):] if key.startswith("type_") else None):
+            for c in self.target.classes:
+                spellings = (c.name, str(c.index), *(s for s in (c.code, *c.aliases) if s))
+                if candidate and candidate in {_label_key(s) for s in spellings}:
+                    return c.index
         raise ValueError(f"label {text!r} is not a class; expected one of {self.accepted_labels()}")
 
     # ------------------------------------------------------------------ records
