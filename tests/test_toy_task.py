@@ -30,7 +30,7 @@ TOY = Task(
         TaskClass(index=1, name="hot", code="H", reading="a bright 4x4 spot"),
     )),
     main_score=MainScore(metric="balanced_accuracy", split="external"),
-    selection_metric="accuracy",
+    selection_metric="balanced_accuracy",
     datasets=("toy-hotspot",),
 )
 
@@ -86,8 +86,10 @@ def test_a_new_task_goes_through_every_stage(toy_task, tmp_path, capsys):
     entry = json.loads((run / "entry.json").read_text())
     assert entry["task"] == "toy-hotspot" and entry["dataset"]["name"] == "toy-hotspot"
     # the task's selection metric picked the epoch, and the entry records it
-    assert entry["selection"]["metric"] == "accuracy"
-    assert entry["protocol"]["parameters"]["selection_metric"] == "accuracy"
+    assert entry["selection"]["metric"] == "balanced_accuracy"
+    assert entry["protocol"]["parameters"]["selection_metric"] == "balanced_accuracy"
+    log = (run / "train.log").read_text()
+    assert "balanced_accuracy" in log and "balanced_accuracy" in log.split("external: n 12")[1]
     with open(run / "predictions" / "external.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == ["case_id", "prob_cold", "prob_hot", "label"]

@@ -32,7 +32,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     r = sub.add_parser("run", help="train a model under a protocol, evaluate, write a run folder",
                        description="Train MODEL under a protocol for the task of the dataset's "
-                       "manifest, on train folds 1-4 (fold 0 selects the best epoch), evaluate on "
+                       "manifest, on the train folds other than the protocol's selection fold (fold 0, "
+                       "where the task's selection metric picks the best epoch), evaluate on "
                        "the task's evaluation splits (internal and external), and write a run folder "
                        "with entry.json, predictions, metrics, report and checkpoint. Under torchrun "
                        "or accelerate launch it trains data-parallel and rank 0 writes the folder.")

@@ -591,13 +591,20 @@ def _evaluate_splits(plan: _Plan, net: torch.nn.Module, run_dir: Path, progress:
     ev = _Evaluation()
     for split in plan.task.eval_splits:
         _evaluate_split(plan, net, split, run_dir, progress, ev)
-        m = ev.metrics[split]
-        log(f"{split}: n {ev.predictions[split].rows}  accuracy {m['accuracy']:.4f}  "
-            f"macro-F1 {m['macro_f1']:.4f}")
+        log(f"{split}: n {ev.predictions[split].rows}  "
+            + _figures_line(ev.metrics[split], plan.task.main_score.metric))
     ev.seconds = time.perf_counter() - t_eval
     (run_dir / "metrics.json").write_text(json.dumps(ev.metrics, indent=2, allow_nan=False) + "\n",
                                           encoding="utf-8")
     return ev
+
+
+def _figures_line(metrics: dict[str, Any], main: str) -> str:
+    """Accuracy, macro F1 and the task's main score, as far as the suite gives them."""
+    labels = {"accuracy": "accuracy", "macro_f1": "macro-F1"}
+    names = dict.fromkeys(("accuracy", "macro_f1", main))
+    return "  ".join(f"{labels.get(n, n)} {metrics[n]:.4f}" for n in names
+                     if isinstance(metrics.get(n), (int, float)))
 
 
 def _evaluate_split(plan: _Plan, net: torch.nn.Module, split: str, run_dir: Path, progress: bool,

@@ -325,7 +325,10 @@ class _Selection:
             self.since_best += 1
         self.log(f"epoch {epoch:>3}/{p.epochs}  loss {row['train_loss']:.4f}  "
                  f"fold{p.selection_fold} acc {scores['accuracy']:.4f}  "
-                 f"macro-F1 {scores['macro_f1']:.4f}{'  *best' if improved else ''}  "
+                 f"macro-F1 {scores['macro_f1']:.4f}"
+                 + (f"  {p.selection_metric} {score:.4f}"
+                    if p.selection_metric not in ("accuracy", "macro_f1") else "")
+                 + f"{'  *best' if improved else ''}  "
                  f"({row['elapsed_s']:.0f} s)")
         stop = bool(p.early_stopping_patience and self.since_best >= p.early_stopping_patience)
         if stop:
