@@ -33,12 +33,20 @@ from thyroid_bench.data.card import render_card
 from thyroid_bench.data.columns import COLUMNS, META_COLUMNS
 from thyroid_bench.data.fingerprint import dataset_fingerprint, split_fingerprint
 from thyroid_bench.data.images import encode_image
-from thyroid_bench.data.manifest import FORMAT_VERSION, Manifest, SplitMeta, read_manifest, write_manifest
+from thyroid_bench.data.manifest import (
+    DATASET_NAME_PATTERN,
+    FORMAT_VERSION,
+    Manifest,
+    SplitMeta,
+    read_manifest,
+    write_manifest,
+)
 from thyroid_bench.data.shards import features, read_split
 from thyroid_bench.data.shards import write_shards as _write_shards
 from thyroid_bench.data.verify import check_no_leakage, verify_or_raise
 from thyroid_bench.errors import DatasetError
 from thyroid_bench.tasks import DEFAULT_TASK, NO_FOLD, SPLITS, TRAIN_SPLIT, Task, get_task
+from thyroid_bench.version import __version__
 
 __all__ = [
     "FORMAT_VERSION",
@@ -63,7 +71,7 @@ DEFAULT_DATASET: str = get_task(DEFAULT_TASK).datasets[0]
 ROWS_PER_SHARD = 1000
 _SEX_VALUES = ("F", "M", "unknown")
 _SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
-_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+_NAME = re.compile(DATASET_NAME_PATTERN)
 
 
 def default_home() -> Path:
@@ -153,7 +161,7 @@ def write_dataset(
             synthetic=bool(synthetic), licence=licence,
             fingerprint=dataset_fingerprint({s: m.fingerprint for s, m in split_meta.items()}),
             splits=split_meta, provenance=dict(provenance or {}),
-            created_by=f"thyroid-bench {_package_version()}",
+            created_by=f"thyroid-bench {__version__}",
             created_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         )
         for rel, content in (extra_files or {}).items():
@@ -203,12 +211,6 @@ def _split_summary(table: pd.DataFrame, files: list[str], fingerprint: str, task
         files=files,
         fingerprint=fingerprint,
     )
-
-
-def _package_version() -> str:
-    from thyroid_bench.version import __version__
-
-    return __version__
 
 
 # --------------------------------------------------------------------------- reading

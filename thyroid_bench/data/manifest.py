@@ -18,11 +18,13 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 from thyroid_bench.errors import DatasetError, validation_problems
 from thyroid_bench.tasks import DEFAULT_TASK, Task, TaskError, get_task
 
-__all__ = ["FORMAT_VERSION", "SplitMeta", "DatasetRef", "Manifest", "read_manifest", "write_manifest"]
+__all__ = ["FORMAT_VERSION", "DATASET_NAME_PATTERN", "SplitMeta", "DatasetRef", "Manifest", "read_manifest", "write_manifest"]
 
 FORMAT_VERSION = 1
 _SHA256 = r"^[0-9a-f]{64}$"
 _SEMVER = r"^\d+\.\d+\.\d+$"
+#: A dataset name: lower-case letters, digits, ``.``, ``_`` and ``-``.
+DATASET_NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
 
 
 class _Strict(BaseModel):
@@ -57,7 +59,7 @@ class Manifest(_Strict):
     """``manifest.json`` of a dataset version (format v1)."""
 
     format_version: Literal[1] = FORMAT_VERSION
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    name: str = Field(pattern=DATASET_NAME_PATTERN)
     version: str = Field(pattern=_SEMVER)
     task: str = DEFAULT_TASK
     label_schema: dict[str, Any]

@@ -34,6 +34,7 @@ class VerifyReport:
     version: str = "?"
     fingerprint: str | None = None
     official: bool | None = None
+    manifest: Manifest | None = None  # as read, when it could be read
     rows: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -74,7 +75,7 @@ def verify_dataset(path: Path) -> VerifyReport:
     path = Path(path)
     report = VerifyReport(path=path)
     try:
-        manifest = read_manifest(path)
+        manifest = report.manifest = read_manifest(path)
         report.name, report.version = manifest.name, manifest.version
         task = manifest.get_task()
     except (DatasetError, TaskError) as exc:
@@ -153,7 +154,8 @@ def verify_or_raise(path: Path, *, consequence: str = "it cannot be used",
         raise VerificationError(f"{what or f'dataset {path}'} failed verification, so {consequence}:\n  - "
                                 + "\n  - ".join(report.problems)
                                 + "\nrebuild it (`thyroid-bench prepare --force`) or fix the source")
-    return read_manifest(path)
+    assert report.manifest is not None  # a report without problems has read its manifest
+    return report.manifest
 
 
 def _check_split(split: str, table: pd.DataFrame, meta: SplitMeta, task: Task,

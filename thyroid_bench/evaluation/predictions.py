@@ -17,6 +17,7 @@ through which predictions enter scoring and the leaderboard.
 from __future__ import annotations
 
 import csv
+import itertools
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -150,8 +151,8 @@ def task_of_header(path: str | os.PathLike) -> Task:
     of them (so that :func:`read_predictions` names the missing and unknown columns);
     :class:`~thyroid_bench.tasks.TaskError` when no task shares any, or several equally.
     """
-    rows = _read_rows(Path(path))
-    found = {h.strip() for h in rows[0] if h.strip().startswith("prob_")}
+    header = _read_rows(Path(path), limit=1)[0]
+    found = {h.strip() for h in header if h.strip().startswith("prob_")}
     tasks = list_tasks()
     exact = [t for t in tasks if set(t.prob_columns) == found]
     if len(exact) == 1:
@@ -166,12 +167,13 @@ def task_of_header(path: str | os.PathLike) -> Task:
                     f"for; name it with --task (expected columns per task: {expected})")
 
 
-def _read_rows(path: Path) -> list[list[str]]:
+def _read_rows(path: Path, limit: int | None = None) -> list[list[str]]:
+    """The CSV's rows (the first ``limit`` of them); :class:`PredictionsError` if it is unreadable."""
     if not path.is_file():
         raise PredictionsError(f"{path}: no such predictions file")
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = list(csv.reader(f))
+            rows = list(itertools.islice(csv.reader(f), limit))
     except UnicodeDecodeError as exc:
         raise PredictionsError(f"{path}: not UTF-8 text ({exc}); save the predictions as a UTF-8 CSV") from None
     except csv.Error as exc:

@@ -20,11 +20,10 @@ other folds and never sees the task's evaluation splits (``internal``,
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from thyroid_bench.errors import ThyroidBenchError
+from thyroid_bench.errors import ThyroidBenchError, did_you_mean
 from thyroid_bench.tasks import Task
 
 __all__ = ["Protocol", "PROTOCOLS", "ProtocolError", "get_protocol", "default_protocol_name"]
@@ -149,8 +148,7 @@ def get_protocol(name: str) -> Protocol:
     try:
         return PROTOCOLS[name]
     except KeyError:
-        close = difflib.get_close_matches(name, PROTOCOLS, n=2, cutoff=0.4)
-        hint = f"did you mean {', '.join(close)}? " if close else ""
+        hint = did_you_mean(name, PROTOCOLS, n=2, cutoff=0.4)
         raise ProtocolError(f"unknown protocol {name!r}; {hint}known: {', '.join(PROTOCOLS)}") from None
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import thyroid_bench.models.paper  # noqa: F401  (registers the paper's four)
+from thyroid_bench.errors import did_you_mean
 from thyroid_bench.models.registry import ENTRY_POINT_GROUP, ModelError, ModelMeta, registered
 
 __all__ = ["list_models", "create_model", "describe_model", "resolve_factory", "count_parameters"]
@@ -44,7 +45,6 @@ def _entry_points() -> list[importlib.metadata.EntryPoint]:
 
 def _unknown(name: str) -> ModelError:
     known = list_models()
-    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
     if name.startswith("timm:"):
         import timm
 
@@ -53,7 +53,7 @@ def _unknown(name: str) -> ModelError:
         return ModelError(f"unknown timm model {name[5:]!r}"
                           + (f"; did you mean {', '.join(close)}?" if close else "")
                           + " (`python -c \"import timm; print(timm.list_models('*pattern*'))\"` lists them)")
-    hint = f"did you mean {', '.join(close)}? " if close else ""
+    hint = did_you_mean(name, known, n=3, cutoff=0.5)
     return ModelError(f"unknown model {name!r}; {hint}known: {', '.join(known)}; also "
                       "'timm:<name>', 'package.module:function' or 'path/to/file.py:function'")
 

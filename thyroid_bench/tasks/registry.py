@@ -7,9 +7,7 @@ new task with :func:`register_task` and every command then serves it.
 
 from __future__ import annotations
 
-import difflib
-
-from thyroid_bench.errors import ThyroidBenchError
+from thyroid_bench.errors import ThyroidBenchError, did_you_mean
 from thyroid_bench.tasks.task import Task
 
 __all__ = ["TaskError", "register_task", "unregister_task", "get_task", "list_tasks"]
@@ -41,8 +39,7 @@ def get_task(name: str) -> Task:
     try:
         return _TASKS[name]
     except KeyError:
-        close = difflib.get_close_matches(name, _TASKS, n=2, cutoff=0.5)
-        hint = f"did you mean {', '.join(close)}? " if close else ""
+        hint = did_you_mean(name, _TASKS, n=2, cutoff=0.5)
         raise TaskError(f"unknown task {name!r}; {hint}known: {', '.join(_TASKS) or 'none'} "
                         "(a newer thyroid-bench, or the package defining it, may be needed)") from None
 
