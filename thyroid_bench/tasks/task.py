@@ -24,11 +24,16 @@ __all__ = [
     "EVAL_SPLITS",
     "NUM_FOLDS",
     "NO_FOLD",
+    "BASE_COLUMNS",
+    "UNKNOWN_GRADE",
     "PROB_SUM_TOLERANCE",
     "TaskClass",
     "Target",
     "Reference",
     "MainScore",
+    "ExtraColumn",
+    "Detection",
+    "PublishedResult",
     "Task",
 ]
 
@@ -41,6 +46,14 @@ EVAL_SPLITS: tuple[str, ...] = ("internal", "external")
 #: ``train`` rows carry a fixed fold 0..NUM_FOLDS-1; other splits carry ``NO_FOLD``.
 NUM_FOLDS = 5
 NO_FOLD = -1
+#: The columns of dataset format v1 that every task has (``thyroid_bench.data.columns``
+#: declares their dtypes); a task adds its ``extra_columns`` after them.
+BASE_COLUMNS: tuple[str, ...] = (
+    "case_id", "patient_id", "image", "label", "center", "fold", "matrix",
+    "pixel_spacing_mm", "total_counts", "acquisition_s", "sex", "age",
+)
+#: The label of a case whose presence is known but not its class (Hugging Face's "no label").
+UNKNOWN_GRADE = -1
 #: A row of class probabilities must sum to 1 within this tolerance.
 PROB_SUM_TOLERANCE = 1e-6
 
@@ -99,6 +112,46 @@ class MainScore(_Frozen):
     split: str
 
 
+class ExtraColumn(_Frozen):
+    """A column a task adds to dataset format v1's columns (after them, in declared order).
+
+    ``image``: a second view, stored like ``image`` (a 16-bit grayscale PNG of the raw counts);
+    ``float``: a float64 value, missing as null.
+    """
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    kind: Literal["image", "float"]
+    description: str
+
+
+class Detection(_Frozen):
+    """A binary reading derived from the target: *present* is any class but ``negative``.
+
+    P(present) = 1 - P(negative); a case is called present when P(present) >= ``threshold``.
+    A dataset that knows only presence stores label ``UNKNOWN_GRADE`` (-1, Hugging Face's
+    "no label") for a present case of unknown class; labels files spell it ``present_label``.
+    """
+
+    negative: str = Field(description="the class that means 'not present'")
+    threshold: float = Field(default=0.5, gt=0, lt=1)
+    present_label: str = Field(default="present", description="a labels file's spelling of "
+                               "'present, class not known'")
+
+
+class PublishedResult(_Frozen):
+    """A published figure set for a task, shown as a reference line, never ranked.
+
+    Its data are not the benchmark's (private data, other protocol): not comparable.
+    """
+
+    citation: str
+    doi: str | None = None
+    data: str = Field(description="what it was measured on")
+    figures: dict[str, float] = Field(description="metric name (as the task's suite names it) "
+                                      "-> fraction in [0, 1]")
+    note: str = Field(default="", description="how a figure was derived, if it was")
+
+
 class Task(_Frozen):
     """A task definition (validated, frozen, unknown fields refused)."""
 
@@ -118,6 +171,16 @@ class Task(_Frozen):
                               "(thyroid_bench.evaluation.suites) that scores this task")
     datasets: tuple[str, ...] = Field(default=(), description="datasets built for the task; "
                                       "the first is the default")
+    extra_columns: tuple[ExtraColumn, ...] = Field(default=(), description="columns the task's "
+                                                   "datasets add to format v1's")
+    detection: Detection | None = Field(default=None, description="a derived present/absent "
+                                        "reading, for targets where one class means absent")
+    regression_target: str | None = Field(default=None, description="a float extra column that "
+                                          "a predictions file may also predict")
+    shown_beside: tuple[str, ...] = Field(default=(), description="figures shown beside the "
+                                          "main score")
+    published: tuple[PublishedResult, ...] = Field(default=(), description="published results "
+                                                   "on other data: reference lines, not ranked")
 
     @model_validator(mode="after")
     def _consistent(self) -> Task:
@@ -129,8 +192,19 @@ class Task(_Frozen):
             raise ValueError(f"main score split {self.main_score.split!r} is not an eval split")
         if len(set(self.eval_splits)) != len(self.eval_splits) or not self.eval_splits:
             raise ValueError(f"eval_splits {self.eval_splits} must be distinct and not empty")
-        if not self.image_columns or set(self.image_columns) & {"label", "case_id", "patient_id"}:
-            raise ValueError(f"image_columns {self.image_columns} must name image columns")
+        images = {"image", *(c.name for c in self.extra_columns if c.kind == "image")}
+        if not self.image_columns or not set(self.image_columns) <= images:
+            raise ValueError(f"image_columns {self.image_columns} must name image columns "
+                             f"(here {sorted(images)})")
+        extra = [c.name for c in self.extra_columns]
+        if len(set(extra)) != len(extra) or set(extra) & set(BASE_COLUMNS):
+            raise ValueError(f"extra_columns {extra} must be distinct and new")
+        if self.detection is not None and self.detection.negative not in self.class_names:
+            raise ValueError(f"detection.negative {self.detection.negative!r} is not a class")
+        floats = {c.name for c in self.extra_columns if c.kind == "float"}
+        if self.regression_target is not None and self.regression_target not in floats:
+            raise ValueError(f"regression_target {self.regression_target!r} is not a float "
+                             "extra column")
         return self
 
     # ------------------------------------------------------------------ classes
@@ -150,6 +224,16 @@ class Task(_Frozen):
     def prob_columns(self) -> tuple[str, ...]:
         """The predictions file's probability column of each class, in class order."""
         return tuple(f"prob_{c.name}" for c in self.target.classes)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Every column of the task's datasets, in shard order."""
+        return (*BASE_COLUMNS, *(c.name for c in self.extra_columns))
+
+    @property
+    def negative_index(self) -> int | None:
+        """The class index that means 'not present' (None without a detection reading)."""
+        return None if self.detection is None else self.class_names.index(self.detection.negative)
 
     @property
     def default_dataset(self) -> str | None:
