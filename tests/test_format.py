@@ -253,3 +253,159 @@ def test_cli_verify_and_info(tiny_splits, tmp_path, capsys):
     assert "split internal: 8 rows, manifest says 9" in capsys.readouterr().out
     assert main(["verify", "nope", "--home", str(tmp_path)]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- a task's extra columns
+RESIDUAL = get_task("residual-tissue")
+
+
+def _residual_splits() -> dict[str, list[dict]]:
+    """Rows of residual-tissue: a posterior view (half the anterior's counts, mirrored) and an
+    uptake; external row 0 is 'present, grade unknown' (-1), every 4th uptake not measured."""
+    splits = {"train": make_rows("train", 10), "internal": make_rows("internal", 4, seed=1),
+              "external": make_rows("external", 4, seed=2)}
+    for rows in splits.values():
+        for i, r in enumerate(rows):
+            r["image_posterior"] = (r["image"][:, ::-1] // 2).astype(np.uint16)
+            r["uptake_pct"] = None if i % 4 == 3 else 0.25 + 0.75 * r["label"]
+    splits["external"][0]["label"] = -1
+    return splits
+
+
+def _write_residual(splits, tmp_path, **kw):
+    return fmt.write_dataset("resid", "1.0.0", splits, task=RESIDUAL, home=tmp_path, **kw)
+
+
+def test_extra_columns_round_trip_in_task_order_and_count_present(tmp_path):
+    splits = _residual_splits()
+    path = _write_residual(splits, tmp_path)
+    manifest = fmt.read_manifest(path)
+    assert manifest.splits["external"].class_counts == {"absent": 0, "low": 1, "moderate": 1,
+                                                        "high": 1, "present": 1}
+    assert "present" not in manifest.splits["train"].class_counts
+    table = fmt.read_split(path, "external")
+    assert list(table.columns) == list(RESIDUAL.columns)
+    assert list(table.columns)[-2:] == ["image_posterior", "uptake_pct"]
+    by_id = {r["case_id"]: r for r in splits["external"]}
+    for _, row in table.iterrows():
+        original = by_id[row["case_id"]]
+        np.testing.assert_array_equal(decode_image(row["image_posterior"]), original["image_posterior"])
+        if original["uptake_pct"] is None:
+            assert np.isnan(row["uptake_pct"])
+        else:
+            assert row["uptake_pct"] == original["uptake_pct"]
+    assert sorted(table["label"]) == [-1, 1, 2, 3]
+    report = verify_dataset(path)
+    assert report.ok, report.problems
+
+
+def test_plain_hf_datasets_opens_both_image_columns(tmp_path):
+    import datasets
+
+    splits = _residual_splits()
+    dd = datasets.load_dataset(str(_write_residual(splits, tmp_path)), cache_dir=str(tmp_path / "hf"))
+    feats = dd["train"].features
+    assert isinstance(feats["image_posterior"], datasets.Image)
+    assert feats["uptake_pct"] == datasets.Value("float64")
+    assert feats["label"].names == ["absent", "low", "moderate", "high"]
+    by_id = {r["case_id"]: r for r in splits["external"]}
+    for row in dd["external"]:
+        original = by_id[row["case_id"]]
+        np.testing.assert_array_equal(np.asarray(row["image"]), original["image"])
+        np.testing.assert_array_equal(np.asarray(row["image_posterior"]), original["image_posterior"])
+        assert row["label"] == original["label"]
+        assert row["uptake_pct"] == original["uptake_pct"]
+    card = (tmp_path / "resid" / "1.0.0" / "README.md").read_text()
+    assert "  - name: image_posterior\n    dtype: image" in card
+    assert "  - name: uptake_pct\n    dtype: float64" in card
+
+
+def test_fingerprint_covers_extra_columns_but_not_their_file_bytes(tmp_path):
+    path = _write_residual(_residual_splits(), tmp_path)
+    table = fmt.read_split(path, "train")
+    before = split_fingerprint(table, task=RESIDUAL)
+    assert before == fmt.read_manifest(path).splits["train"].fingerprint
+    with pytest.raises(ValueError, match="pass the dataset's task"):
+        split_fingerprint(table)
+    from PIL import Image
+    import io
+
+    def reencode(png):
+        buf = io.BytesIO()
+        Image.open(io.BytesIO(png)).save(buf, format="PNG", compress_level=9)
+        return buf.getvalue()
+
+    recoded = table.assign(image_posterior=[reencode(p) for p in table["image_posterior"]])
+    assert split_fingerprint(recoded, task=RESIDUAL) == before
+    img = decode_image(table["image_posterior"][2]).copy()
+    img[1, 1] += 1
+    changed = table.copy()
+    changed.at[2, "image_posterior"] = encode_image(img)
+    assert split_fingerprint(changed, task=RESIDUAL) != before
+    nudged = table.copy()
+    nudged.at[0, "uptake_pct"] = table.at[0, "uptake_pct"] + 1e-9
+    assert split_fingerprint(nudged, task=RESIDUAL) != before
+    # null and NaN are the same missing value
+    missing = int(np.flatnonzero(table["uptake_pct"].isna())[0])
+    as_none = table.astype({"uptake_pct": object})
+    as_none.at[missing, "uptake_pct"] = None
+    assert split_fingerprint(as_none, task=RESIDUAL) == before
+
+
+@pytest.mark.parametrize("column, value, message", [
+    ("image_posterior", np.zeros((16, 32), np.uint16), r"image_posterior must be a 2-D uint16 .* \(32, 32\)"),
+    ("image_posterior", np.zeros((32, 32), np.float32), "image_posterior must be a 2-D uint16"),
+    ("uptake_pct", -0.5, "uptake_pct -0.5 must be finite and >= 0"),
+    ("uptake_pct", float("inf"), "uptake_pct inf must be finite"),
+    ("uptake_pct", "high", "uptake_pct 'high' is not a number"),
+])
+def test_writer_rejects_bad_extra_columns(tmp_path, column, value, message):
+    splits = _residual_splits()
+    splits["train"][4][column] = value
+    with pytest.raises(DatasetError, match=r"split 'train', row 4 .*" + message):
+        _write_residual(splits, tmp_path)
+    del splits["train"][4][column]
+    with pytest.raises(DatasetError, match=f"missing field.*{column}"):
+        _write_residual(splits, tmp_path)
+    assert not (tmp_path / "resid" / "1.0.0").exists()
+
+
+def test_label_minus_one_only_for_a_task_with_detection(tiny_splits, tmp_path):
+    tiny_splits["internal"][0]["label"] = -1
+    with pytest.raises(DatasetError, match="label -1 .* task four-pattern has none"):
+        _write(tiny_splits, tmp_path)
+    splits = _residual_splits()
+    splits["train"][0]["label"] = -2
+    with pytest.raises(DatasetError, match="label -2 is not a class index 0-3"):
+        _write_residual(splits, tmp_path)
+
+
+def test_verify_checks_extra_columns(tmp_path):
+    path = _write_residual(_residual_splits(), tmp_path)
+
+    def bad_uptake(cols):
+        cols["uptake_pct"][1] = -3.0
+
+    _rewrite_shard(path, "internal", bad_uptake)
+    problems = verify_dataset(path).problems
+    assert any("split internal: uptake_pct not a finite number >= 0" in p for p in problems)
+
+    path = _write_residual(_residual_splits(), tmp_path / "second")
+
+    def small_posterior(cols):
+        cols["image_posterior"][0] = {"bytes": encode_image(np.ones((8, 8), np.uint16)), "path": None}
+
+    _rewrite_shard(path, "train", small_posterior)
+    problems = verify_dataset(path).problems
+    assert any("image_posterior (8, 8) differs from image (32, 32)" in p for p in problems)
+    assert any("split train: content fingerprint" in p for p in problems)
+
+
+def test_info_shows_present_of_unknown_grade(tmp_path, capsys):
+    _write_residual(_residual_splits(), tmp_path)
+    assert main(["info", "resid", "--home", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    head = next(line for line in out.splitlines() if line.startswith("class"))
+    assert head.split()[1:] == ["absent", "low", "moderate", "high", "present", "total"]
+    row = next(line for line in out.splitlines() if line.startswith("external"))
+    assert row.split()[-6:] == ["0", "1", "1", "1", "1", "4"]

@@ -84,10 +84,20 @@ def make_run(run_dir: Path, dataset: Path, *, model: str = "toy-a", seed: int = 
         write_predictions(run_dir / rel, task, ids, p, labels=y)
         metrics[split] = evaluate(y, p, task.class_names, bootstrap=bootstrap, seed=0)
         files[split] = PredictionsFile(path=rel, sha256=sha256_file(run_dir / rel), rows=len(ids))
-    entry = Entry(
-        run_id=run_dir.name, task=task.name, dataset=manifest.dataset_ref(),
+    write_entry(run_dir / "entry.json", build_entry(run_dir, manifest, model=model, seed=seed,
+                                                    protocol=protocol, parameters=parameters,
+                                                    metrics=metrics, files=files))
+    return run_dir
+
+
+def build_entry(run_dir: Path, manifest, *, model: str, seed: int, metrics: dict, files: dict,
+                protocol: str = "quick", parameters: int = 1_000_000, in_chans: int = 1) -> Entry:
+    """The entry.json of a test run on ``manifest``'s dataset version."""
+    return Entry(
+        run_id=run_dir.name, task=manifest.task, dataset=manifest.dataset_ref(),
         model=ModelMeta(name=model, source="thyroid-bench", architecture=model, head="fc",
-                        parameters=parameters, input_size=64, in_chans=1, channel_policy="single"),
+                        parameters=parameters, input_size=64, in_chans=in_chans,
+                        channel_policy="single" if in_chans == 1 else "views"),
         protocol=ProtocolRecord(name=protocol, parameters={"name": protocol, "epochs": 3}),
         pretrained="none", seed=seed, metrics=metrics, predictions=files,
         environment=Environment(thyroid_bench="0.1.0", python="3.11", torch="2", timm="1",
@@ -97,8 +107,6 @@ def make_run(run_dir: Path, dataset: Path, *, model: str = "toy-a", seed: int = 
         wall_time_s=12.0, submitter="tester",
         date=datetime(2025, 1, 1 + seed, 12, 0, tzinfo=timezone.utc),
     )
-    write_entry(run_dir / "entry.json", entry)
-    return run_dir
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -709,3 +717,261 @@ def test_other_task_columns_and_texts_follow_its_main_score(three_level):
     assert 'data-key="internal.accuracy" data-type="num" data-first="descending">Int. accuracy ★</th>' in page
     assert "<td>low</td>" in page and "<td>high</td>" in page and "low (type" not in page
     assert "<thead><tr><th></th><th>low</th><th>mid</th><th>high</th></tr></thead>" in page  # confusion
+
+
+# --------------------------------------------------------------------------- both tasks
+RESIDUAL_DATASET = ("tiny-residual", "1.0.0")
+
+
+def residual_rows(split: str, n: int, *, unknown: int = 0, matrix: int = 32) -> list[dict]:
+    """Rows of task residual-tissue: grades cycling 0-3, a posterior view, an uptake (None for
+    every fifth case); the last ``unknown`` present cases labelled -1 (present, grade unknown)."""
+    rows = make_rows(split, n, matrix=matrix)
+    present = [i for i, r in enumerate(rows) if r["label"] != 0]
+    for k, row in enumerate(rows):
+        row["image_posterior"] = (row["image"] // 2).astype(np.uint16)
+        row["uptake_pct"] = None if k % 5 == 4 else 0.4 * row["label"] + 0.01 * k
+    for i in present[len(present) - unknown:] if unknown else []:
+        rows[i]["label"] = -1
+    return rows
+
+
+def make_residual_run(run_dir: Path, dataset: Path, *, model: str, seed: int = 0, skill: float,
+                      uptake: bool = False) -> Path:
+    """A residual-tissue run folder: grade probabilities with ``skill`` on the true grade (a
+    present case of unknown grade gets grade 2), the uptake column when ``uptake``, and the
+    ordinal suite's metrics computed by :func:`evaluate_task`."""
+    from thyroid_bench.evaluation.suites import evaluate_task
+
+    manifest = read_manifest(dataset)
+    task = manifest.get_task()
+    metrics, files = {}, {}
+    for k, split in enumerate(task.eval_splits):
+        truth = read_split(dataset, split, columns=["case_id", "label", "uptake_pct"])
+        ids = [str(c) for c in truth["case_id"]]
+        y = truth["label"].to_numpy(dtype=np.int64)
+        true_uptake = truth["uptake_pct"].to_numpy(dtype=np.float64, na_value=np.nan)
+        p = predictions_for(np.where(y < 0, 2, y), skill, seed * 10 + k + 100 * len(model))
+        values = {"uptake_pct": np.nan_to_num(true_uptake, nan=1.0) + 0.1 * (seed + 1)} if uptake else {}
+        rel = f"predictions/{split}.csv"
+        write_predictions(run_dir / rel, task, ids, p, labels=y, values=values or None)
+        metrics[split] = evaluate_task(task, y, p, bootstrap=1000, seed=0, values=values,
+                                       true_values={"uptake_pct": true_uptake})
+        files[split] = PredictionsFile(path=rel, sha256=sha256_file(run_dir / rel), rows=len(ids))
+    write_entry(run_dir / "entry.json", build_entry(run_dir, manifest, model=model, seed=seed,
+                                                    metrics=metrics, files=files, in_chans=2))
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def two_tasks(world, tmp_path_factory):
+    """One leaderboard with a four-pattern section (two models) and a residual-tissue section
+    (three models, one with two seeds and an uptake column; external has grade-unknown cases)."""
+    from thyroid_bench.tasks.residual_tissue import RESIDUAL_TISSUE
+
+    base = tmp_path_factory.mktemp("lb-two")
+    home = base / "home"
+    splits = {"train": residual_rows("train", 8), "internal": residual_rows("internal", N_EVAL),
+              "external": residual_rows("external", N_EVAL, unknown=6, matrix=16)}
+    dataset = write_dataset(*RESIDUAL_DATASET, splits, task=RESIDUAL_TISSUE, home=home, synthetic=True)
+    shutil.copytree(world["dataset"], home / DATASET[0] / DATASET[1])
+    residual = [make_residual_run(base / "res-good-0", dataset, model="res-good", skill=0.5, uptake=True),
+                make_residual_run(base / "res-good-1", dataset, model="res-good", seed=1, skill=0.45,
+                                  uptake=True),
+                make_residual_run(base / "res-mid", dataset, model="res-mid", skill=0.15),
+                make_residual_run(base / "res-bad", dataset, model="res-bad", skill=0.0)]
+    four = [make_run(base / "fp-a", world["dataset"], model="fp-a", skill=0.4),
+            make_run(base / "fp-b", world["dataset"], model="fp-b", skill=0.05)]
+    lb = base / "lb"
+    submit([*residual, *four], leaderboard=lb, home=home)
+    return {"lb": lb, "home": home, "dataset": dataset, "residual": residual, "four": four,
+            "task": RESIDUAL_TISSUE, "base": base}
+
+
+def _external_ba(run: Path) -> float:
+    """External detection balanced accuracy of a run, by scikit-learn, from its files."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    with open(run / "predictions" / "external.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    present = np.array([r["label"] != "absent" for r in rows])
+    called = np.array([1 - float(r["prob_absent"]) >= 0.5 for r in rows])
+    return balanced_accuracy_score(present, called)
+
+
+def test_two_tasks_two_sections_each_ranked_by_its_own_main_score(two_tasks):
+    from sklearn.metrics import f1_score
+
+    board = render_leaderboard(two_tasks["lb"], write=False)
+    assert [(s.task.name, s.dataset) for s in board.sections] == [
+        ("four-pattern", "tiny-lb"), ("residual-tissue", "tiny-residual")]
+    four, residual = board.sections
+    # residual-tissue: mean external detection balanced accuracy over seeds, by scikit-learn
+    expected = {}
+    for run in two_tasks["residual"]:
+        expected.setdefault(read_entry(run / "entry.json").model.name, []).append(_external_ba(run))
+    means = {m: float(np.mean(v)) for m, v in expected.items()}
+    assert [g.model for g in residual.groups] == sorted(means, key=means.get, reverse=True)
+    for g in residual.groups:
+        assert g.primary == pytest.approx(means[g.model], abs=1e-12)
+    assert residual.groups[0].model == "res-good" and len(residual.groups[0].entries) == 2
+    # four-pattern: external macro F1, by scikit-learn
+    f1 = {}
+    for run in two_tasks["four"]:
+        truth = read_split(two_tasks["home"] / DATASET[0] / DATASET[1], "external",
+                           columns=["case_id", "label"])
+        with open(run / "predictions" / "external.csv", newline="") as f:
+            probs = {r["case_id"]: [float(r[f"prob_{c}"]) for c in CLASS_NAMES] for r in csv.DictReader(f)}
+        pred = [int(np.argmax(probs[c])) for c in truth["case_id"]]
+        f1[read_entry(run / "entry.json").model.name] = f1_score(truth["label"], pred, average="macro")
+    assert [g.model for g in four.groups] == sorted(f1, key=f1.get, reverse=True)
+    assert [g.primary for g in four.groups] == pytest.approx(sorted(f1.values(), reverse=True), abs=1e-12)
+
+
+def test_residual_rows_compared_by_the_ordinal_suite(two_tasks):
+    from thyroid_bench.evaluation.predictions import read_predictions
+    from thyroid_bench.evaluation.suites import compare_task
+
+    task = two_tasks["task"]
+    (section,) = [s for s in build_board(load_entries(two_tasks["lb"]), two_tasks["lb"]).sections
+                  if s.task is task]
+    truth = read_split(two_tasks["dataset"], "external", columns=["case_id", "label"]).sort_values("case_id")
+    ids = list(truth["case_id"])
+
+    def probs(group):
+        return read_predictions(group.representative.predictions_path("external"), task,
+                                expected_case_ids=ids).align(ids).probs
+
+    for above, row in zip(section.groups, section.groups[1:]):
+        expected = compare_task(task, truth["label"].to_numpy(np.int64), probs(row), probs(above),
+                                metrics=["detection_balanced_accuracy"], resamples=1000, seed=0)
+        assert row.vs_above == expected["detection_balanced_accuracy"]
+
+
+def test_residual_section_columns_and_published_reference_lines(two_tasks):
+    lb, task = two_tasks["lb"], two_tasks["task"]
+    readme = (lb / "README.md").read_text()
+    residual_part = readme.split("## residual-tissue")[1].split("## How to submit")[0]
+    header = next(line for line in residual_part.splitlines() if line.startswith("| Rank"))
+    assert header == ("| Rank | Model | Protocol | Pretrained | Seeds | Int. detection balanced accuracy | "
+                      "**Ext. detection balanced accuracy** | Quadratic kappa int. / ext. | "
+                      "Detection sensitivity int. / ext. | Detection specificity int. / ext. | "
+                      "Detection AUC int. / ext. | Gap (detection balanced accuracy, pp) | vs. row above | "
+                      "Params | Date |")
+    # the four-pattern section keeps its columns
+    assert ("| Rank | Model | Protocol | Pretrained | Seeds | Int. accuracy | Int. macro F1 | Ext. accuracy | "
+            "**Ext. macro F1** | Macro AUC int. / ext. | Gap (macro F1, pp) | vs. row above | Params | Date |"
+            ) in readme.split("## residual-tissue")[0]
+    # reference lines: every published result, its figures in percent, marked; never a table row
+    rows = [line for line in residual_part.splitlines() if line.startswith("| ") and "`" in line]
+    (section,) = [s for s in render_leaderboard(lb, write=False).sections if s.task is task]
+    assert [r.split("|")[2].strip() for r in rows] == [f"`{g.model}`" for g in section.groups]
+    assert [r.split("|")[1].strip() for r in rows] == [
+        f"{g.rank} ≈" if g.tied_with_above else str(g.rank) for g in section.groups]
+    refs = [line for line in residual_part.splitlines() if "published, private data, not comparable" in line]
+    assert len(refs) == len(task.published) == 2
+    assert all(line.startswith("- ") for line in refs)
+    assert "Lai Phu Minh et al., NICS 2022" in refs[0] and "detection sensitivity 84.85%" in refs[0]
+    assert "detection specificity 89.11%" in refs[0] and "Guo et al. 2021" in refs[1]
+    assert "doi 10.3389/fonc.2021.762643" in refs[1] and "detection accuracy 96.69%" in refs[1]
+    assert "published, private data, not comparable" not in readme.split("## residual-tissue")[0]
+    # the lead names each task's main score
+    assert "`four-pattern` (Qiao et al. 2021" in readme and "ranked by **external macro F1**" in readme
+    assert "ranked by **external detection balanced accuracy**" in readme
+    assert "**Primary metric: external detection balanced accuracy**" in readme
+    # the text view: the section's columns, then the reference lines, unranked
+    text = render_text(render_leaderboard(lb, write=False))
+    block = text.split("residual-tissue · tiny-residual")[1]
+    assert re.search(r"^rank\s+model\s+protocol\s+seeds\s+ext det\. bal\. acc\s+int det\. bal\. acc\s+"
+                     r"ext QWK\s+gap det\. bal\. acc\s+vs above$", block, re.M)
+    assert re.search(r"^ref  Lai Phu Minh et al\., NICS 2022: det\. sens 84\.85, det\. spec 89\.11.*"
+                     r"\[published, private data, not comparable\]$", block, re.M)
+    # the HTML page: reference lines outside the ranking table
+    page = (lb / "index.html").read_text()
+    assert page.count("published, private data, not comparable") == 2
+    for table in re.findall(r'<table class="ranking".*?</table>', page, re.S):
+        assert "published" not in table and "NICS" not in table
+    assert 'data-key="external.detection_balanced_accuracy" data-type="num" data-first="descending">' \
+           "Ext. detection balanced accuracy ★</th>" in page
+    assert "<td>absent (grade 0)</td>" in page and "External detection, median seed" in page
+
+
+def test_residual_labels_stored_with_uptake_and_present(two_tasks):
+    from thyroid_bench.leaderboard.store import read_label_values, read_labels
+
+    task = two_tasks["task"]
+    section = two_tasks["lb"] / "entries" / "residual-tissue" / "tiny-residual@1.0.0"
+    with open(section / "labels" / "external.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["case_id", "label", "uptake_pct"]
+    truth = read_split(two_tasks["dataset"], "external", columns=["case_id", "label", "uptake_pct"])
+    by_id = {r[0]: r for r in rows[1:]}
+    for cid, label, uptake in zip(truth["case_id"], truth["label"], truth["uptake_pct"]):
+        assert by_id[cid][1] == ("present" if label == -1 else task.class_names[label])
+        assert by_id[cid][2] == ("" if np.isnan(uptake) else repr(float(uptake)))
+    assert sum(r[1] == "present" for r in rows[1:]) == 6
+    labels, values = read_labels(section, task), read_label_values(section, task)
+    assert labels["external"] == dict(zip(truth["case_id"], truth["label"].astype(int)))
+    np.testing.assert_array_equal([values["external"]["uptake_pct"][c] for c in truth["case_id"]],
+                                  truth["uptake_pct"].to_numpy())
+
+
+def test_stored_residual_entries_rescore_from_stored_labels(two_tasks):
+    """Every stored residual entry's metrics, uptake figures included, are recomputed exactly
+    from its stored predictions and the labels stored beside them (no dataset needed)."""
+    from thyroid_bench.evaluation.predictions import read_predictions
+    from thyroid_bench.evaluation.suites import evaluate_task
+    from thyroid_bench.leaderboard.store import read_label_values, read_labels
+
+    task = two_tasks["task"]
+    section = two_tasks["lb"] / "entries" / "residual-tissue" / "tiny-residual@1.0.0"
+    labels, values = read_labels(section, task), read_label_values(section, task)
+    stored = [s for s in load_entries(two_tasks["lb"]) if s.entry.task == task.name]
+    assert len(stored) == 4
+    for s in stored:
+        for split in task.eval_splits:
+            preds, y, _ = read_predictions(s.predictions_path(split), task,
+                                           expected_case_ids=list(labels[split])).against(labels[split])
+            true = {"uptake_pct": np.array([values[split]["uptake_pct"][c] for c in preds.case_ids])}
+            again = evaluate_task(task, y, preds.probs, bootstrap=1000, seed=0, values=preds.values,
+                                  true_values=true)
+            assert first_difference(s.entry.metrics[split], again, split) is None
+    # the uptake figures are there and are what they should be: each measured case is
+    # predicted 0.1 (seed 0) above its true uptake
+    (seed0,) = [s for s in stored if s.entry.model.name == "res-good" and s.entry.seed == 0]
+    ext = seed0.entry.metrics["external"]
+    measured = np.isfinite(list(values["external"]["uptake_pct"].values()))
+    assert ext["uptake_n"] == measured.sum() == 32
+    assert ext["uptake_mae"] == pytest.approx(0.1, abs=1e-9)
+
+
+def _residual_tamper_ba(run):
+    edit_entry(run, lambda d: d["metrics"]["external"].update(
+        detection_balanced_accuracy=d["metrics"]["external"]["detection_balanced_accuracy"] + 0.01))
+
+
+def _residual_tamper_uptake(run):
+    def change(rows):
+        col = rows[0].index("uptake_pct")
+        rows[1][col] = repr(float(rows[1][col]) + 5.0)
+        return rows
+    rewrite_rows(run, "external", change)
+
+
+@pytest.mark.parametrize("tamper, says", [
+    (_residual_tamper_ba, "metrics.external.detection_balanced_accuracy"),
+    (_residual_tamper_uptake, "metrics.external.uptake_mae"),
+], ids=["balanced-accuracy-edited", "uptake-prediction-edited"])
+def test_residual_submit_rescores_and_refuses_tampering(two_tasks, tmp_path, tamper, says):
+    dataset = two_tasks["dataset"]
+    lb = tmp_path / "lb"
+    fresh = make_residual_run(tmp_path / "fresh", dataset, model="res-new", seed=3, skill=0.3, uptake=True)
+    result = submit(fresh, leaderboard=lb, home=two_tasks["home"])  # re-scored, uptake included: accepted
+    assert result.paths[0].parent.name == "tiny-residual@1.0.0"
+    before = snapshot(lb)
+    bad = make_residual_run(tmp_path / "bad", dataset, model="res-new", seed=4, skill=0.3, uptake=True)
+    tamper(bad)
+    with pytest.raises(SubmissionError) as info:
+        submit(bad, leaderboard=lb, home=two_tasks["home"])
+    assert info.value.check == "metrics" and says in str(info.value)
+    assert snapshot(lb) == before

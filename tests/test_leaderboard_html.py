@@ -125,3 +125,50 @@ def test_no_console_errors_and_no_network(browser_page):
     assert events["errors"] == []
     assert [m for m in events["console"] if m[0] in ("error", "warning")] == []
     assert events["requests"] and all(u.startswith(("file:", "data:")) for u in events["requests"])
+
+
+def _section_models(page, index: int) -> list[str]:
+    return page.eval_on_selector_all(f"#section-{index} table.ranking tbody.group",
+                                     "els => els.map(e => e.dataset.model)")
+
+
+def test_two_task_page_sections_sort_and_reference_lines(browser_page, tmp_path_factory):
+    """A page with a four-pattern and a residual-tissue section: two ranking tables, each in
+    its own order and sortable on its own; the published reference lines sit outside them."""
+    from test_leaderboard import make_residual_run, residual_rows
+    from thyroid_bench.data.format import write_dataset
+    from thyroid_bench.tasks.residual_tissue import RESIDUAL_TISSUE
+
+    base = tmp_path_factory.mktemp("lb-html-two")
+    four = make_dataset(base / "home")
+    residual = write_dataset("tiny-residual", "1.0.0", {
+        "train": residual_rows("train", 8), "internal": residual_rows("internal", 24),
+        "external": residual_rows("external", 24, unknown=3, matrix=16)}, task=RESIDUAL_TISSUE,
+        home=base / "home")
+    runs = [make_run(base / "fp", four, model="fp", skill=0.3),
+            make_residual_run(base / "r-hi", residual, model="r-hi", skill=0.5),
+            make_residual_run(base / "r-lo", residual, model="r-lo", skill=0.0)]
+    submit(runs, leaderboard=base / "lb", home=base / "home")
+    board = render_leaderboard(base / "lb", write=False)
+    errors = []
+    page = browser_page[0].context.new_page()  # the module's browser: one Playwright at a time
+    try:
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto((base / "lb" / "index.html").as_uri())
+        page.wait_for_load_state("load")
+        assert page.locator("table.ranking").count() == 2
+        models = [_section_models(page, i) for i in range(2)]
+        assert models == [[g.model for g in s.groups] for s in board.sections] == [["fp"], ["r-hi", "r-lo"]]
+        header = page.locator('#section-1 th[data-key="model"]')
+        header.click()
+        assert _section_models(page, 1) == ["r-hi", "r-lo"]
+        header.click()
+        assert _section_models(page, 1) == ["r-lo", "r-hi"] and _section_models(page, 0) == ["fp"]
+        refs = page.locator("#section-1 .published li")
+        assert refs.count() == 2 and all(refs.nth(i).is_visible() for i in range(2))
+        assert "published, private data, not comparable" in refs.nth(0).inner_text()
+        assert page.locator("#section-0 .published").count() == 0
+        assert page.locator("table.ranking .published").count() == 0
+    finally:
+        page.close()
+    assert errors == []

@@ -60,7 +60,7 @@ def test_an_unknown_task_or_another_label_schema_fails_verification(dataset, cap
     report = verify_dataset(dataset)
     assert (report.name, report.version) == ("toy", "1.0.0")
     assert report.problems == [f"{dataset / 'manifest.json'}: dataset toy 1.0.0 is for unknown task "
-                               "'four-patern'; did you mean four-pattern? known: four-pattern "
+                               "'four-patern'; did you mean four-pattern? known: four-pattern, residual-tissue "
                                "(a newer thyroid-bench, or the package defining it, may be needed)"]
     assert main(["tasks", "--home", str(dataset.parent.parent)]) == 0
     assert "task 'four-patern' (not registered here): toy@1.0.0 (prepared)" in capsys.readouterr().out

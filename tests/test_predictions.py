@@ -158,3 +158,76 @@ def test_a_three_class_task_reads_its_own_columns_and_reports_only_real_faults(t
     with pytest.raises(PredictionsError, match=r"unknown column\(s\) \['prob_high', 'prob_low', 'prob_mid'\]"
                        r".*class of task four-pattern"):
         P.read_predictions(good, TASK)
+
+
+# --------------------------------------------------------------------------- residual-tissue
+RESIDUAL = get_task("residual-tissue")
+RES_HEADER = "case_id," + ",".join(RESIDUAL.prob_columns)
+
+
+def test_residual_round_trip_with_uptake_and_presence_only_labels(tmp_path):
+    p = _probs(30, seed=3)
+    ids = [f"r{i:02d}" for i in range(30)]
+    labels = np.random.default_rng(2).integers(-1, 4, 30)
+    uptake = np.random.default_rng(3).uniform(0, 4, 30)
+    uptake[[4, 9]] = np.nan  # not predicted for these cases: blank cells
+    path = P.write_predictions(tmp_path / "res.csv", RESIDUAL, ids, p, labels=labels,
+                               values={"uptake_pct": uptake})
+    lines = path.read_text().splitlines()
+    assert lines[0] == RES_HEADER + ",uptake_pct,label"
+    assert lines[5].split(",")[-2] == ""  # case r04: blank uptake
+    assert {ln.split(",")[-1] for ln in lines[1:] if ln.startswith(tuple(
+        ids[i] for i in np.flatnonzero(labels == -1)))} == {"present"}
+    got = P.read_predictions(path, RESIDUAL, expected_case_ids=ids)
+    assert np.array_equal(got.probs, p) and got.labels.tolist() == labels.tolist()
+    assert set(got.values) == {"uptake_pct"}
+    assert np.array_equal(got.values["uptake_pct"], uptake, equal_nan=True)  # bit-exact
+    flipped = got.align(ids[::-1])
+    assert np.array_equal(flipped.values["uptake_pct"], uptake[::-1], equal_nan=True)
+    # without the optional column: no values; four-pattern files never have them
+    assert P.read_predictions(P.write_predictions(tmp_path / "b.csv", RESIDUAL, ids, p),
+                              RESIDUAL).values == {}
+    assert read_predictions(write_predictions(tmp_path / "c.csv", ids, p)).values == {}
+
+
+@pytest.mark.parametrize("cell,match", [
+    ("nan", r"uptake_pct = nan is not a finite number; leave the cell blank"),
+    ("inf", r"uptake_pct = inf is not a finite number"),
+    ("-0.2", r"uptake_pct = -0.2 is outside 0-100"),
+    ("250", r"uptake_pct = 250.0 is outside 0-100"),
+    ("lots", r"uptake_pct = 'lots' is not a number"),
+])
+def test_residual_hostile_uptake_is_refused(tmp_path, cell, match):
+    path = _write(tmp_path, RES_HEADER + ",uptake_pct,label\n"
+                            "a,0.7,0.1,0.1,0.1,0.3,absent\n"
+                            f"b,0.1,0.2,0.3,0.4,{cell},high\n")
+    with pytest.raises(PredictionsError, match=r"row 2 \(line 3\): " + match) as err:
+        P.read_predictions(path, RESIDUAL)
+    assert str(path) in str(err.value)
+
+
+def test_residual_labels_and_columns_of_the_other_task_are_refused(tmp_path):
+    bad_label = _write(tmp_path, RES_HEADER + ",label\na,0.7,0.1,0.1,0.1,maybe\n")
+    with pytest.raises(PredictionsError, match=r"label 'maybe' is not a class; .*or present"):
+        P.read_predictions(bad_label, RESIDUAL)
+    present = _write(tmp_path, HEADER + ",label\na,0.7,0.1,0.1,0.1,present\n")
+    with pytest.raises(PredictionsError, match=r"label 'present' is not a class"):
+        read_predictions(present)  # four-pattern has no detection reading
+    uptake = _write(tmp_path, HEADER + ",uptake_pct\na,0.7,0.1,0.1,0.1,0.5\n")
+    with pytest.raises(PredictionsError, match=r"unknown column\(s\) \['uptake_pct'\]"):
+        read_predictions(uptake)
+
+
+def test_residual_writer_refuses_what_the_reader_would_reject(tmp_path):
+    p, ids = _probs(2), ["a", "b"]
+    for values, match in [({"uptake_pct": [0.1, -1.0]}, "row 2: uptake_pct = -1.0 is outside"),
+                          ({"uptake_pct": [np.inf, 1.0]}, "row 1: uptake_pct = inf is not a finite"),
+                          ({"uptake_pct": [1.0]}, "must hold 2 values"),
+                          ({"volume": [1.0, 2.0]}, "no value column 'volume'")]:
+        with pytest.raises(ValueError, match=match):
+            P.write_predictions(tmp_path / "p.csv", RESIDUAL, ids, p, values=values)
+    with pytest.raises(ValueError, match="no value column 'uptake_pct'"):
+        write_predictions(tmp_path / "p.csv", ids, p, values={"uptake_pct": [1.0, 2.0]})
+    with pytest.raises(ValueError, match="out of range"):
+        write_predictions(tmp_path / "p.csv", ids, p, labels=[0, -1])  # four-pattern: no -1
+    assert not (tmp_path / "p.csv").exists()

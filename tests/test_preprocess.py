@@ -11,8 +11,10 @@ from thyroid_bench.harness.preprocess import (
     hflip,
     mixup,
     prepare_images,
+    prepare_views,
     rotate,
     scale_counts,
+    targets,
     to_channels,
 )
 
@@ -101,3 +103,38 @@ def test_mixup_targets_sum_to_one_and_mix_images():
     assert lams and max(lams) - min(lams) < 1e-5
     x0, t0 = mixup(x, y, 4, alpha=0.0, generator=torch.Generator())
     assert torch.equal(x0, x) and torch.equal(t0, onehot)
+
+
+def test_prepare_views_stacks_each_view_prepared_on_its_own():
+    rng = np.random.default_rng(1)
+    anterior = [rng.poisson(5, (32, 32)).astype(np.uint16) for _ in range(3)]
+    posterior = [rng.poisson(40, (32, 32)).astype(np.uint16) for _ in range(3)]
+    x = prepare_views([anterior, posterior], 16)
+    assert x.shape == (3, 2, 16, 16)
+    assert torch.equal(x[:, :1], prepare_images(anterior, 16))
+    assert torch.equal(x[:, 1:], prepare_images(posterior, 16))
+    with pytest.raises(ValueError, match="one image per case"):
+        prepare_views([anterior, posterior[:2]], 16)
+    # two views feed a 2-channel model as they are, never a 3-channel one
+    assert to_channels(x, 2) is x
+    with pytest.raises(ValueError, match="in_chans=2"):
+        to_channels(x, 3)
+
+
+def test_targets_put_unknown_grades_in_their_own_column():
+    y = torch.tensor([0, 3, -1, 1])
+    t = targets(y, 4, unknown_column=True)
+    assert t.tolist() == [[1, 0, 0, 0, 0], [0, 0, 0, 1, 0], [0, 0, 0, 0, 1], [0, 1, 0, 0, 0]]
+    assert torch.equal(targets(y[[0, 1, 3]], 4), torch.nn.functional.one_hot(y[[0, 1, 3]], 4))
+    x = torch.rand(4, 2, 4, 4)
+    gen_a, gen_b = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    xm, tm = mixup(x, y, 4, alpha=0.4, generator=gen_a, unknown_column=True)
+    torch.testing.assert_close(tm.sum(1), torch.ones(4))
+    # the same draws as without the column: the first four columns are today's mix of the
+    # known grades (rows mixed with an unknown-grade case keep the rest in the last column)
+    known = y.clamp(min=0)
+    xm2, tm2 = mixup(x, known, 4, alpha=0.4, generator=gen_b)
+    assert torch.equal(xm, xm2)
+    unknown_mass = tm[:, 4]
+    torch.testing.assert_close(tm[:, :4] + unknown_mass[:, None] * torch.nn.functional.one_hot(
+        torch.zeros(4, dtype=torch.long), 4), tm2)

@@ -130,3 +130,76 @@ def test_report_without_predictions_has_no_roc(tmp_path):
     assert (tmp_path / "figures" / "confusion_my-split.png").is_file()
     assert not list((tmp_path / "figures").glob("roc_*"))
 
+
+
+# --------------------------------------------------------------------------- residual-tissue
+RESIDUAL = get_task("residual-tissue")
+
+
+def _graded(seed: int, n: int = 120, unknown: int = 0):
+    y, p = _case(seed, n=n)
+    if unknown:
+        y[np.flatnonzero(y != 0)[:unknown]] = -1  # present, grade unknown
+    return y, p
+
+
+def test_ordinal_tables_show_detection_and_grade_figures():
+    from sklearn.metrics import balanced_accuracy_score, cohen_kappa_score, recall_score
+
+    from thyroid_bench.evaluation.report import format_ordinal
+
+    y, p = _graded(7)
+    uptake_true = np.where(y == 0, 0.0, 0.8 * y)
+    uptake_pred = uptake_true + np.random.default_rng(0).normal(0, 0.3, len(y)).clip(-0.5, 0.5)
+    m = evaluate_task(RESIDUAL, y, p, bootstrap=50, values={"uptake_pct": uptake_pred.clip(0)},
+                      true_values={"uptake_pct": uptake_true})
+    text = format_ordinal(m, task=RESIDUAL, markdown=True)
+    present, called = y != 0, 1 - p[:, 0] >= 0.5
+    sens = recall_score(present, called)
+    lo, hi = m["ci"]["detection_sensitivity"]
+    assert f"| Sensitivity (%) | {100 * sens:.1f} ({100 * lo:.1f}-{100 * hi:.1f}) |" in text
+    assert f"| Balanced accuracy (%) | {100 * balanced_accuracy_score(present, called):.1f} (" in text
+    kappa = cohen_kappa_score(y, p.argmax(1), weights="quadratic")
+    assert f"| Quadratic-weighted kappa | {kappa:.3f} (" in text
+    mae = np.abs(y - p.argmax(1)).mean()
+    assert f"| MAE (grades) | {mae:.3f} (" in text
+    (tn, fp), (fn, tp) = m["detection_confusion_matrix"]
+    assert f"| absent | {tn} | {fp} |" in text and f"| present | {fn} | {tp} |" in text
+    assert tp == int((present & called).sum())
+    cm = m["confusion_matrix"]
+    assert "| low | " + " | ".join(map(str, cm[1])) + " |" in text
+    assert f"| Uptake (n={len(y)} with true and predicted uptake) | value (95% CI) |" in text
+    assert f"| MAE (percentage points) | {m['uptake_mae']:.3f} (" in text
+    # presence-only labels: no grade figures, a sentence instead; detection as before
+    mu = evaluate_task(RESIDUAL, *_graded(7, unknown=10), bootstrap=0)
+    text = format_ordinal(mu, task=RESIDUAL)
+    assert "not known for every case" in text and "Quadratic" not in text and "Specificity" in text
+    assert "Uptake" not in text
+
+
+def test_detection_roc_figure(tmp_path):
+    from thyroid_bench.evaluation.report import plot_detection_roc
+
+    y, p = _graded(8, unknown=5)
+    m = evaluate_task(RESIDUAL, y, p, bootstrap=20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _png(plot_detection_roc(y, p, tmp_path / "roc.png", negative_index=0, metrics=m))
+        _png(plot_detection_roc(np.ones(10, dtype=int), p[:10], tmp_path / "one.png", negative_index=0))
+
+
+def test_residual_report_layout(tmp_path):
+    yi, pi = _graded(9)
+    ye, pe = _graded(10, unknown=4)
+    mi, me = evaluate_task(RESIDUAL, yi, pi, bootstrap=20), evaluate_task(RESIDUAL, ye, pe, bootstrap=20)
+    text = write_report(tmp_path, RESIDUAL, {"internal": mi, "external": me},
+                        {"internal": (yi, pi), "external": (ye, pe)}, title="r").read_text()
+    assert "Table" not in text and "type I" not in text  # not four-pattern's Table 2
+    assert text.count("| Detection (present: not absent") == 2
+    assert "![ROC curve of detection, internal](figures/roc_internal.png)" in text
+    assert (tmp_path / "figures" / "confusion_internal.png").is_file()
+    assert not (tmp_path / "figures" / "confusion_external.png").exists()  # grades unknown there
+    gap = text.split("## Internal-to-external gap")[1]
+    d = mi["detection_balanced_accuracy"] - me["detection_balanced_accuracy"]
+    assert f"| Detection: Balanced accuracy | {100 * d:+.1f} |" in gap
+    assert "| Grade: Quadratic-weighted kappa | n/a |" in gap

@@ -175,3 +175,109 @@ def test_the_task_of_a_file_scored_on_its_own_labels(tmp_path, capsys):
             score_predictions(path, task="yes-nope", bootstrap=0)
     finally:
         unregister_task("yes-no")
+
+
+# --------------------------------------------------------------------------- residual-tissue
+RESIDUAL = get_task("residual-tissue")
+
+
+def _residual_rows(split: str, n: int, unknown: tuple[int, ...] = ()) -> list[dict]:
+    """Format rows of the residual task: a posterior view, a measured uptake (null now and
+    then), and label -1 (present, grade unknown) at the ``unknown`` positions."""
+    rows = make_rows(split, n, matrix=8)
+    for i, r in enumerate(rows):
+        r["image_posterior"] = r["image"][::-1].copy()
+        r["uptake_pct"] = None if i % 9 == 4 else round(0.8 * r["label"] + 0.013 * i, 3)
+        if i in unknown and r["label"] != 0:
+            r["label"] = -1
+    return rows
+
+
+@pytest.fixture
+def residual_dataset(tmp_path):
+    from thyroid_bench.data.format import read_split, write_dataset
+
+    splits = {"train": _residual_rows("train", 8), "internal": _residual_rows("internal", 36),
+              "external": _residual_rows("external", 24, unknown=(1, 6, 11))}
+    path = write_dataset("toyres", "1.0.0", splits, task=RESIDUAL, home=tmp_path / "home",
+                         card="# toy residual\n")
+    truth = {s: read_split(path, s, columns=["case_id", "label", "uptake_pct"])
+             for s in ("internal", "external")}
+    return path, {s: (list(t["case_id"]), t["label"].to_numpy().astype(int),
+                      t["uptake_pct"].to_numpy(float)) for s, t in truth.items()}
+
+
+def _residual_probs(y: np.ndarray, seed: int) -> np.ndarray:
+    return _probs(np.where(y < 0, 2, y), seed)
+
+
+def test_score_residual_against_a_dataset_split(residual_dataset, tmp_path):
+    from thyroid_bench.evaluation.suites import evaluate_task
+    from scipy.stats import spearmanr
+
+    path, truth = residual_dataset
+    ids, y, ut = truth["internal"]
+    p = _residual_probs(y, 0)
+    up = np.round(np.nan_to_num(ut, nan=1.0) * 1.1 + 0.05, 3)
+    up[[2, 7]] = np.nan  # not predicted
+    perm = np.random.default_rng(1).permutation(len(ids))
+    preds = predictions.write_predictions(tmp_path / "internal.csv", RESIDUAL, [ids[i] for i in perm],
+                                          p[perm], values={"uptake_pct": up[perm]})
+    res = score_predictions(preds, dataset="toyres", split="internal", home=tmp_path / "home",
+                            bootstrap=100)
+    m = res["metrics"]
+    assert res["task"] == "residual-tissue" and m["n"] == 36 and m["grades_known"] is True
+    present, called = y != 0, 1 - p[:, 0] >= 0.5
+    assert m["detection_balanced_accuracy"] == pytest.approx(skm.balanced_accuracy_score(present, called))
+    assert m["detection_auc"] == pytest.approx(skm.roc_auc_score(present, 1 - p[:, 0]))
+    assert m["quadratic_kappa"] == pytest.approx(
+        skm.cohen_kappa_score(y, p.argmax(1), labels=range(4), weights="quadratic"))
+    both = np.isfinite(ut) & np.isfinite(up)
+    assert m["uptake_n"] == int(both.sum()) < 36  # the dataset's nulls and the file's blanks
+    assert m["uptake_mae"] == pytest.approx(skm.mean_absolute_error(ut[both], up[both]))
+    assert m["uptake_spearman"] == pytest.approx(spearmanr(ut[both], up[both]).statistic)
+    order = np.argsort(ids)
+    assert m == evaluate_task(RESIDUAL, y[order], p[order], bootstrap=100,
+                              values={"uptake_pct": up[order]}, true_values={"uptake_pct": ut[order]})
+
+
+def test_score_residual_with_presence_only_labels(residual_dataset, tmp_path, capsys):
+    path, truth = residual_dataset
+    ids, y, _ = truth["external"]
+    assert (y == -1).sum() == 3
+    p = _residual_probs(y, 3)
+    csv = predictions.write_predictions(tmp_path / "ext.csv", RESIDUAL, ids, p, labels=y)
+    m = score_predictions(csv, dataset=path, split="external", bootstrap=50)["metrics"]
+    present, called = y != 0, 1 - p[:, 0] >= 0.5
+    assert m["grades_known"] is False and m["quadratic_kappa"] is None and m["accuracy"] is None
+    assert m["detection_sensitivity"] == pytest.approx(skm.recall_score(present, called))
+    assert m["detection_specificity"] == pytest.approx(skm.recall_score(present, called, pos_label=0))
+    # a disagreeing label names both sides in the task's spelling ("present" for -1)
+    wrong = y.copy()
+    wrong[1] = 0
+    predictions.write_predictions(tmp_path / "wrong.csv", RESIDUAL, ids, p, labels=wrong)
+    with pytest.raises(PredictionsError, match=f"{ids[1]}': file absent, dataset present"):
+        score_predictions(tmp_path / "wrong.csv", dataset=path, split="external", bootstrap=0)
+    # on the file's own labels, the task named or inferred from its columns
+    rc = main(["score", str(csv), "--task", "residual-tissue", "--bootstrap", "50", "--no-figures",
+               "--json", str(tmp_path / "own.json")])
+    out = capsys.readouterr().out
+    assert rc == 0 and "scored against its own label column, n = 24" in out
+    own = json.loads((tmp_path / "own.json").read_text())
+    assert own["task"] == "residual-tissue"
+    assert own["metrics"]["detection_balanced_accuracy"] == m["detection_balanced_accuracy"]
+    line = next(ln for ln in out.splitlines() if ln.startswith("Balanced accuracy"))
+    assert f"{100 * m['detection_balanced_accuracy']:.1f}" in line
+    assert main(["score", str(csv), "--bootstrap", "0", "--no-figures"]) == 0
+    assert "scored against its own label column, n = 24" in capsys.readouterr().out
+
+
+def test_score_residual_default_dataset_is_the_tasks(residual_dataset, tmp_path):
+    path, truth = residual_dataset
+    ids, y, _ = truth["internal"]
+    csv = predictions.write_predictions(tmp_path / "p.csv", RESIDUAL, ids, _residual_probs(y, 2))
+    # no --dataset: the file's task's default dataset, not four-pattern's
+    with pytest.raises(ThyroidBenchError, match="tsb-residual"):
+        score_predictions(csv, split="internal", home=tmp_path / "home", bootstrap=0)
+    with pytest.raises(ThyroidBenchError, match="is for task residual-tissue"):
+        score_predictions(csv, split="internal", dataset=path, task="four-pattern", bootstrap=0)

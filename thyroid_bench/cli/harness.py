@@ -24,7 +24,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                        "model works as timm:<name>; any factory as package.module:function or "
                        "path/to/file.py:function.")
     p.add_argument("--task", default=None,
-                   help=f"task whose classes size the heads (parameter counts); default: {DEFAULT_TASK}")
+                   help="task whose classes size the heads (parameter counts) and whose views set "
+                   f"the input channels; default: {DEFAULT_TASK}")
     p.add_argument("--json", action="store_true", help="print the metadata as JSON")
     p.set_defaults(func=_cmd_models)
 
@@ -35,7 +36,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                        "manifest, on the train folds other than the protocol's selection fold (fold 0, "
                        "where the task's selection metric picks the best epoch), evaluate on "
                        "the task's evaluation splits (internal and external), and write a run folder "
-                       "with entry.json, predictions, metrics, report and checkpoint. Under torchrun "
+                       "with entry.json, predictions, metrics, report and checkpoint. The task sets "
+                       "the input (residual-tissue: anterior and posterior views as two channels), "
+                       "the loss from its target kind, and the figures reported. Under torchrun "
                        "or accelerate launch it trains data-parallel and rank 0 writes the folder.")
     r.add_argument("--model", required=True,
                    help="registered name (see `thyroid-bench models`), timm:<name>, "
@@ -79,23 +82,26 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     r.set_defaults(func=_cmd_run)
 
 
-def _num_classes(task_name: str | None) -> int:
-    """Outputs of a model for ``task_name`` (the default task when ``None``)."""
+def _model_kwargs(task_name: str | None) -> dict[str, int]:
+    """How a model is built for ``task_name`` (the default task when ``None``): its classes,
+    and one input channel per view when the task has several."""
+    from thyroid_bench.models.resolve import channel_kwargs
     from thyroid_bench.tasks import DEFAULT_TASK, get_task
 
-    return get_task(task_name or DEFAULT_TASK).num_classes
+    task = get_task(task_name or DEFAULT_TASK)
+    return {"num_classes": task.num_classes, **channel_kwargs(task)}
 
 
 def models_table(task: str | None = None) -> str:
     """The registry as a markdown table (name, source, parameters, input, channels, weights,
-    licence), each model built with the classes of ``task`` (default: the default task)."""
+    licence), each model built with the classes and views of ``task`` (default: the default task)."""
     from thyroid_bench.models import describe_model, list_models
 
-    num_classes = _num_classes(task)
+    kwargs = _model_kwargs(task)
     rows = ["| model | source | parameters | input | channels | pretrained weights | licence |",
             "| --- | --- | ---: | --- | --- | --- | --- |"]
     for name in list_models():
-        m = describe_model(name, num_classes=num_classes)
+        m = describe_model(name, **kwargs)
         rows.append(f"| `{m.name}` | {m.source} | {m.parameters / 1e6:.1f} M | {m.input_size}x{m.input_size} "
                     f"| {m.in_chans} ({m.channel_policy}) | {m.pretrained_tag or '-'} | {m.licence or '-'} |")
     return "\n".join(rows)
@@ -104,13 +110,15 @@ def models_table(task: str | None = None) -> str:
 def _cmd_models(args: argparse.Namespace) -> int:
     from thyroid_bench.models import describe_model, list_models
 
+    kwargs = _model_kwargs(args.task)
     if args.json:
-        num_classes = _num_classes(args.task)
-        print(json.dumps([describe_model(n, num_classes=num_classes).model_dump(mode="json")
+        print(json.dumps([describe_model(n, **kwargs).model_dump(mode="json")
                           for n in list_models()], indent=2))
         return 0
     print(models_table(args.task))
-    print("\nAlso: timm:<name> (any timm model, 1 input channel, linear head), "
+    chans = kwargs.get("in_chans")
+    channels = f"{chans} input channels, one per view" if chans else "1 input channel"
+    print(f"\nAlso: timm:<name> (any timm model, {channels}, linear head), "
           "package.module:function, path/to/file.py:function.")
     return 0
 
@@ -126,13 +134,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
                  amp=args.amp, channels_last=args.channels_last, compile=args.compile)
     if result is None:  # a torchrun worker: rank 0 writes and prints the results
         return 0
-    from thyroid_bench.evaluation.report import format_table2
+    from thyroid_bench.evaluation.report import format_tables
     from thyroid_bench.tasks import get_task
 
     task = get_task(result.entry.task)
     for split, m in result.metrics.items():
         print(f"\n{split} (n = {m['n']})")
-        print(format_table2(m, task=task))
+        print(format_tables(m, task=task))
     print(f"\nrun folder: {result.run_dir}")
     sys.stdout.flush()
     return 0

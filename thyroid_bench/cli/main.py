@@ -30,7 +30,10 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--task", default=None,
                    help="dicom: the task the labels CSV labels (default: four-pattern; "
                    "`thyroid-bench tasks` lists them); hub: the task the version must be for; "
-                   "synthetic: must be the cohort's task")
+                   "synthetic: builds the task's synthetic cohort (residual-tissue: tsb-residual)")
+    p.add_argument("--dataset", default=None,
+                   help="synthetic: the cohort to build, tsb-synthetic (default, four-pattern) or "
+                   "tsb-residual (residual-tissue)")
     p.add_argument("--home", type=Path, default=None,
                    help="dataset home (default: $THYROID_BENCH_HOME, else ~/.cache/thyroid-bench)")
     p.add_argument("--force", action="store_true", help="rebuild even if the version exists")
@@ -66,9 +69,9 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     if args.source == "synthetic":
         from thyroid_bench.data.synthetic.prepare import prepare_synthetic
 
-        _check_synthetic_task(args.task)
         path = prepare_synthetic(home=args.home, seed=args.seed, force=args.force,
-                                 preview=args.preview, workers=args.workers)
+                                 preview=args.preview, workers=args.workers,
+                                 dataset=_synthetic_cohort(args.task, args.dataset))
     elif args.source == "dicom":
         from thyroid_bench.data.dicom.ingest import prepare_dicom
 
@@ -97,12 +100,21 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_synthetic_task(task: str | None) -> None:
-    from thyroid_bench.data.synthetic.generator import TASK
+def _synthetic_cohort(task: str | None, dataset: str | None) -> str:
+    """The synthetic cohort that ``--dataset`` names, or that serves ``--task``; they must agree."""
+    from thyroid_bench.data.synthetic.prepare import COHORTS, DEFAULT_COHORT, cohort_for_task
 
-    if task is not None and get_task(task).name != TASK.name:
-        raise ThyroidBenchError(f"--task {task}: the synthetic cohort {TASK.datasets[0]} serves "
-                                f"task {TASK.name}; no synthetic generator is registered for {task}")
+    if dataset is not None and dataset not in COHORTS:
+        raise ThyroidBenchError(f"--dataset {dataset}: not a synthetic cohort; expected one of "
+                                f"{', '.join(COHORTS)} (--source dicom or hub for others)")
+    if task is None:
+        return dataset or DEFAULT_COHORT
+    name = get_task(task).name
+    served = COHORTS[dataset].module.TASK.name if dataset else None
+    if served is not None and served != name:
+        raise ThyroidBenchError(f"--task {task}: the synthetic cohort {dataset} serves task "
+                                f"{served}, not {name}")
+    return dataset or cohort_for_task(name)
 
 
 def _add_verify(sub: argparse._SubParsersAction) -> None:

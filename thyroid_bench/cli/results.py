@@ -19,22 +19,28 @@ __all__ = ["add_commands"]
 def _add_score(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "score",
-        help="score a predictions file from any model (paper's Table 2 layout, CIs, figures)",
-        description="Score a predictions CSV (case_id, prob_<class> per class, optional label). "
-        "With --split, against that split of a dataset (default: the prepared tsb-synthetic); "
-        "the file must then cover exactly the split's cases, and the task is the dataset's. "
+        help="score a predictions file from any model (the task's tables, CIs, figures)",
+        description="Score a predictions CSV (case_id, prob_<class> per class, the task's "
+        "regression column if it has one (residual-tissue: uptake_pct), optional label). "
+        "With --split, against that split of a dataset (default: the default dataset of the "
+        "file's task, tsb-synthetic for four-pattern, tsb-residual for residual-tissue); "
+        "the file must then cover exactly the split's cases, and the task is the dataset's "
+        "(its uptake_pct too). "
         "Without --split, against the file's own label column, for --task (default: the task "
-        "whose probability columns the file has). Prints the paper's Table 2 layout with bootstrap 95% CIs and "
-        "writes report.md with ROC and confusion-matrix figures.",
+        "whose probability columns the file has). Prints the task's tables with bootstrap 95% "
+        "CIs (four-pattern: the paper's Table 2 layout; residual-tissue: detection on "
+        "P(present) = 1 - P(absent), grade and uptake figures) and writes report.md with ROC "
+        "and confusion-matrix figures.",
     )
     p.add_argument("predictions", type=Path, metavar="PREDICTIONS.csv")
     p.add_argument("--dataset", default=None,
-                   help="dataset name, name@version or folder (default with --split: tsb-synthetic)")
+                   help="dataset name, name@version or folder (default with --split: the "
+                   "task's default dataset, e.g. tsb-synthetic or tsb-residual)")
     p.add_argument("--split", default=None, choices=SPLITS,
                    help="score against this split's labels (default: the file's label column)")
     p.add_argument("--task", default=None,
-                   help="task of the file's classes when scored on its own label column "
-                   "(default: inferred from its prob_<class> columns; `thyroid-bench tasks`)")
+                   help="task of the file's classes (default: inferred from its prob_<class> "
+                   "columns; `thyroid-bench tasks`); with --split, the dataset must be for it")
     p.add_argument("--json", dest="json_out", type=Path, default=None, metavar="OUT",
                    help="write the scores as JSON to this file")
     p.add_argument("--figures", type=Path, default=None, metavar="DIR",
@@ -51,7 +57,7 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_score(args: argparse.Namespace) -> int:
     from thyroid_bench.errors import ThyroidBenchError
-    from thyroid_bench.evaluation.report import format_table2
+    from thyroid_bench.evaluation.report import format_tables
     from thyroid_bench.evaluation.scoring import score_predictions
     from thyroid_bench.tasks import get_task
 
@@ -68,7 +74,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
     against = (f"{ds['name']} {ds['version']} split {result['split']} "
                f"(fingerprint {ds['fingerprint'][:12]})" if ds else "its own label column")
     print(f"{args.predictions}: scored against {against}, n = {result['metrics']['n']}\n")
-    print(format_table2(result["metrics"], task=get_task(result["task"])))
+    print(format_tables(result["metrics"], task=get_task(result["task"])))
     if args.json_out:
         print(f"\nscores written to {args.json_out}")
     if "report" in result:

@@ -12,6 +12,8 @@ finished manifest, composed of section functions that take the task from the man
 * :func:`synthetic_card`, the tsb-synthetic body that ``thyroid-bench prepare`` writes (the
   repository's ``dataset_card.md`` is the same text for the official release, and a test
   keeps the two equal);
+* :func:`residual_card`, the tsb-residual body (task ``residual-tissue``): what is simulated
+  and what is known of the real data it stands in for;
 * :func:`dicom_card`, the body of a dataset built by ``thyroid-bench prepare --source dicom``,
   rendered from the manifest's provenance.
 """
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from thyroid_bench.data.columns import COLUMNS, VALUE_DTYPES
+from thyroid_bench.data.columns import image_columns, value_dtype
 from thyroid_bench.data.manifest import Manifest
 from thyroid_bench.tasks import NO_FOLD, TRAIN_SPLIT, Task
 
@@ -35,6 +37,7 @@ __all__ = [
     "how_to_load_section",
     "citation_section",
     "synthetic_card",
+    "residual_card",
     "dicom_card",
 ]
 
@@ -69,16 +72,18 @@ def _size_category(n: int) -> str:
 
 
 def _features(task: Task) -> str:
-    """``dataset_info.features``: one entry per format column, the label a ClassLabel."""
+    """``dataset_info.features``: one entry per column of the task (extra columns included),
+    the label a ClassLabel, every image column an image."""
     names = "\n".join(f"          '{i}': {n}" for i, n in enumerate(task.class_names))
+    images = set(image_columns(task))
     feats = []
-    for col in COLUMNS:
-        if col == "image":
-            feats.append("  - name: image\n    dtype: image")
+    for col in task.columns:
+        if col in images:
+            feats.append(f"  - name: {col}\n    dtype: image")
         elif col == "label":
             feats.append(f"  - name: label\n    dtype:\n      class_label:\n        names:\n{names}")
         else:
-            feats.append(f"  - name: {col}\n    dtype: {VALUE_DTYPES[col]}")
+            feats.append(f"  - name: {col}\n    dtype: {value_dtype(task, col)}")
     return "\n".join(feats)
 
 
@@ -122,13 +127,18 @@ def _fold_range(task: Task) -> str:
 def counts_table(manifest: Manifest) -> str:
     """Markdown table of rows per split and class, from a manifest."""
     task = manifest.get_task()
-    head = ("| split | centre | " + " | ".join(task.class_label(c.index) for c in task.classes)
-            + " | total |")
-    rule = "|" + " --- |" * (task.num_classes + 3)
+    names = list(task.class_names)
+    labels = [task.class_label(c.index) for c in task.classes]
+    present = task.detection.present_label if task.detection else None
+    if present and any(present in m.class_counts for m in manifest.splits.values()):
+        names.append(present)
+        labels.append(f"{present} (grade unknown)")
+    head = "| split | centre | " + " | ".join(labels) + " | total |"
+    rule = "|" + " --- |" * (len(names) + 3)
     lines = [head, rule]
     for split, meta in manifest.splits.items():
         centres = ", ".join(meta.center_counts)
-        counts = [str(meta.class_counts[n]) for n in task.class_names]
+        counts = [str(meta.class_counts.get(n, 0)) for n in names]
         lines.append(f"| {split} | {centres} | " + " | ".join(counts) + f" | {meta.rows} |")
     return "\n".join(lines)
 
@@ -158,9 +168,20 @@ data/<split>-0000i-of-0000N.parquet
 
 Columns: `case_id`, `patient_id` (pseudonymous), `image` (16-bit grayscale PNG of raw counts),
 `label` (ClassLabel), `center`, `fold` ({_fold_range(task)} in {TRAIN_SPLIT}, {NO_FOLD} elsewhere), `matrix`,
-`pixel_spacing_mm`, `total_counts` (the image's pixel sum), `acquisition_s`, `sex`, `age`.
+`pixel_spacing_mm`, `total_counts` (the image's pixel sum), `acquisition_s`, `sex`, `age`.{_extra_columns(task)}
 Fingerprints are SHA-256 over the decoded content of each split (pixels, labels, ids,
 metadata, in case-id order), so they do not depend on file bytes."""
+
+
+def _extra_columns(task: Task) -> str:
+    """The sentence on the task's extra columns (empty without them)."""
+    if not task.extra_columns:
+        return ""
+    kinds = {"image": "16-bit grayscale PNG", "float": "float64, null when missing"}
+    listed = "; ".join(f"`{c.name}` ({kinds[c.kind]}: {c.description})" for c in task.extra_columns)
+    unknown = (f" A `label` of -1 (no label) means {task.detection.present_label}, grade unknown."
+               if task.detection else "")
+    return f"\nTask `{task.name}` adds: {listed}.{unknown}"
 
 
 def how_to_load_section(manifest: Manifest) -> str:
@@ -277,6 +298,132 @@ The clinical task and the cohort's structure come from Qiao et al. 2021; the cas
 standardised scintigraphy datasets with benchmarks from Lai Phu Minh et al. 2023."""
 
 
+# --------------------------------------------------------------------------- tsb-residual
+def residual_card(manifest: Manifest) -> str:
+    """Markdown body of the tsb-residual card: the phantom study, its splits, how its images
+    and labels were made, what is known of the real data (Lai et al. 2023), and its limits."""
+    task = manifest.get_task()
+    seed = manifest.provenance.get("seed", "?")
+    return "\n\n".join([
+        f"""\
+{title(manifest, "a synthetic cohort of post-thyroidectomy I-131 scans")}
+
+**This is a phantom study.** Every image is simulated; no patient data went into it and no
+clinical claim rests on it. It stands in for the private post-thyroidectomy scans of Lai Phu
+Minh et al. 2023 so that the `{task.name}` task works end to end, offline.
+
+- dataset fingerprint: `{manifest.fingerprint}`
+- generator seed: `{seed}`, built by `thyroid-bench prepare --task {task.name}` (`thyroid_bench/data/synthetic/residual.py`)
+- task: `{manifest.task}`, label schema v{task.schema_version}
+- licence: {manifest.licence}""",
+        f"""\
+## Splits and counts
+
+`train` and `internal` come from centre 1 (a whole-body-sweep camera), `external` from centre 2
+(a static neck view on another camera) and is never trained on. Present : absent mirrors the
+curated real subset (863 : 912); the grade mix is ours. `train` rows carry a fixed `fold`
+({_fold_range(task)}, stratified by grade); protocols that need model selection hold out fold 0.
+
+{counts_table(manifest)}""",
+        labels_section(task) + "\n\n" + _RESIDUAL_READERS,
+        _RESIDUAL_IMAGES,
+        _residual_real_data(task),
+        format_section(task),
+        how_to_load_section(manifest),
+        _RESIDUAL_USE,
+        citation_section(_RESIDUAL_SOURCES),
+    ]) + "\n"
+
+
+_RESIDUAL_READERS = """\
+Labels come from readers. Three simulated readers look at each latent patient: a reader sees
+focal uptake when a remnant's contrast-to-noise ratio (its counts within the FWHM against the
+background under them) passes the reader's own threshold, around Rose's criterion of 5, or
+takes retained oesophageal activity for a remnant (each reader recognises it with their own
+probability). Each measures the thyroid-bed uptake with a conjugate-view ROI, with their own
+noise, bias and habits (how much oesophagus slips into the ROI, whether a pyramidal remnant is
+included), and grades: nothing focal seen is `absent`, else < 1% `low`, 1-2% `moderate`,
+> 2% `high`. The label is the median of the three grades; `uptake_pct` is the mean of the
+three measurements (% of the administered activity, to 0.01). So borderline cases exist (a
+trace remnant one reader sees, an uptake near 1% or 2%), `uptake_pct` does not always fall in
+its grade's range, and no classifier can reach 100%. Patients are drawn with an intended
+grade and kept until each grade's quota is filled by the readers' consensus."""
+
+_RESIDUAL_IMAGES = """\
+## How the images were made
+
+A diagnostic I-131 scan (364 keV) after total thyroidectomy. Each case is a latent patient in
+millimetres: 0-4 remnant foci in the thyroid bed (sizes, depths and uptake from a trace to
+several percent of the administered activity; now and then a pyramidal-lobe remnant above the
+bed), the parotid and submandibular glands, nasal and oral activity, retained activity in the
+oesophagus in the midline (the classic mimic of a remnant), the odd skin contamination
+(front or back) or sternal-notch marker, and the blood pool of head, neck and shoulders.
+Each source is attenuated by the tissue in front of it (0.095 /cm) and blurred with the
+depth-dependent response of a high-energy general-purpose collimator (system FWHM 12-13.5 mm
+at 10 cm); intense foci get the six star spokes of septal penetration through hexagonal holes.
+Counts follow from the administered activity (74-185 MBq), the scan delay (48-96 h, physical
+decay), the camera's sensitivity and how long each point is seen; the expected image is
+sampled with Poisson noise, so images are low-count, as diagnostic I-131 scans are. The
+posterior view comes from the same latent patient (depths measured from the back, so deep
+structures are brighter and superficial ones dimmer) and is mirrored left-right, as a
+posterior view is. Pixel values are raw counts in lossless 16-bit PNGs.
+
+| | centre 1 (`train`, `internal`) | centre 2 (`external`) |
+| --- | --- | --- |
+| acquisition | whole-body sweep, 512 x 1024 at 7 min/m | static neck view, 10 min |
+| model input | 256 x 256 head-and-neck crop (270 mm, 1.05 mm pixels) | 256 x 256 (320 mm, 1.25 mm pixels) |
+| collimator | HEGP, FWHM 13.5 mm at 10 cm | HEGP, FWHM 12 mm at 10 cm |
+| activity, delay | 111-185 MBq, 48-72 h | 74-148 MBq, 72-96 h |
+| women / age | about 78% / 44 +- 13 y | about 70% / 49 +- 14 y |
+| oesophageal retention, marker | 35%, 3% | 50%, 25% |
+
+Centre 2 differs as another camera and another clinic would: pixel size, resolution, counts,
+population and habits."""
+
+
+def _residual_real_data(task: Task) -> str:
+    published = "\n".join(
+        f"| {r.citation} | {r.data} | "
+        + ", ".join(f"{k.replace('detection_', '')} {v:.2%}" for k, v in r.figures.items()) + " |"
+        for r in task.published)
+    return f"""\
+## What is known of the real data
+
+Lai Phu Minh et al. 2023 built two standardised datasets of thyroid scintigraphy images for
+identifying and quantifying thyroid tissue left after total thyroidectomy, so that CADx models
+can be compared on them. The same hospital's public description of its collection (108
+Military Central Hospital, Hanoi) lists post-thyroidectomy scans taken 4-6 weeks after surgery
+and before radioiodine ablation; an anterior and a posterior view per patient; whole-body
+sweeps (256 x 1024 at 15 min/m or 512 x 1024 at 7 min/m) and static neck views (256 x 256,
+10 min); a 256 x 256 head-and-neck crop as the model input; three cameras (GE Millennium MG,
+7,355 scans; Optima 640, 1,247; Infinia, 898); and a curated subset of 1,775 images labelled
+increased uptake (863) or not (912). Clinically, ablation counts as complete below 1% neck
+uptake, and remnants are graded by thyroid-bed uptake (about 85% of patients are under 2%).
+The real images are not public; tsb-residual copies their structure, not their pixels.
+
+Published results on private data (reference lines, not comparable with results here):
+
+| source | data | figures |
+| --- | --- | --- |
+{published}"""
+
+
+_RESIDUAL_USE = """\
+## Intended use and limits
+
+Use it to test pipelines for the `residual-tissue` task, compare models under one protocol,
+and teach. Do not use it to make or support a clinical claim: the phantoms follow published
+physics and acquisition figures, not a patient population; the grade mix is ours; the readers
+follow the clinical thresholds, not real readers' variability. Results on it say how a method
+behaves on this simulation."""
+
+_RESIDUAL_SOURCES = """\
+The task, the real data's structure and the case for standardised datasets come from Lai Phu
+Minh et al. 2023 (doi 10.54939/1859-1043.j.mst.88.2023.131-138); the published reference
+figures from the same group (NICS 2022) and from Guo et al. 2021 (Front. Oncol., doi
+10.3389/fonc.2021.762643)."""
+
+
 # --------------------------------------------------------------------------- DICOM
 def dicom_card(manifest: Manifest, *, rejected_file: str) -> str:
     """Markdown body of the card of a dataset built from a DICOM archive and a labels CSV.
@@ -288,13 +435,38 @@ def dicom_card(manifest: Manifest, *, rejected_file: str) -> str:
     name of the dataset's list of files not ingested.
     """
     prov = manifest.provenance
-    return "\n\n".join([
+    return "\n\n".join(part for part in [
         _dicom_intro(manifest),
         _dicom_splits(manifest.get_task(), prov),
+        _dicom_views(prov),
         _dicom_headers(prov),
         _dicom_identifiers(prov),
         _dicom_rejected(prov["ingest"], rejected_file),
-    ]) + "\n"
+    ] if part) + "\n"
+
+
+def _dicom_views(prov: dict[str, Any]) -> str:
+    """Two-view tasks (provenance ``ingest.studies``): how views were paired and cut, and
+    whether grades are known (``labels_csv.grades_known``); empty for other tasks."""
+    if "studies" not in prov["ingest"]:
+        return ""
+    text = f"""## Two views per study
+
+Each row is one study ({prov['ingest']['studies']} studies from {prov['ingest']['ingested']} files):
+`image` is its anterior view and `image_posterior` its posterior view as acquired (not
+mirrored), told apart by the View Code Sequence of each frame's detector. Whole-body sweeps
+are cut to the head and neck by the rule of `thyroid_bench.data.dicom.wholebody` (the vertex
+is the first row whose smoothed count profile rises a quarter of the way from air to the body
+level; the crop is a square of the image width starting width/16 rows above it, 512-wide sweeps
+summed 2x2 to 256x256); static neck views are used as they are. `uptake_pct` comes from the
+labels CSV (null where not given)."""
+    if prov["labels_csv"].get("grades_known") is False:
+        text += """
+
+**Presence-only labels.** Some studies are labelled only as present (label -1: present, grade
+not known), so grade metrics (accuracy, quadratic kappa, grade MAE, the confusion matrix) are
+skipped for this dataset; detection metrics are computed."""
+    return text
 
 
 def _dicom_intro(manifest: Manifest) -> str:

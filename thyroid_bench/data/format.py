@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from thyroid_bench.data.card import render_card
-from thyroid_bench.data.columns import COLUMNS, META_COLUMNS
+from thyroid_bench.data.columns import COLUMNS, extra_float_columns, extra_image_columns, meta_columns
 from thyroid_bench.data.fingerprint import dataset_fingerprint, split_fingerprint
 from thyroid_bench.data.images import encode_image
 from thyroid_bench.data.manifest import (
@@ -38,6 +38,7 @@ from thyroid_bench.data.manifest import (
     FORMAT_VERSION,
     Manifest,
     SplitMeta,
+    class_counts,
     read_manifest,
     write_manifest,
 )
@@ -45,7 +46,7 @@ from thyroid_bench.data.shards import features, read_split
 from thyroid_bench.data.shards import write_shards as _write_shards
 from thyroid_bench.data.verify import check_no_leakage, verify_or_raise
 from thyroid_bench.errors import DatasetError
-from thyroid_bench.tasks import DEFAULT_TASK, NO_FOLD, SPLITS, TRAIN_SPLIT, Task, get_task
+from thyroid_bench.tasks import DEFAULT_TASK, NO_FOLD, SPLITS, TRAIN_SPLIT, UNKNOWN_GRADE, Task, get_task
 from thyroid_bench.version import __version__
 
 __all__ = [
@@ -90,10 +91,15 @@ def check_name_version(name: str, version: str) -> None:
 
 def _check_row(split: str, i: int, row: Mapping[str, Any], task: Task) -> None:
     where = f"split {split!r}, row {i} (case_id {row.get('case_id')!r})"
-    missing = [c for c in COLUMNS if c not in row]
+    missing = [c for c in task.columns if c not in row]
     if missing:
-        raise DatasetError(f"{where}: missing field(s) {missing}")
-    if not 0 <= int(row["label"]) < task.num_classes:
+        raise DatasetError(f"{where}: missing field(s) {missing} (task {task.name} has the "
+                           f"columns {list(task.columns)})")
+    label = int(row["label"])
+    if label == UNKNOWN_GRADE and task.detection is None:
+        raise DatasetError(f"{where}: label {UNKNOWN_GRADE} ('present, grade unknown') needs a task "
+                           f"with a detection reading; task {task.name} has none")
+    if not (0 <= label < task.num_classes or label == UNKNOWN_GRADE):
         raise DatasetError(f"{where}: label {row['label']!r} is not a class index "
                            f"0-{task.num_classes - 1} of task {task.name}")
     fold = int(row["fold"])
@@ -102,19 +108,46 @@ def _check_row(split: str, i: int, row: Mapping[str, Any], task: Task) -> None:
                            f"other splits: {NO_FOLD})")
     if row["sex"] not in _SEX_VALUES:
         raise DatasetError(f"{where}: sex {row['sex']!r} not one of {_SEX_VALUES}")
+    _check_extras(where, row, task)
+
+
+def _check_extras(where: str, row: Mapping[str, Any], task: Task) -> None:
+    """An extra image is a 2-D integer array of ``image``'s shape; an extra float is finite and
+    >= 0, or None."""
+    shape = np.shape(row["image"])
+    for col in extra_image_columns(task):
+        img = np.asarray(row[col])
+        if img.ndim != 2 or img.shape != shape or not np.issubdtype(img.dtype, np.integer):
+            raise DatasetError(f"{where}: {col} must be a 2-D uint16 array of counts shaped like "
+                               f"image {shape}, got {img.dtype} {img.shape}")
+    for col in extra_float_columns(task):
+        value = row[col]
+        if value is None:
+            continue
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise DatasetError(f"{where}: {col} {value!r} is not a number (or None)") from None
+        if not np.isfinite(number) or number < 0:
+            raise DatasetError(f"{where}: {col} {value!r} must be finite and >= 0 (or None when "
+                               "not measured)")
 
 
 def _encode_split(split: str, rows: Iterable[Mapping[str, Any]], pool: ThreadPoolExecutor,
-                  task: Task) -> tuple[pd.DataFrame, list[np.ndarray]]:
+                  task: Task) -> tuple[pd.DataFrame, dict[str, list[np.ndarray]]]:
+    """Check the rows, encode every image column; return the table (task column order) and
+    the decoded images per image column."""
     rows = list(rows)
     for i, row in enumerate(rows):
         _check_row(split, i, row, task)
-    images = [np.asarray(r["image"]) for r in rows]
-    pngs = list(pool.map(encode_image, images))
-    table = pd.DataFrame({c: [r[c] for r in rows] for c in META_COLUMNS})
-    table.insert(COLUMNS.index("image"), "image", pngs)
-    table["total_counts"] = [int(img.sum(dtype=np.int64)) for img in images]
-    table["matrix"] = [int(img.shape[0]) for img in images]
+    images = {col: [np.asarray(r[col]) for r in rows] for col in ("image", *extra_image_columns(task))}
+    pngs = {col: list(pool.map(encode_image, arrays)) for col, arrays in images.items()}
+    columns = {c: [r[c] for r in rows] for c in meta_columns(task)}
+    for col in extra_float_columns(task):
+        columns[col] = [None if v is None else float(v) for v in columns[col]]
+    table = pd.DataFrame({c: pngs[c] if c in pngs else columns[c] for c in task.columns})
+    table["total_counts"] = [int(img.sum(dtype=np.int64)) for img in images["image"]]
+    table["matrix"] = [int(img.shape[0]) for img in images["image"]]
     return table, images
 
 
@@ -188,7 +221,8 @@ def _write_splits(splits: Mapping[str, Iterable[Mapping[str, Any]]], task: Task,
     meta = {}
     for split, (table, images) in encoded.items():
         files = _write_shards(table, split, folder / "data", rows_per_shard, task)
-        meta[split] = _split_summary(table, files, split_fingerprint(table, images), task)
+        fingerprint = split_fingerprint(table, images["image"], task=task, extra_images=images)
+        meta[split] = _split_summary(table, files, fingerprint, task)
     return meta
 
 
@@ -203,10 +237,9 @@ def _replace_dir(tmp: Path, target: Path) -> None:
 
 
 def _split_summary(table: pd.DataFrame, files: list[str], fingerprint: str, task: Task) -> SplitMeta:
-    labels = table["label"].astype(int)
     return SplitMeta(
         rows=int(len(table)),
-        class_counts={n: int((labels == i).sum()) for i, n in enumerate(task.class_names)},
+        class_counts=class_counts(table["label"], task),
         center_counts={str(k): int(v) for k, v in sorted(table["center"].value_counts().items())},
         files=files,
         fingerprint=fingerprint,
@@ -304,15 +337,19 @@ def load_dataset(name_or_path: str | os.PathLike | None = None, *, home: Path | 
 
 
 def dataset_info(path: Path) -> str:
-    """Counts per split x class x centre, as a text table."""
+    """Counts per split x class x centre, as a text table (labels -1 under the task's present
+    label, e.g. ``present``, when there are any)."""
     manifest = read_manifest(path)
-    names = manifest.get_task().class_names
+    task = manifest.get_task()
     frames = []
     for split in SPLITS:
         t = read_split(path, split, columns=["label", "center"])
         t["split"] = split
         frames.append(t)
     df = pd.concat(frames, ignore_index=True)
+    names = list(task.class_names)
+    if (df["label"] == UNKNOWN_GRADE).any():  # names[-1] is then the present label
+        names.append(task.detection.present_label if task.detection else "unknown")
     df["class"] = pd.Categorical([names[i] for i in df["label"]], categories=names)
     df["split"] = pd.Categorical(df["split"], categories=SPLITS)
     table = pd.crosstab([df["split"], df["center"]], df["class"], margins=True, margins_name="total",

@@ -10,15 +10,19 @@ the one place a result's dataset reference (name, version, fingerprint) comes fr
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
+
+import numpy as np
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from thyroid_bench.errors import DatasetError, validation_problems
-from thyroid_bench.tasks import DEFAULT_TASK, Task, TaskError, get_task
+from thyroid_bench.tasks import DEFAULT_TASK, UNKNOWN_GRADE, Task, TaskError, get_task
 
-__all__ = ["FORMAT_VERSION", "DATASET_NAME_PATTERN", "SplitMeta", "DatasetRef", "Manifest", "read_manifest", "write_manifest"]
+__all__ = ["FORMAT_VERSION", "DATASET_NAME_PATTERN", "SplitMeta", "DatasetRef", "Manifest", "read_manifest",
+           "write_manifest", "class_counts"]
 
 FORMAT_VERSION = 1
 _SHA256 = r"^[0-9a-f]{64}$"
@@ -49,10 +53,22 @@ class SplitMeta(_Strict):
     """One split as the manifest records it."""
 
     rows: int = Field(ge=0)
-    class_counts: dict[str, int]
+    class_counts: dict[str, int] = Field(description="rows per class name (:func:`class_counts`), "
+                                         "plus the present label for labels -1 when there are any")
     center_counts: dict[str, int] = Field(default_factory=dict)
     files: list[str] = Field(default_factory=list)
     fingerprint: str = Field(pattern=_SHA256)
+
+
+def class_counts(labels: Iterable[int], task: Task) -> dict[str, int]:
+    """Rows per class name, in class order, plus the detection's present label (e.g.
+    ``present``) for labels -1 (present, grade unknown) when there are any."""
+    labels = np.asarray(list(labels), dtype=np.int64)
+    counts = {n: int((labels == i).sum()) for i, n in enumerate(task.class_names)}
+    unknown = int((labels == UNKNOWN_GRADE).sum())
+    if unknown and task.detection is not None:
+        counts[task.detection.present_label] = unknown
+    return counts
 
 
 class Manifest(_Strict):

@@ -1,6 +1,7 @@
 """A preview grid of example images: rows are the task's classes, columns the two centres.
 
-Each image is shown on its own linear scale from 0 to its maximum count, in
+For a task with several image columns (``residual-tissue``: anterior and posterior) each
+example shows every view side by side, labelled by its column. Each image is shown on its own linear scale from 0 to its maximum count, in
 inverted grey (high counts dark), the way planar scintigrams are usually
 printed. The figure says "synthetic" in its title when the images come from
 the synthetic reference cohort.
@@ -26,10 +27,10 @@ _TOP_INCH = 0.9  # title and column headers
 _CENTERS = ("center1", "center2")
 
 
-def preview_size_px(per_cell: int, num_classes: int) -> tuple[int, int]:
-    """(width, height) in pixels of the preview PNG for ``per_cell`` images per class and
-    centre and a task of ``num_classes`` classes (one row each)."""
-    cols = len(_CENTERS) * per_cell
+def preview_size_px(per_cell: int, num_classes: int, views: int = 1) -> tuple[int, int]:
+    """(width, height) in pixels of the preview PNG for ``per_cell`` examples per class and
+    centre, ``views`` images per example, and a task of ``num_classes`` classes (one row each)."""
+    cols = len(_CENTERS) * per_cell * views
     return (round((_LEFT_INCH + cols * CELL_INCH) * DPI),
             round((_TOP_INCH + num_classes * CELL_INCH) * DPI))
 
@@ -44,6 +45,11 @@ class _Source:
     synthetic: bool
     task: Task
 
+    @property
+    def views(self) -> tuple[str, ...]:
+        """The image columns shown per example (the task's model input)."""
+        return self.task.image_columns
+
 
 def _from_dataset(path: Path, task: Task | None) -> _Source:
     from thyroid_bench.data.format import read_split
@@ -51,37 +57,41 @@ def _from_dataset(path: Path, task: Task | None) -> _Source:
     from thyroid_bench.data.manifest import read_manifest
 
     manifest = read_manifest(path)
+    task = task or manifest.get_task()
     out: dict[str, list[dict[str, Any]]] = {}
     for split in manifest.splits:
-        frame = read_split(path, split, columns=["image", "label", "center"])
-        out[split] = [{"image": decode_image(img), "label": int(lab), "center": str(c)}
-                      for img, lab, c in zip(frame["image"], frame["label"], frame["center"])]
-    return _Source(out, f"{manifest.name} {manifest.version}", manifest.synthetic,
-                   task or manifest.get_task())
+        frame = read_split(path, split, columns=[*task.image_columns, "label", "center"])
+        out[split] = [{**{c: decode_image(frame[c][i]) for c in task.image_columns},
+                       "label": int(frame["label"][i]), "center": str(frame["center"][i])}
+                      for i in range(len(frame))]
+    return _Source(out, f"{manifest.name} {manifest.version}", manifest.synthetic, task)
 
 
 def _from_generator(rows_by_split: Mapping[str, Sequence[Mapping[str, Any]]] | None, per_cell: int,
                     synthetic: bool, task: Task | None) -> _Source:
-    """In-memory generator rows, or ``per_cell`` cases per class generated with the official seed."""
-    from thyroid_bench.data.synthetic import generator
+    """In-memory generator rows, or ``per_cell`` cases per class generated with the official
+    seed by the synthetic cohort of ``task`` (default: tsb-synthetic's)."""
+    from thyroid_bench.data.synthetic import generator, residual
 
+    module = next((m for m in (generator, residual) if task is not None and m.TASK.name == task.name),
+                  generator)
     if rows_by_split is None:
-        counts = (per_cell,) * generator.TASK.num_classes
-        rows_by_split = {s: generator.generate_split(s, counts=counts, progress=False)
-                         for s in generator.TASK.eval_splits}
-    return _Source(rows_by_split, f"{generator.NAME} {generator.VERSION}", synthetic,
-                   task or generator.TASK)
+        counts = (per_cell,) * module.TASK.num_classes
+        rows_by_split = {s: module.generate_split(s, counts=counts, progress=False)
+                         for s in module.TASK.eval_splits}
+    return _Source(rows_by_split, f"{module.NAME} {module.VERSION}", synthetic, task or module.TASK)
 
 
-def _pick(rows: Sequence[Mapping[str, Any]], per_cell: int,
-          rng: np.random.Generator) -> dict[tuple[int, str], list[np.ndarray]]:
+def _pick(rows: Sequence[Mapping[str, Any]], per_cell: int, views: tuple[str, ...],
+          rng: np.random.Generator) -> dict[tuple[int, str], list[list[np.ndarray]]]:
+    """``per_cell`` examples per (class, centre), each a list of its views."""
     cells: dict[tuple[int, str], list[int]] = {}
     for i, r in enumerate(rows):
         cells.setdefault((int(r["label"]), str(r["center"])), []).append(i)
     picked = {}
     for key, idx in cells.items():
         take = rng.permutation(len(idx))[:per_cell]
-        picked[key] = [np.asarray(rows[idx[t]]["image"]) for t in sorted(take)]
+        picked[key] = [[np.asarray(rows[idx[t]][v]) for v in views] for t in sorted(take)]
     return picked
 
 
@@ -107,7 +117,7 @@ def render_preview(rows_by_split: Mapping[str, Sequence[Mapping[str, Any]]] | No
     else:
         source = _from_generator(rows_by_split, per_cell, synthetic, task)
     rows = [r for split_rows in source.rows_by_split.values() for r in split_rows]
-    picked = _pick(rows, per_cell, np.random.default_rng(seed))
+    picked = _pick(rows, per_cell, source.views, np.random.default_rng(seed))
     if title is None:
         title = (f"{source.name}: SYNTHETIC phantoms, not patient data" if source.synthetic
                  else source.name)
@@ -122,6 +132,7 @@ class _Grid:
     """The figure's geometry in figure fractions."""
 
     per_cell: int
+    views: int
     w_cell: float
     h_cell: float
     left: float
@@ -129,15 +140,16 @@ class _Grid:
 
 
 def _draw(out: Path, source: _Source, rows: Sequence[Mapping[str, Any]],
-          picked: dict[tuple[int, str], list[np.ndarray]], per_cell: int, title: str) -> None:
+          picked: dict[tuple[int, str], list[list[np.ndarray]]], per_cell: int, title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    width, height = preview_size_px(per_cell, source.task.num_classes)
+    nv = len(source.views)
+    width, height = preview_size_px(per_cell, source.task.num_classes, nv)
     fig = plt.figure(figsize=(width / DPI, height / DPI), dpi=DPI)
-    grid = _Grid(per_cell, CELL_INCH * DPI / width, CELL_INCH * DPI / height,
+    grid = _Grid(per_cell, nv, CELL_INCH * DPI / width, CELL_INCH * DPI / height,
                  _LEFT_INCH * DPI / width, 1.0 - _TOP_INCH * DPI / height)
     fig.text(0.5, 1.0 - 0.25 * _TOP_INCH * DPI / height, title, ha="center", va="center",
              fontsize=11, weight="bold", color="darkred" if source.synthetic else "black")
@@ -145,8 +157,10 @@ def _draw(out: Path, source: _Source, rows: Sequence[Mapping[str, Any]],
         example = next((r for r in rows if r["center"] == center), None)
         shape = "" if example is None else f" ({np.asarray(example['image']).shape[1]}x" \
                                               f"{np.asarray(example['image']).shape[0]})"
-        fig.text(grid.left + (c + 0.5) * per_cell * grid.w_cell, grid.top + 0.3 * (1.0 - grid.top),
-                 f"{center}{shape}", ha="center", va="center", fontsize=9)
+        views = "" if nv == 1 else "\n" + " | ".join(source.views)
+        fig.text(grid.left + (c + 0.5) * per_cell * nv * grid.w_cell,
+                 grid.top + 0.3 * (1.0 - grid.top), f"{center}{shape}{views}", ha="center",
+                 va="center", fontsize=9 if nv == 1 else 7)
     for cls in source.task.classes:
         _class_row(fig, grid, cls, picked)
     fig.savefig(out, dpi=DPI, format="png")
@@ -154,22 +168,24 @@ def _draw(out: Path, source: _Source, rows: Sequence[Mapping[str, Any]],
 
 
 def _class_row(fig: Any, grid: _Grid, cls: TaskClass,
-               picked: dict[tuple[int, str], list[np.ndarray]]) -> None:
-    """The class's row: its label, then its example images per centre (or "none")."""
+               picked: dict[tuple[int, str], list[list[np.ndarray]]]) -> None:
+    """The class's row: its label, then its examples per centre (every view of each) or "none"."""
     k = cls.index
     y = grid.top - (k + 1) * grid.h_cell
     code = f"type {cls.code}\n" if cls.code else ""
     fig.text(0.5 * grid.left, y + 0.5 * grid.h_cell, f"{code}{cls.name.replace('_', ' ')}",
              ha="center", va="center", fontsize=8)
     for c, center in enumerate(_CENTERS):
-        images = picked.get((k, center), [])
-        for m in range(grid.per_cell):
-            ax = fig.add_axes((grid.left + (c * grid.per_cell + m) * grid.w_cell + 0.03 * grid.w_cell,
+        examples = picked.get((k, center), [])
+        for m in range(grid.per_cell * grid.views):
+            col = (c * grid.per_cell) * grid.views + m
+            ax = fig.add_axes((grid.left + col * grid.w_cell + 0.03 * grid.w_cell,
                                y + 0.03 * grid.h_cell, 0.94 * grid.w_cell, 0.94 * grid.h_cell))
             ax.set_xticks([])
             ax.set_yticks([])
-            if m < len(images):
-                img = images[m]
+            example, view = divmod(m, grid.views)
+            if example < len(examples):
+                img = examples[example][view]
                 ax.imshow(img, cmap="gray_r", vmin=0, vmax=max(int(img.max()), 1),
                           interpolation="nearest")
             else:

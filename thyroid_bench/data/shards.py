@@ -1,8 +1,10 @@
 """Parquet shards of dataset format v1: the Hugging Face features, writing and reading a split.
 
-Shards are ``data/<split>-0000i-of-0000N.parquet`` with the format's columns in order; the
-``label`` column is a ClassLabel with the task's class names, ``image`` an Image holding
-the PNG bytes, so plain ``datasets.load_dataset(folder)`` opens them.
+Shards are ``data/<split>-0000i-of-0000N.parquet`` with the task's columns in order
+(format v1's, then the task's extra columns); the ``label`` column is a ClassLabel with the
+task's class names (-1, Hugging Face's "no label", for a present case of unknown grade),
+``image`` and every extra image column an Image holding the PNG bytes, a float extra column a
+``float64`` value (null when missing), so plain ``datasets.load_dataset(folder)`` opens them.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from thyroid_bench.data.columns import COLUMNS, VALUE_DTYPES
+from thyroid_bench.data.columns import extra_float_columns, image_columns, value_dtype
 from thyroid_bench.errors import DatasetError
 from thyroid_bench.tasks import DEFAULT_TASK, SPLITS, Task, get_task
 
@@ -21,30 +23,35 @@ __all__ = ["features", "write_shards", "read_split"]
 
 
 def features(task: Task | str = DEFAULT_TASK):
-    """The ``datasets.Features`` of format v1 for ``task`` (ClassLabel names in class order, Image)."""
+    """The ``datasets.Features`` of format v1 for ``task``: its columns in shard order, the label a
+    ClassLabel (names in class order), every image column an Image, the rest ``Value``s."""
     from datasets import ClassLabel, Features, Image as HFImage, Value
 
     task = get_task(task) if isinstance(task, str) else task
+    images = set(image_columns(task))
     feats = {}
-    for col in COLUMNS:
-        if col == "image":
+    for col in task.columns:
+        if col in images:
             feats[col] = HFImage()
         elif col == "label":
             feats[col] = ClassLabel(names=list(task.class_names))
         else:
-            feats[col] = Value(VALUE_DTYPES[col])
+            feats[col] = Value(value_dtype(task, col))
     return Features(feats)
 
 
 # --------------------------------------------------------------------------- writing
 def _arrow_table(table: pd.DataFrame, task: Task) -> pa.Table:
     feats = features(task)
+    images, floats = set(image_columns(task)), set(extra_float_columns(task))
     columns = {}
-    for col in COLUMNS:
-        if col == "image":
+    for col in task.columns:
+        if col in images:
             columns[col] = [{"bytes": b, "path": None} for b in table[col]]
         elif col == "age":
             columns[col] = [None if pd.isna(v) else int(v) for v in table[col]]
+        elif col in floats:
+            columns[col] = [None if v is None or pd.isna(v) else float(v) for v in table[col]]
         else:
             columns[col] = table[col].tolist()
     return pa.Table.from_pydict(columns, schema=feats.arrow_schema)
@@ -62,8 +69,18 @@ def write_shards(table: pd.DataFrame, split: str, data_dir: Path, rows_per_shard
     return names
 
 
+def _image_fields(schema: pa.Schema) -> list[str]:
+    """The columns of a shard that hold Hugging Face Images (structs with ``bytes``)."""
+    return [f.name for f in schema if pa.types.is_struct(f.type)
+            and {f.type.field(i).name for i in range(f.type.num_fields)} >= {"bytes"}]
+
+
 def read_split(path: Path, split: str, columns: list[str] | None = None) -> pd.DataFrame:
-    """Read one split's shards as a DataFrame (``image`` as PNG bytes), in file order."""
+    """Read one split's shards as a DataFrame (every image column as PNG bytes), in file order.
+
+    Image columns are found from the shard's schema (a struct of ``bytes`` and ``path``), so
+    the reader needs no task; a float column's nulls read as NaN.
+    """
     if split not in SPLITS:
         raise DatasetError(f"unknown split {split!r}; expected one of {SPLITS}")
     files = sorted((Path(path) / "data").glob(f"{split}-*.parquet"))
@@ -77,7 +94,7 @@ def read_split(path: Path, split: str, columns: list[str] | None = None) -> pd.D
             raise DatasetError(f"{f}: cannot read parquet shard ({exc}); the file is corrupt or "
                                "truncated: rebuild the dataset with `thyroid-bench prepare --force`") from None
         frame = t.to_pandas()
-        if "image" in frame.columns:
-            frame["image"] = [v["bytes"] if isinstance(v, dict) else v for v in frame["image"]]
+        for col in _image_fields(t.schema):
+            frame[col] = [v["bytes"] if isinstance(v, dict) else v for v in frame[col]]
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)

@@ -14,13 +14,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from thyroid_bench.data.columns import COLUMNS
+from thyroid_bench.data.columns import extra_float_columns, extra_image_columns
 from thyroid_bench.data.fingerprint import dataset_fingerprint, image_digest, split_fingerprint
 from thyroid_bench.data.images import decode_image
-from thyroid_bench.data.manifest import Manifest, SplitMeta, read_manifest
+from thyroid_bench.data.manifest import Manifest, SplitMeta, class_counts, read_manifest
 from thyroid_bench.data.shards import read_split
 from thyroid_bench.errors import DatasetError, VerificationError
-from thyroid_bench.tasks import NO_FOLD, SPLITS, TRAIN_SPLIT, Task, TaskError
+from thyroid_bench.tasks import NO_FOLD, SPLITS, TRAIN_SPLIT, UNKNOWN_GRADE, Task, TaskError
 
 __all__ = ["VerifyReport", "verify_dataset", "verify_or_raise", "check_no_leakage"]
 
@@ -68,9 +68,12 @@ def verify_dataset(path: Path) -> VerifyReport:
     """Check a dataset folder completely; never raises for content faults, reports them.
 
     Checks the manifest, that its task is known and its label schema is the task's, every
-    shard's columns, that class counts equal the manifest, every label is a class of the
-    task, every image decodes and matches its ``matrix`` and ``total_counts``, the content
-    fingerprints, and that no case, patient or identical image is in two splits.
+    shard's columns (the task's, extra columns included), that class counts equal the
+    manifest, every label is a class of the task (or -1, present of unknown grade, for a task
+    with a detection reading), every image decodes and matches its ``matrix`` and
+    ``total_counts``, every extra image decodes with ``image``'s shape, every extra float is
+    finite and >= 0 or null, the content fingerprints, and that no case, patient or identical
+    image is in two splits.
     """
     path = Path(path)
     report = VerifyReport(path=path)
@@ -97,18 +100,21 @@ def verify_dataset(path: Path) -> VerifyReport:
         except DatasetError as exc:
             report.problems.append(str(exc))
             continue
-        if list(table.columns) != list(COLUMNS):
+        if list(table.columns) != list(task.columns):
             report.problems.append(f"split {split}: columns {list(table.columns)} differ from "
-                                   f"format v1 {list(COLUMNS)}")
+                                   f"format v1's for task {task.name} {list(task.columns)}")
             continue
         tables[split] = table
         report.rows[split] = len(table)
         _check_split(split, table, meta, task, report)
+        _check_extra_floats(split, table, task, report)
         images = _decode_all(split, table, report)
-        if images is None:
+        extra = _decode_extra(split, table, images, task, report)
+        if images is None or extra is None:
             continue
         image_hashes[split] = {image_digest(im) for im in images}
-        fingerprints[split] = split_fingerprint(table, images)
+        image_hashes[split] |= {image_digest(im) for arrays in extra.values() for im in arrays}
+        fingerprints[split] = split_fingerprint(table, images, task=task, extra_images=extra)
         if fingerprints[split] != meta.fingerprint:
             report.problems.append(f"split {split}: content fingerprint {fingerprints[split][:16]}... "
                                    f"differs from the manifest's {meta.fingerprint[:16]}...: "
@@ -163,10 +169,13 @@ def _check_split(split: str, table: pd.DataFrame, meta: SplitMeta, task: Task,
     if len(table) != meta.rows:
         report.problems.append(f"split {split}: {len(table)} rows, manifest says {meta.rows}")
     labels = table["label"]
-    bad = table.loc[(labels < 0) | (labels >= task.num_classes), "case_id"].tolist()
+    allowed = (labels >= 0) & (labels < task.num_classes)
+    if task.detection is not None:
+        allowed |= labels == UNKNOWN_GRADE  # present, grade unknown
+    bad = table.loc[~allowed, "case_id"].tolist()
     if bad:
         report.problems.append(f"split {split}: label outside the schema for case(s) {bad[:5]}")
-    counts = {n: int((labels == i).sum()) for i, n in enumerate(task.class_names)}
+    counts = class_counts(labels, task)
     if counts != meta.class_counts:
         report.problems.append(f"split {split}: class counts {counts} differ from the manifest's "
                                f"{meta.class_counts}")
@@ -196,6 +205,36 @@ def _decode_all(split: str, table: pd.DataFrame, report: VerifyReport) -> list[n
                                    f"total_counts {total}")
         images.append(img)
     return images
+
+
+def _check_extra_floats(split: str, table: pd.DataFrame, task: Task, report: VerifyReport) -> None:
+    """A float extra column holds finite values >= 0, or nulls."""
+    for col in extra_float_columns(task):
+        values = pd.to_numeric(table[col], errors="coerce")
+        not_number = table[col].notna() & values.isna()
+        bad = not_number | (values.notna() & ~(np.isfinite(values) & (values >= 0)))
+        if bad.any():
+            report.problems.append(f"split {split}: {col} not a finite number >= 0 (or null) for "
+                                   f"case(s) {table.loc[bad, 'case_id'].tolist()[:5]}")
+
+
+def _decode_extra(split: str, table: pd.DataFrame, images: list[np.ndarray] | None, task: Task,
+                  report: VerifyReport) -> dict[str, list[np.ndarray]] | None:
+    """Decode the task's extra image columns; each must decode and match ``image``'s shape."""
+    decoded: dict[str, list[np.ndarray]] = {}
+    for col in extra_image_columns(task):
+        decoded[col] = []
+        for i, (case_id, data) in enumerate(zip(table["case_id"], table[col])):
+            try:
+                img = decode_image(data)
+            except Exception as exc:  # noqa: BLE001 - any decoder failure is a finding
+                report.problems.append(f"split {split}: {col} of case {case_id} does not decode ({exc})")
+                return None
+            if images is not None and img.shape != images[i].shape:
+                report.problems.append(f"split {split}: case {case_id} {col} {img.shape} differs "
+                                       f"from image {images[i].shape}")
+            decoded[col].append(img)
+    return decoded
 
 
 def check_no_leakage(tables: Mapping[str, pd.DataFrame], where: str) -> None:

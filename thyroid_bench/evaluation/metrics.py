@@ -30,12 +30,14 @@ Every figure, the point estimate and each bootstrap resample alike, is computed
 by one vectorised routine from per-case *weights*: weight 1 for every case gives
 the point estimate, and a bootstrap resample is the vector of how many times each
 case was drawn. So 1,000 resamples cost a handful of matrix products instead of
-1,000 Python-level metric calls.
+1,000 Python-level metric calls. The resampling and the bootstrap loops (``_weights``,
+``_intervals``, ``_paired``) take any such figure function, so another metric suite
+(:mod:`thyroid_bench.evaluation.ordinal`) adds its figures on the same resamples.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,6 +53,7 @@ __all__ = [
     "compare",
     "paired_bootstrap",
     "figure_names",
+    "bootstrap_record",
 ]
 
 #: Overall scalar figures of :func:`evaluate`, in display order.
@@ -66,6 +69,8 @@ ECE_BINS = 15
 # Resamples are processed in chunks of about this many (resample, case) weights, so
 # memory stays near 16 MB per working array whatever the number of resamples.
 _CHUNK_ELEMENTS = 2_000_000
+# A figure function: per-case weights W (B x n) -> {figure path: (B,) values, NaN where undefined}.
+FigureFn = Callable[[np.ndarray], dict[str, np.ndarray]]
 
 
 # --------------------------------------------------------------------------- inputs
@@ -80,8 +85,13 @@ def _class_names(k: int, class_names: Sequence[str] | None) -> tuple[str, ...]:
     return names
 
 
-def _check_inputs(y_true: object, y_prob: object) -> tuple[np.ndarray, np.ndarray]:
-    """Validate and convert: y_true -> int64 (n,), y_prob -> float64 (n, k)."""
+def _check_inputs(y_true: object, y_prob: object,
+                  unknown: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Validate and convert: y_true -> int64 (n,), y_prob -> float64 (n, k).
+
+    ``unknown``: one more label value accepted besides 0..k-1 (the ordinal suite's
+    "present, grade unknown"); no other value outside the classes passes.
+    """
     p = np.asarray(y_prob)
     if p.ndim != 2:
         raise ValueError(f"y_prob must be 2-D (n cases x k classes), got shape {p.shape}")
@@ -118,8 +128,9 @@ def _check_inputs(y_true: object, y_prob: object) -> tuple[np.ndarray, np.ndarra
         if not np.isfinite(y).all() or (y != np.round(y)).any():
             raise ValueError("y_true must hold integer class indices, got non-integer values")
     y = y.astype(np.int64)
-    if (y < 0).any() or (y >= k).any():
-        bad_val = int(y[(y < 0) | (y >= k)][0])
+    outside = ((y < 0) | (y >= k)) & (y != unknown if unknown is not None else True)
+    if outside.any():
+        bad_val = int(y[outside][0])
         raise ValueError(f"y_true holds class index {bad_val}, outside 0-{k - 1}")
     return y, p
 
@@ -153,17 +164,21 @@ def _prepare(y: np.ndarray, p: np.ndarray, names: tuple[str, ...], ece_bins: int
     bins = np.clip(np.ceil(conf * ece_bins).astype(np.int64) - 1, 0, ece_bins - 1)
     ece = np.zeros((n, ece_bins))
     ece[np.arange(n), bins] = (pred == y) - conf
-    auc_prep = []
-    for c in range(k):
-        pos = np.flatnonzero(y == c)
-        neg = np.flatnonzero(y != c)
-        neg = neg[np.argsort(p[neg, c], kind="stable")]
-        neg_scores = p[neg, c]
-        # for each positive: how many negatives score strictly lower / lower or equal
-        lower = np.searchsorted(neg_scores, p[pos, c], side="left")
-        lower_eq = np.searchsorted(neg_scores, p[pos, c], side="right")
-        auc_prep.append((pos, neg, lower, None if (lower == lower_eq).all() else lower_eq))
+    auc_prep = [_auc_prep(y == c, p[:, c]) for c in range(k)]
     return _Cases(n, k, names, y, pred, cell, brier, ece, auc_prep)
+
+
+def _auc_prep(positive: np.ndarray, scores: np.ndarray) -> tuple:
+    """What :func:`_auc_from` needs for one ROC curve: (positives, negatives sorted by score,
+    for each positive the number of negatives scoring strictly lower, and lower or equal
+    (None when no positive ties a negative))."""
+    pos = np.flatnonzero(positive)
+    neg = np.flatnonzero(~positive)
+    neg = neg[np.argsort(scores[neg], kind="stable")]
+    neg_scores = scores[neg]
+    lower = np.searchsorted(neg_scores, scores[pos], side="left")
+    lower_eq = np.searchsorted(neg_scores, scores[pos], side="right")
+    return pos, neg, lower, None if (lower == lower_eq).all() else lower_eq
 
 
 def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -179,7 +194,12 @@ def _nanmean(a: np.ndarray) -> np.ndarray:
 
 
 def _auc(W: np.ndarray, cs: _Cases) -> np.ndarray:
-    """One-vs-rest ROC AUC per class for each weight row: (B, k), NaN if undefined.
+    """One-vs-rest ROC AUC per class for each weight row: (B, k), NaN if undefined."""
+    return _auc_from(W, cs.auc_prep)
+
+
+def _auc_from(W: np.ndarray, preps: Sequence[tuple]) -> np.ndarray:
+    """ROC AUC of each curve prepared by :func:`_auc_prep`, per weight row: (B, curves).
 
     Weighted Mann-Whitney statistic: the probability that a positive case scores above
     a negative one, ties counted one half, which equals the area under the trapezoidal
@@ -187,8 +207,8 @@ def _auc(W: np.ndarray, cs: _Cases) -> np.ndarray:
     sorted by score once; per resample, a cumulative sum of their weights gives, for
     each positive, the weight of the negatives below it.
     """
-    out = np.empty((W.shape[0], cs.k))
-    for c, (pos, neg, lower, lower_eq) in enumerate(cs.auc_prep):
+    out = np.empty((W.shape[0], len(preps)))
+    for c, (pos, neg, lower, lower_eq) in enumerate(preps):
         cum_neg = np.zeros((W.shape[0], len(neg) + 1))
         np.cumsum(W[:, neg], axis=1, out=cum_neg[:, 1:])
         below = cum_neg[:, lower]
@@ -254,25 +274,45 @@ def _figures(W: np.ndarray, cs: _Cases) -> tuple[dict[str, np.ndarray], np.ndarr
     return figs, C
 
 
-def _resamples(cs: _Cases, resamples: int, seed: int):
+def _resamples(cs: _Cases, resamples: int, seed: int) -> Iterator[np.ndarray]:
+    """Yield stratified bootstrap weight matrices (chunk x n) of ``cs``'s cases, seeded."""
+    return _weights(cs.y, resamples, seed)
+
+
+def _weights(strata_of: np.ndarray, resamples: int, seed: int) -> Iterator[np.ndarray]:
     """Yield stratified bootstrap weight matrices (chunk x n), seeded.
 
-    Each resample draws, within every true class, as many cases as the class has, with
-    replacement; a case's weight is how many times it was drawn. Stratifying by the true
-    class keeps every class's support fixed, so per-class figures stay defined.
+    Each resample draws, within every stratum (each distinct value of ``strata_of``, the
+    true label, in increasing order), as many cases as the stratum has, with replacement; a
+    case's weight is how many times it was drawn. Stratifying by the true class keeps every
+    class's support fixed, so per-class figures stay defined.
     """
+    n = len(strata_of)
     rng = np.random.default_rng(seed)
-    strata = [np.flatnonzero(cs.y == c) for c in range(cs.k)]
-    strata = [s for s in strata if len(s)]
-    chunk = max(1, min(resamples, _CHUNK_ELEMENTS // cs.n))
+    strata = [np.flatnonzero(strata_of == v) for v in np.unique(strata_of)]
+    chunk = max(1, min(resamples, _CHUNK_ELEMENTS // n))
     done = 0
     while done < resamples:
         b = min(chunk, resamples - done)
-        offsets = (np.arange(b) * cs.n)[:, None]
+        offsets = (np.arange(b) * n)[:, None]
         flat = np.concatenate(
             [(offsets + s[rng.integers(0, len(s), size=(b, len(s)))]).ravel() for s in strata])
-        yield np.bincount(flat, minlength=b * cs.n).reshape(b, cs.n).astype(np.float64)
+        yield np.bincount(flat, minlength=b * n).reshape(b, n).astype(np.float64)
         done += b
+
+
+def _intervals(strata_of: np.ndarray, figures: FigureFn, keys: Sequence[str], resamples: int,
+               seed: int, level: float) -> dict[str, list[float] | None]:
+    """Percentile intervals of ``figures`` (``W -> {key: (B,) values}``) over stratified
+    resamples; {} when ``resamples`` is 0. The one bootstrap loop of every suite."""
+    if not resamples:
+        return {}
+    samples: dict[str, list[np.ndarray]] = {key: [] for key in keys}
+    for W in _weights(strata_of, int(resamples), seed):
+        figs = figures(W)
+        for key in keys:
+            samples[key].append(figs[key])
+    return {key: _percentile_ci(np.concatenate(samples[key]), level) for key in keys}
 
 
 def _percentile_ci(values: np.ndarray, level: float) -> list[float] | None:
@@ -295,16 +335,18 @@ def _check_bootstrap_args(resamples: int, ci: float) -> None:
         raise ValueError(f"the confidence level must lie strictly between 0 and 1, got {ci!r}")
 
 
-def _canonical_order(y: np.ndarray, *probs: np.ndarray) -> np.ndarray:
+def _canonical_order(y: np.ndarray, *probs: np.ndarray, tiebreak: Sequence[np.ndarray] = ()) -> np.ndarray:
     """A case order that depends only on the cases' values, never on their input order.
 
     Sorting by (true class, then every probability column) before resampling makes the
     bootstrap a function of the *set* of cases: the same predictions in any row order
     give identical intervals (a leaderboard re-scoring a file gets the claimed numbers).
     Cases that tie on every key are identical, so their relative order cannot matter.
+    ``tiebreak`` (other per-case values a suite scores, such as a regression column) orders
+    cases that tie on the class and probabilities, and only those.
     """
     keys = [col for p in reversed(probs) for col in reversed(p.T)]
-    return np.lexsort((*keys, y))
+    return np.lexsort((*reversed(tiebreak), *keys, y))
 
 
 # --------------------------------------------------------------------------- API
@@ -344,44 +386,53 @@ def evaluate(
     """
     y, p = _check_inputs(y_true, y_prob)
     _check_bootstrap_args(bootstrap, ci)
-    if isinstance(ece_bins, bool) or not isinstance(ece_bins, (int, np.integer)) or ece_bins < 1:
-        raise ValueError(f"ece_bins must be a positive integer, got {ece_bins!r}")
+    _check_ece_bins(ece_bins)
     names = _class_names(p.shape[1], class_names)
     order = _canonical_order(y, p)
     cs = _prepare(y[order], p[order], names, int(ece_bins))
 
     point, C = _figures(np.ones((1, cs.n)), cs)
-    out: dict = {
-        "n": cs.n,
-        "class_names": list(names),
-    }
+    out = _summary(names, y, point, C[0], int(ece_bins))
+    out["ci"] = _intervals(cs.y, lambda W: _figures(W, cs)[0], figure_names(names),
+                           bootstrap, seed, ci)
+    out["bootstrap"] = bootstrap_record(bootstrap, seed, ci)
+    return out
+
+
+def _check_ece_bins(ece_bins: int) -> None:
+    if isinstance(ece_bins, bool) or not isinstance(ece_bins, (int, np.integer)) or ece_bins < 1:
+        raise ValueError(f"ece_bins must be a positive integer, got {ece_bins!r}")
+
+
+def _summary(names: Sequence[str], y: np.ndarray, point: Mapping[str, np.ndarray],
+             confusion: np.ndarray | None, ece_bins: int) -> dict:
+    """:func:`evaluate`'s result up to ``per_class``, from the point figures (figure path ->
+    (1,) array). A path missing from ``point`` is ``None``; so is a ``None`` confusion
+    matrix (a suite that cannot compute the class figures reports them all as ``None``)."""
+    def value(key: str) -> float | None:
+        return _num(point[key][0]) if key in point else None
+
+    out: dict = {"n": int(len(y)), "class_names": list(names)}
     for fig in OVERALL_FIGURES:
-        out[fig] = _num(point[fig][0])
+        out[fig] = value(fig)
     out["ece_bins"] = int(ece_bins)
     out["ece_binning"] = (f"{int(ece_bins)} equal-width bins (i/{int(ece_bins)}, "
                           f"(i+1)/{int(ece_bins)}] on the top-class probability")
-    out["confusion_matrix"] = np.rint(C[0]).astype(int).tolist()
-    support = np.bincount(y, minlength=cs.k)
+    out["confusion_matrix"] = None if confusion is None else np.rint(confusion).astype(int).tolist()
+    support = np.bincount(y[y >= 0], minlength=len(names))
     out["per_class"] = {
         name: {"support": int(support[j]),
-               **{fig: _num(point[f"per_class.{name}.{fig}"][0]) for fig in PER_CLASS_FIGURES}}
+               **{fig: value(f"per_class.{name}.{fig}") for fig in PER_CLASS_FIGURES}}
         for j, name in enumerate(names)
     }
-
-    intervals: dict[str, list[float] | None] = {}
-    if bootstrap:
-        keys = figure_names(names)
-        samples: dict[str, list[np.ndarray]] = {key: [] for key in keys}
-        for W in _resamples(cs, int(bootstrap), seed):
-            figs, _ = _figures(W, cs)
-            for key in keys:
-                samples[key].append(figs[key])
-        for key in keys:
-            intervals[key] = _percentile_ci(np.concatenate(samples[key]), ci)
-    out["ci"] = intervals
-    out["bootstrap"] = {"resamples": int(bootstrap), "seed": int(seed), "level": float(ci),
-                        "stratified": "by true class", "method": "percentile"}
     return out
+
+
+def bootstrap_record(resamples: int, seed: int, level: float,
+                     stratified: str = "by true class") -> dict:
+    """The ``bootstrap`` entry of a result: how its intervals were drawn."""
+    return {"resamples": int(resamples), "seed": int(seed), "level": float(level),
+            "stratified": stratified, "method": "percentile"}
 
 
 def gap(metrics_internal: Mapping, metrics_external: Mapping) -> dict:
@@ -451,13 +502,19 @@ def compare(
     order = _canonical_order(y, pa, pb)
     y, pa, pb = y[order], pa[order], pb[order]
     ca, cb = _prepare(y, pa, names, ECE_BINS), _prepare(y, pb, names, ECE_BINS)
-    ones = np.ones((1, ca.n))
-    point_a, _ = _figures(ones, ca)
-    point_b, _ = _figures(ones, cb)
+    return _paired(y, lambda W: _figures(W, ca)[0], lambda W: _figures(W, cb)[0], metrics,
+                   resamples=resamples, seed=seed, level=ci, alpha=alpha)
+
+
+def _paired(strata_of: np.ndarray, figures_a: FigureFn, figures_b: FigureFn, metrics: Sequence[str],
+            *, resamples: int, seed: int, level: float, alpha: float) -> dict[str, dict]:
+    """The paired bootstrap of :func:`compare` over two figure functions (``W -> {key: (B,)}``)
+    of the same cases, in canonical order: the one paired loop of every suite."""
+    ones = np.ones((1, len(strata_of)))
+    point_a, point_b = figures_a(ones), figures_b(ones)
     diffs: dict[str, list[np.ndarray]] = {m: [] for m in metrics}
-    for W in _resamples(ca, int(resamples), seed):
-        fa, _ = _figures(W, ca)
-        fb, _ = _figures(W, cb)
+    for W in _weights(strata_of, int(resamples), seed):
+        fa, fb = figures_a(W), figures_b(W)
         for m in metrics:
             diffs[m].append(fa[m] - fb[m])
     out = {}
@@ -471,12 +528,12 @@ def compare(
         else:
             extreme = int((np.abs(d - observed) >= abs(observed) - 1e-12).sum())
             p_value = (1 + extreme) / (1 + d.size)
-            interval = _percentile_ci(d, ci)
+            interval = _percentile_ci(d, level)
         out[m] = {
             "metric": m, "a": a, "b": b, "difference": observed, "ci": interval,
             "p_value": p_value, "significant": None if p_value is None else bool(p_value < alpha),
             "resamples": int(resamples), "valid_resamples": int(d.size), "seed": int(seed),
-            "level": float(ci),
+            "level": float(level),
         }
     return out
 

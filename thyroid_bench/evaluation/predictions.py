@@ -2,16 +2,21 @@
 
 Format (UTF-8 CSV, header on the first line), for a task with classes ``c0 ... ck``::
 
-    case_id,prob_c0,...,prob_ck[,label]
+    case_id,prob_c0,...,prob_ck[,<regression target>][,label]
 
 For ``four-pattern``: ``case_id,prob_diffusely_increased,prob_diffusely_decreased,
-prob_focal_increased,prob_heterogeneous_uptake[,label]``. The ``prob_<class name>`` columns
-follow the task's classes (written in class order; read in any order); each row's
-probabilities are finite, non-negative and sum to 1 within
-:data:`~thyroid_bench.tasks.PROB_SUM_TOLERANCE`. The optional ``label`` column holds the
-true class (a class name, the paper's code or an index) for files scored on their own. Any
-model, in or out of Python, can write this file; :func:`read_predictions` is the one gate
-through which predictions enter scoring and the leaderboard.
+prob_focal_increased,prob_heterogeneous_uptake[,label]``; for ``residual-tissue``:
+``case_id,prob_absent,prob_low,prob_moderate,prob_high[,uptake_pct][,label]``. The
+``prob_<class name>`` columns follow the task's classes (written in class order; read in any
+order); each row's probabilities are finite, non-negative and sum to 1 within
+:data:`~thyroid_bench.tasks.PROB_SUM_TOLERANCE`. A task with a regression target (``Task.
+regression_target``, a percentage) may add that column: a finite number in [0, 100], or
+blank where the model predicts none. The optional ``label`` column holds the true class (a
+class name, the paper's code or an index) for files scored on their own; for a task with a
+detection reading it may also say ``present`` (``Detection.present_label``: present, grade
+not known; label -1). Any model, in or out of Python, can write this file;
+:func:`read_predictions` is the one gate through which predictions enter scoring and the
+leaderboard.
 """
 
 from __future__ import annotations
@@ -21,34 +26,41 @@ import itertools
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from thyroid_bench.atomic import atomic_open
 from thyroid_bench.errors import PredictionsError
-from thyroid_bench.tasks import PROB_SUM_TOLERANCE, Task, TaskError, list_tasks
+from thyroid_bench.tasks import PROB_SUM_TOLERANCE, UNKNOWN_GRADE, Task, TaskError, list_tasks
 
 __all__ = [
     "Predictions",
     "write_predictions",
     "read_predictions",
     "task_of_header",
+    "label_name",
+    "MAX_VALUE",
 ]
 
 # How many problems one rejection lists before it stops counting.
 _MAX_PROBLEMS = 20
+#: The largest value of a regression column: a percentage of the administered activity.
+MAX_VALUE = 100.0
 
 
 @dataclass(frozen=True)
 class Predictions:
-    """A validated predictions file: case ids, an n x k probability matrix, labels if given."""
+    """A validated predictions file: case ids, an n x k probability matrix, labels if given,
+    and the task's regression column if the file has it (``values[name]``: float64, NaN where
+    blank)."""
 
     case_ids: list[str]
     probs: np.ndarray              # (n, k) float64, column j = class j of the task
-    labels: np.ndarray | None      # (n,) int64 class indices, or None without a label column
+    labels: np.ndarray | None      # (n,) int64 class indices (-1: present, class unknown), or None
     path: Path | None = None
+    values: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.case_ids)
@@ -58,7 +70,8 @@ class Predictions:
         index = {cid: i for i, cid in enumerate(self.case_ids)}
         order = np.array([index[str(c)] for c in case_ids], dtype=np.int64)
         return Predictions([self.case_ids[i] for i in order], self.probs[order],
-                           None if self.labels is None else self.labels[order], self.path)
+                           None if self.labels is None else self.labels[order], self.path,
+                           {name: v[order] for name, v in self.values.items()})
 
     def against(self, labels: Mapping[str, int]) -> tuple[Predictions, np.ndarray, np.ndarray]:
         """Line the predictions up with a split's labels (``case_id -> class index``).
@@ -82,13 +95,16 @@ def write_predictions(
     case_ids: Sequence[str],
     y_prob: np.ndarray,
     labels: Sequence[int] | np.ndarray | None = None,
+    values: Mapping[str, Sequence[float] | np.ndarray] | None = None,
 ) -> Path:
     """Write a predictions CSV (atomically) that :func:`read_predictions` accepts.
 
     ``y_prob`` is n x k class probabilities in the task's class order; ``labels``
-    (optional) are class indices, written as class names. Probabilities are written with
-    17 significant digits, so the file reads back to the same float64 values and the
-    metrics recomputed from it equal the ones computed in memory.
+    (optional) are class indices, written as class names (-1 as the task's
+    ``Detection.present_label``); ``values`` (optional) is ``{task.regression_target:
+    n values}``, NaN written as a blank cell. Numbers are written with 17 significant
+    digits, so the file reads back to the same float64 values and the metrics recomputed
+    from it equal the ones computed in memory.
     """
     path = Path(path)
     ids = [str(c) for c in case_ids]
@@ -108,18 +124,56 @@ def write_predictions(
         lab = np.asarray(labels)
         if lab.shape != (len(ids),):
             raise ValueError(f"labels must be {len(ids)} class indices, got shape {lab.shape}")
-        label_names = [task.class_names[task.parse_label(int(v))] for v in lab]
+        label_names = [label_name(task, int(v)) for v in lab]
+    columns = _value_columns(path, task, values, len(ids))
 
-    header = ["case_id", *task.prob_columns] + (["label"] if label_names is not None else [])
+    header = ["case_id", *task.prob_columns, *columns] + (["label"] if label_names is not None else [])
     with atomic_open(path, newline="") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(header)
         for i, cid in enumerate(ids):
             row = [cid, *(f"{v:.17g}" for v in probs[i])]
+            row += ["" if math.isnan(v[i]) else f"{v[i]:.17g}" for v in columns.values()]
             if label_names is not None:
                 row.append(label_names[i])
             w.writerow(row)
     return path
+
+
+def label_name(task: Task, label: int) -> str:
+    """How a predictions or labels file spells a label: the class name, or the task's
+    ``Detection.present_label`` for -1 (present, class not known). ``ValueError`` otherwise."""
+    if label == UNKNOWN_GRADE and task.detection is not None:
+        return task.detection.present_label
+    return task.class_names[task.parse_label(int(label))]
+
+
+def _value_columns(path: Path, task: Task, values: Mapping | None, n: int) -> dict[str, np.ndarray]:
+    """The regression columns to write, checked as the reader checks them."""
+    out: dict[str, np.ndarray] = {}
+    for name, given in (values or {}).items():
+        if name != task.regression_target:
+            raise ValueError(f"cannot write {path}: task {task.name} has no value column {name!r} "
+                             f"(its regression target: {task.regression_target or 'none'})")
+        v = np.asarray(given, dtype=np.float64)
+        if v.shape != (n,):
+            raise ValueError(f"{name} must hold {n} values, got shape {v.shape}")
+        for i, x in enumerate(v):
+            reason = None if math.isnan(x) else _value_problem(name, float(x))
+            if reason:
+                raise ValueError(f"cannot write {path}: row {i + 1}: {reason}")
+        out[name] = v
+    return out
+
+
+def _value_problem(name: str, x: float) -> str | None:
+    """Why a (non-blank) regression value is refused, or None."""
+    if not math.isfinite(x):
+        return (f"{name} = {x!r} is not a finite number; leave the cell blank where no value is "
+                "predicted")
+    if not 0 <= x <= MAX_VALUE:
+        return f"{name} = {x!r} is outside 0-{MAX_VALUE:g} (a percentage of the administered activity)"
+    return None
 
 
 def _check_rows(probs: np.ndarray, columns: Sequence[str]) -> list[tuple[int, str]]:
@@ -216,10 +270,11 @@ def read_predictions(
     Rejected, each with the file, the row (data row r is line r + 1) and the reason:
     a missing, unknown or repeated column; a row with the wrong number of fields; an
     empty case id; a probability that is not a number, NaN, infinite or negative; a
-    row whose probabilities do not sum to 1 within the tolerance; a bad label; a duplicate
-    case id; with ``expected_case_ids`` (the cases of a split), a case id not in the split
-    and any case of the split missing from the file. Up to 20 problems are listed.
-    Rows keep the file's order.
+    row whose probabilities do not sum to 1 within the tolerance; a regression value that
+    is not a number, NaN, infinite, negative or above 100 (a blank cell is "not predicted");
+    a bad label; a duplicate case id; with ``expected_case_ids`` (the cases of a split), a
+    case id not in the split and any case of the split missing from the file. Up to 20
+    problems are listed. Rows keep the file's order.
     """
     path = Path(path)
     rows = _read_rows(path)
@@ -235,10 +290,36 @@ def read_predictions(
     ids, probs, labels = _parse_rows(data, header, task, expected, problems)
     for i, reason in _check_rows(probs, task.prob_columns):
         problems.row(i + 1, reason)
+    values = _parse_values(data, header, task, problems)
     if expected is not None:
         _check_missing(set(ids), expected, len(data), problems)
     problems.raise_if_any()
-    return Predictions(ids, probs, labels if "label" in header else None, path)
+    return Predictions(ids, probs, labels if "label" in header else None, path, values)
+
+
+def _parse_values(data: list[list[str]], header: list[str], task: Task,
+                  problems: _Problems) -> dict[str, np.ndarray]:
+    """The task's regression column, if the file has it: float64, NaN where blank."""
+    name = task.regression_target
+    if name is None or name not in header:
+        return {}
+    j = header.index(name)
+    out = np.full(len(data), np.nan)
+    for i, fields in enumerate(data):
+        if len(fields) != len(header) or not fields[j].strip():
+            continue  # a short row is reported once by _parse_rows; blank: not predicted
+        text = fields[j].strip()
+        try:
+            x = float(text)
+        except ValueError:
+            problems.row(i + 1, f"{name} = {text!r} is not a number")
+            continue
+        reason = _value_problem(name, x)
+        if reason:
+            problems.row(i + 1, reason)
+        else:
+            out[i] = x
+    return {name: out}
 
 
 def _parse_rows(data: list[list[str]], header: list[str], task: Task, expected: list[str] | None,
@@ -298,10 +379,14 @@ def _parse_label(text: str, task: Task, r: int, problems: _Problems) -> int:
     if not text:
         problems.row(r, "label is empty; fill it for every row or drop the label column")
         return 0
+    if task.detection is not None and text.lower() == task.detection.present_label.lower():
+        return UNKNOWN_GRADE
     try:
         return task.parse_label(text)
     except ValueError as exc:
-        problems.row(r, str(exc))
+        present = ("" if task.detection is None else
+                   f", or {task.detection.present_label} (present, class not known)")
+        problems.row(r, f"{exc}{present}")
         return 0
 
 
@@ -314,7 +399,8 @@ def _is_number(text: str) -> bool:
 
 
 def _check_header(path: Path, header: list[str], task: Task) -> None:
-    allowed = ["case_id", *task.prob_columns, "label"]
+    value = [task.regression_target] if task.regression_target else []
+    allowed = ["case_id", *task.prob_columns, *value, "label"]
     problems = []
     repeated = sorted({h for h in header if header.count(h) > 1})
     if repeated:
@@ -328,5 +414,6 @@ def _check_header(path: Path, header: list[str], task: Task) -> None:
     if problems:
         raise PredictionsError(
             f"{path}: header (line 1): {'; '.join(problems)}. Expected exactly "
-            f"case_id, {', '.join(task.prob_columns)} and optionally label "
+            f"case_id, {', '.join(task.prob_columns)} and optionally "
+            f"{' and '.join([*value, 'label'])} "
             f"(one probability column per class of task {task.name})")

@@ -4,14 +4,22 @@ Figures follow Qiao et al. 2021 (BMC Medical Imaging, doi 10.1186/s12880-021-007
 Fig. 3, one-vs-rest ROC curves per class with the AUC in the legend; Fig. 4, the 4x4
 confusion matrix with counts (here also row percentages, i.e. per-true-class recall).
 Rendering uses matplotlib's object API with the Agg canvas only, so it runs headless
-and never touches pyplot's global state. Inputs are :func:`thyroid_bench.evaluation.metrics.evaluate`
-results; fractions become percentages here, on display only.
+and never touches pyplot's global state. Inputs are the results of the task's metric suite
+(:func:`thyroid_bench.evaluation.suites.evaluate_task`); fractions become percentages
+here, on display only.
+
+What a report shows follows the task's metric suite (:data:`SUITE_REPORTS`): the
+``multiclass`` suite (four-pattern) gets Table 2 and per-class ROC curves; the ``ordinal``
+suite (residual-tissue) gets a detection table (P(present) = 1 - P(absent)), a grade table
+with the confusion matrix, the uptake figures when uptake was predicted, and the ROC curve
+of detection.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,10 +28,22 @@ from thyroid_bench.tasks import Task
 
 __all__ = [
     "TABLE2_ROWS",
+    "DETECTION_ROWS",
+    "GRADE_ROWS",
+    "UPTAKE_ROWS",
     "format_table2",
     "format_gap",
+    "format_detection_table",
+    "format_grade_table",
+    "format_uptake_table",
+    "format_ordinal",
+    "format_ordinal_gap",
+    "format_tables",
     "plot_roc",
+    "plot_detection_roc",
     "plot_confusion",
+    "SuiteReport",
+    "SUITE_REPORTS",
     "write_report",
 ]
 
@@ -47,6 +67,28 @@ _OVERALL_ROWS: tuple[tuple[str, str, bool], ...] = (
     ("MCC", "mcc", False),
     ("ECE", "ece", False),
     ("Brier score", "brier", False),
+)
+#: (label, key, shown as a percentage?) rows of the detection table (ordinal suite).
+DETECTION_ROWS: tuple[tuple[str, str, bool], ...] = (
+    ("Sensitivity", "detection_sensitivity", True),
+    ("Specificity", "detection_specificity", True),
+    ("PPV", "detection_ppv", True),
+    ("NPV", "detection_npv", True),
+    ("Balanced accuracy", "detection_balanced_accuracy", True),
+    ("F1", "detection_f1", True),
+    ("AUC", "detection_auc", True),
+    ("Accuracy", "detection_accuracy", True),
+)
+#: Rows of the grade table (ordinal suite).
+GRADE_ROWS: tuple[tuple[str, str, bool], ...] = (
+    ("Accuracy", "accuracy", True),
+    ("Quadratic-weighted kappa", "quadratic_kappa", False),
+    ("MAE (grades)", "grade_mae", False),
+)
+#: Rows of the uptake table (ordinal suite, when uptake was predicted).
+UPTAKE_ROWS: tuple[tuple[str, str, bool], ...] = (
+    ("MAE (percentage points)", "uptake_mae", False),
+    ("Spearman correlation", "uptake_spearman", False),
 )
 _NA = "n/a"
 
@@ -102,7 +144,7 @@ def _ci_note(metrics: Mapping) -> str:
     if not b.get("resamples"):
         return "no confidence intervals (bootstrap off)"
     return (f"{100 * b['level']:.0f}% CIs: percentile, {b['resamples']} bootstrap resamples "
-            f"stratified by true class, seed {b['seed']}")
+            f"stratified {b.get('stratified') or 'by true class'}, seed {b['seed']}")
 
 
 def format_table2(metrics: Mapping, *, task: Task | None = None, markdown: bool = False) -> str:
@@ -154,6 +196,82 @@ def _fmt_signed(v: float | None) -> str:
     return _NA if v is None else f"{v:+.3f}"
 
 
+def _figure_rows(metrics: Mapping, rows: Sequence[tuple[str, str, bool]]) -> list[list[str]]:
+    ci = metrics.get("ci") or {}
+    return [[f"{label} (%)" if percent else label, _fmt(metrics.get(key), ci.get(key), percent)]
+            for label, key, percent in rows]
+
+
+def format_detection_table(metrics: Mapping, *, task: Task | None = None,
+                           markdown: bool = False) -> str:
+    """The detection reading of an ordinal result: sensitivity, specificity, PPV, NPV,
+    balanced accuracy, F1, AUC (of P(present)) and accuracy with CIs, and the 2 x 2 counts."""
+    support = metrics.get("detection_support") or {}
+    negative = task.detection.negative if task is not None and task.detection else "absent"
+    head = (f"Detection (present: not {negative}; called at P(present) >= "
+            f"{metrics.get('detection_threshold', 0.5):g}; absent n={support.get('absent', 0)}, "
+            f"present n={support.get('present', 0)})")
+    table = _table([head, "value (95% CI)"], _figure_rows(metrics, DETECTION_ROWS), markdown)
+    cm = metrics.get("detection_confusion_matrix")
+    if cm:
+        counts = _table(["true \u2193 called \u2192", "absent", "present"],
+                        [["absent", str(cm[0][0]), str(cm[0][1])],
+                         ["present", str(cm[1][0]), str(cm[1][1])]], markdown)
+        table += "\n\n" + counts
+    return table
+
+
+def format_grade_table(metrics: Mapping, *, task: Task | None = None, markdown: bool = False) -> str:
+    """The grade reading of an ordinal result: accuracy, quadratic-weighted kappa, MAE in
+    grades (with CIs) and the k x k confusion matrix (rows: true grade, columns: predicted);
+    a sentence instead when some grades are unknown (presence-only labels)."""
+    if not metrics.get("grades_known", True) or metrics.get("confusion_matrix") is None:
+        return ("Grades: not known for every case (presence-only labels), so no grade figures "
+                "are computed.")
+    names = list(metrics.get("class_names") or metrics["per_class"])
+    table = _table([f"Grade (n={metrics['n']})", "value (95% CI)"],
+                   _figure_rows(metrics, GRADE_ROWS), markdown)
+    cm = metrics["confusion_matrix"]
+    matrix = _table(["true \u2193 predicted \u2192", *names],
+                    [[name, *(str(v) for v in row)] for name, row in zip(names, cm)], markdown)
+    return f"{table}\n\n{matrix}"
+
+
+def format_uptake_table(metrics: Mapping, *, markdown: bool = False) -> str:
+    """Uptake MAE and Spearman correlation (with CIs) when uptake was predicted, else ``""``."""
+    n = metrics.get("uptake_n") or 0
+    if not n:
+        return ""
+    return _table([f"Uptake (n={n} with true and predicted uptake)", "value (95% CI)"],
+                  _figure_rows(metrics, UPTAKE_ROWS), markdown)
+
+
+def format_ordinal(metrics: Mapping, *, task: Task | None = None, markdown: bool = False) -> str:
+    """Detection table, grade table and (when predicted) uptake table of an ordinal result."""
+    parts = [format_detection_table(metrics, task=task, markdown=markdown),
+             format_grade_table(metrics, task=task, markdown=markdown),
+             format_uptake_table(metrics, markdown=markdown)]
+    note = _ci_note(metrics)
+    parts.append(f"_{note}._" if markdown else note)
+    return "\n\n".join(p for p in parts if p)
+
+
+def format_ordinal_gap(internal: Mapping, external: Mapping, *, markdown: bool = True) -> str:
+    """Internal minus external of the detection and grade figures (percentages as points)."""
+    rows = []
+    for group, spec in (("Detection", DETECTION_ROWS), ("Grade", GRADE_ROWS)):
+        for label, key, percent in spec:
+            a, b = internal.get(key), external.get(key)
+            d = None if a is None or b is None else a - b
+            rows.append([f"{group}: {label}", _fmt_points(d) if percent else _fmt_signed(d)])
+    return _table(["Figure", "internal - external"], rows, markdown)
+
+
+def format_tables(metrics: Mapping, *, task: Task, markdown: bool = False) -> str:
+    """The tables of one split's result, as the task's metric suite lays them out."""
+    return suite_report(task).tables(metrics, task=task, markdown=markdown)
+
+
 # --------------------------------------------------------------------------- figures
 def _short_label(name: str, task: Task | None) -> str:
     t = _paper_type(name, task)
@@ -195,6 +313,50 @@ def plot_roc(
     ax.plot([0, 1], [0, 1], ls="--", lw=0.8, color="grey")
     ax.set(xlim=(-0.01, 1.01), ylim=(-0.01, 1.01), xlabel="1 - specificity (false positive rate)",
            ylabel="Sensitivity (true positive rate)", title=title or "ROC curves, one vs rest")
+    ax.set_aspect("equal")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=7.5)
+    return _save(fig, path)
+
+
+def plot_detection_roc(
+    y_true: np.ndarray,
+    y_prob: np.ndarray,
+    path: str | Path,
+    *,
+    negative_index: int,
+    title: str | None = None,
+    metrics: Mapping | None = None,
+) -> Path:
+    """The ROC curve of detection: truth present = label other than ``negative_index``
+    (label -1, present of unknown grade, included), score P(present) = 1 - p[negative_index];
+    AUC (and its CI) in the legend, the operating point at the suite's threshold marked; PNG."""
+    from matplotlib.figure import Figure
+    from sklearn.metrics import auc, roc_curve
+
+    present = (np.asarray(y_true) != negative_index).astype(int)
+    score = 1.0 - np.asarray(y_prob, dtype=np.float64)[:, negative_index]
+    m = metrics or {}
+    fig = Figure(figsize=(6.0, 5.6), dpi=120, layout="constrained")
+    ax = fig.subplots()
+    positives = int(present.sum())
+    if positives in (0, len(present)):
+        ax.plot([], [], label=f"present: AUC undefined (n present={positives})")
+    else:
+        fpr, tpr, _ = roc_curve(present, score)
+        label = f"P(present): AUC {auc(fpr, tpr):.3f}"
+        interval = (m.get("ci") or {}).get("detection_auc")
+        if interval:
+            label += f" ({interval[0]:.3f}-{interval[1]:.3f})"
+        ax.plot(fpr, tpr, lw=1.8, label=label)
+    sens, spec = m.get("detection_sensitivity"), m.get("detection_specificity")
+    if sens is not None and spec is not None:
+        ax.plot([1 - spec], [sens], "o", color="black",
+                label=f"called at P(present) >= {m.get('detection_threshold', 0.5):g}: "
+                      f"sens {100 * sens:.1f}%, spec {100 * spec:.1f}%")
+    ax.plot([0, 1], [0, 1], ls="--", lw=0.8, color="grey")
+    ax.set(xlim=(-0.01, 1.01), ylim=(-0.01, 1.01), xlabel="1 - specificity (false positive rate)",
+           ylabel="Sensitivity (true positive rate)", title=title or "ROC curve, detection")
     ax.set_aspect("equal")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=7.5)
@@ -254,6 +416,67 @@ def _slug(split: str) -> str:
 
 
 # --------------------------------------------------------------------------- report
+@dataclass(frozen=True)
+class SuiteReport:
+    """How a report lays out one metric suite's results.
+
+    ``tables(metrics, task=, markdown=)``: a split's tables; ``roc(y, p, path, task=,
+    metrics=, split=)``: its ROC figure; ``gap(internal, external)``: the internal-to-external
+    table; ``intro``: the sentence under the title; ``gap_note``: the text above the gap.
+    """
+
+    tables: Callable[..., str]
+    roc: Callable[..., Path]
+    roc_title: str
+    gap: Callable[[Mapping, Mapping], str]
+    intro: str
+    gap_note: str
+
+
+def _class_roc(y: np.ndarray, p: np.ndarray, path: Path, *, task: Task, metrics: Mapping,
+               split: str) -> Path:
+    return plot_roc(y, p, path, class_names=list(metrics["per_class"]), title=f"ROC curves, {split}",
+                    metrics=metrics, task=task)
+
+
+def _detection_roc(y: np.ndarray, p: np.ndarray, path: Path, *, task: Task, metrics: Mapping,
+                   split: str) -> Path:
+    negative = task.negative_index if task.negative_index is not None else 0
+    return plot_detection_roc(y, p, path, negative_index=negative,
+                              title=f"ROC curve of detection, {split}", metrics=metrics)
+
+
+def _multiclass_gap(internal: Mapping, external: Mapping) -> str:
+    from thyroid_bench.evaluation.metrics import gap
+
+    return format_gap(gap(internal, external))
+
+
+#: The report layout of each metric suite; a suite not listed is laid out as ``multiclass``.
+SUITE_REPORTS: dict[str, SuiteReport] = {
+    "multiclass": SuiteReport(
+        tables=format_table2, roc=_class_roc, roc_title="ROC curves", gap=_multiclass_gap,
+        intro="Fractions are shown as percentages; per-class figures are one-vs-rest.",
+        gap_note="Internal minus external, in percentage points (kappa, MCC, ECE, Brier as "
+                 "fractions). Positive means the model does worse on the external centre, "
+                 "except for ECE and Brier, where lower is better."),
+    "ordinal": SuiteReport(
+        tables=format_ordinal, roc=_detection_roc, roc_title="ROC curve of detection",
+        gap=format_ordinal_gap,
+        intro="Fractions are shown as percentages. Detection: a case is present when its grade "
+              "is not the negative class (a label of unknown grade counts as present), "
+              "P(present) = 1 - P(negative), called present at the threshold shown.",
+        gap_note="Internal minus external, in percentage points (kappa and MAE as fractions "
+                 "and grades). Positive means the model does worse on the external centre, "
+                 "except for the MAE, where lower is better."),
+}
+
+
+def suite_report(task: Task) -> SuiteReport:
+    """The report layout of ``task``'s metric suite."""
+    return SUITE_REPORTS.get(task.metric_suite, SUITE_REPORTS["multiclass"])
+
+
 def write_report(
     out_dir: str | Path,
     task: Task,
@@ -266,44 +489,49 @@ def write_report(
     """Write ``report.md`` and its figures (``figures/roc_<split>.png``,
     ``figures/confusion_<split>.png``) into ``out_dir``; return the report's path.
 
-    ``task`` names the classes (with the paper's codes); ``metrics_by_split`` maps a split
-    name to its :func:`~thyroid_bench.evaluation.metrics.evaluate`
-    result; ``predictions_by_split`` maps a split to ``(y_true, y_prob)`` for its ROC
-    curves (a split without predictions gets no ROC figure). With both ``internal`` and
-    ``external`` present, the internal-to-external gap is added. ``extra_sections`` maps
-    a heading to a markdown body appended at the end (e.g. a run's configuration).
+    ``task`` names the classes (with the paper's codes) and its metric suite chooses the
+    layout (:data:`SUITE_REPORTS`); ``metrics_by_split`` maps a split name to its
+    :func:`~thyroid_bench.evaluation.suites.evaluate_task` result; ``predictions_by_split``
+    maps a split to ``(y_true, y_prob)`` for its ROC curves (a split without predictions
+    gets no ROC figure). A confusion-matrix figure is drawn where the result has a confusion
+    matrix. With both ``internal`` and ``external`` present, the internal-to-external gap is
+    added. ``extra_sections`` maps a heading to a markdown body appended at the end (e.g. a
+    run's configuration).
     """
     from thyroid_bench.version import __version__
-    from thyroid_bench.evaluation.metrics import gap
 
+    layout = suite_report(task)
     out = Path(out_dir)
-    fig_dir = out / "figures"
     parts = [f"# {title}", "",
-             f"Generated by thyroid-bench {__version__}. Fractions are shown as percentages; "
-             f"per-class figures are one-vs-rest. Task `{task.name}` ({task.reference.citation}).", ""]
+             f"Generated by thyroid-bench {__version__}. {layout.intro} Task `{task.name}` "
+             f"({task.reference.citation}).", ""]
     for split, metrics in metrics_by_split.items():
-        names = list(metrics["per_class"])
-        slug = _slug(split)
-        parts += [f"## {split} (n = {metrics['n']})", "", format_table2(metrics, task=task, markdown=True), ""]
-        if split in predictions_by_split:
-            y_true, y_prob = predictions_by_split[split]
-            plot_roc(y_true, y_prob, fig_dir / f"roc_{slug}.png", class_names=names,
-                     title=f"ROC curves, {split}", metrics=metrics, task=task)
-            parts += [f"![ROC curves, {split}](figures/roc_{slug}.png)", ""]
-        plot_confusion(metrics["confusion_matrix"], fig_dir / f"confusion_{slug}.png",
-                       class_names=names, title=f"Confusion matrix, {split}", task=task)
-        parts += [f"![Confusion matrix, {split}](figures/confusion_{slug}.png)", ""]
-        if metrics.get("ece_binning"):
-            parts += [f"ECE binning: {metrics['ece_binning']}.", ""]
+        parts += _split_section(out, task, layout, split, metrics, predictions_by_split.get(split))
     if set(task.eval_splits) <= set(metrics_by_split) and len(task.eval_splits) == 2:
-        parts += ["## Internal-to-external gap", "",
-                  "Internal minus external, in percentage points (kappa, MCC, ECE, Brier as "
-                  "fractions). Positive means the model does worse on the external centre, "
-                  "except for ECE and Brier, where lower is better.", "",
-                  format_gap(gap(*(metrics_by_split[s] for s in task.eval_splits))), ""]
+        parts += ["## Internal-to-external gap", "", layout.gap_note, "",
+                  layout.gap(*(metrics_by_split[s] for s in task.eval_splits)), ""]
     for heading, body in (extra_sections or {}).items():
         parts += [f"## {heading}", "", body.rstrip(), ""]
     out.mkdir(parents=True, exist_ok=True)
     path = out / "report.md"
     path.write_text("\n".join(parts), encoding="utf-8")
     return path
+
+
+def _split_section(out: Path, task: Task, layout: SuiteReport, split: str, metrics: Mapping,
+                   predictions: tuple[np.ndarray, np.ndarray] | None) -> list[str]:
+    """One split's report lines: its tables, ROC figure and confusion-matrix figure."""
+    fig_dir = out / "figures"
+    slug = _slug(split)
+    parts = [f"## {split} (n = {metrics['n']})", "", layout.tables(metrics, task=task, markdown=True), ""]
+    if predictions is not None:
+        layout.roc(*predictions, fig_dir / f"roc_{slug}.png", task=task, metrics=metrics, split=split)
+        parts += [f"![{layout.roc_title}, {split}](figures/roc_{slug}.png)", ""]
+    if metrics.get("confusion_matrix") is not None:
+        plot_confusion(metrics["confusion_matrix"], fig_dir / f"confusion_{slug}.png",
+                       class_names=list(metrics["per_class"]), title=f"Confusion matrix, {split}",
+                       task=task)
+        parts += [f"![Confusion matrix, {split}](figures/confusion_{slug}.png)", ""]
+    if metrics.get("ece_binning") and metrics.get("grades_known", True):
+        parts += [f"ECE binning: {metrics['ece_binning']}.", ""]
+    return parts

@@ -3,7 +3,10 @@
 A predictions file from any model enters here (DESIGN: data flows one way,
 predictions -> metrics). It is scored either against the labels of a dataset
 split (and must then cover exactly that split's cases), or against its own
-``label`` column.
+``label`` column. The task's metric suite scores it (``evaluation.suites``); for a task
+with a regression target (residual-tissue's ``uptake_pct``) a predicted column in the file
+is scored against the dataset's column (a file scored on its own labels has no true values,
+so its regression figures are empty).
 """
 
 from __future__ import annotations
@@ -15,9 +18,14 @@ from pathlib import Path
 import numpy as np
 
 from thyroid_bench.errors import PredictionsError, ThyroidBenchError
-from thyroid_bench.evaluation.predictions import Predictions, read_predictions, task_of_header
+from thyroid_bench.evaluation.predictions import (
+    Predictions,
+    label_name,
+    read_predictions,
+    task_of_header,
+)
 from thyroid_bench.evaluation.suites import evaluate_task
-from thyroid_bench.tasks import Task, get_task
+from thyroid_bench.tasks import Task, TaskError, get_task
 
 __all__ = ["score_predictions"]
 
@@ -37,9 +45,11 @@ def score_predictions(
     """Score a predictions CSV and return {predictions, labels_from, dataset, split, metrics, ...}.
 
     With ``split`` named, the labels come from that split of ``dataset`` (a name,
-    ``name@version`` or folder; default: the prepared default dataset) and the file must
+    ``name@version`` or folder; default: the default dataset of ``task``, else of the task
+    the file's header names, e.g. tsb-residual for residual-tissue) and the file must
     hold exactly the split's cases; a ``label`` column in the file must then agree with
-    the dataset; the task is the dataset's. Without ``split``, the file's own ``label``
+    the dataset; the task is the dataset's, and its regression column (if any) is the
+    truth of the file's. Without ``split``, the file's own ``label``
     column is used, and the task is ``task`` or the one whose probability columns the
     file's header names. Cases are
     scored in ``case_id`` order (the metrics do not depend on it: ``evaluate`` is
@@ -50,8 +60,12 @@ def score_predictions(
     """
     path = Path(predictions_path)
     wanted = get_task(task) if task is not None else None
+    true_values: dict[str, np.ndarray] = {}
     if split is not None:
-        the_task, preds, y_true, dataset_info = _against_dataset(path, dataset, split, home, wanted)
+        if dataset is None:
+            dataset = _default_dataset(path, wanted)
+        the_task, preds, y_true, true_values, dataset_info = _against_dataset(
+            path, dataset, split, home, wanted)
         labels_from = "dataset"
     elif dataset is not None:
         raise ThyroidBenchError(
@@ -64,7 +78,8 @@ def score_predictions(
 
     from thyroid_bench.version import __version__
 
-    metrics = evaluate_task(the_task, y_true, preds.probs, bootstrap=bootstrap, seed=seed)
+    metrics = evaluate_task(the_task, y_true, preds.probs, bootstrap=bootstrap, seed=seed,
+                            values=preds.values, true_values=true_values)
     result: dict = {
         "predictions": str(path),
         "task": the_task.name,
@@ -90,9 +105,10 @@ def score_predictions(
     return result
 
 
-def _against_dataset(path: Path, dataset: str | os.PathLike | None, split: str,
-                     home: Path | None, wanted: Task | None) -> tuple[Task, Predictions, np.ndarray, dict]:
-    """The file lined up with a dataset split's labels (it must hold exactly its cases)."""
+def _against_dataset(path: Path, dataset: str | os.PathLike | None, split: str, home: Path | None,
+                     wanted: Task | None) -> tuple[Task, Predictions, np.ndarray, dict, dict]:
+    """The file lined up with a dataset split's labels (it must hold exactly its cases), and
+    the split's regression column in the same order ({} when the task has none)."""
     from thyroid_bench.data.format import read_manifest, read_split, resolve_dataset
 
     folder = resolve_dataset(dataset, home=home)
@@ -101,15 +117,31 @@ def _against_dataset(path: Path, dataset: str | os.PathLike | None, split: str,
     if wanted is not None and wanted.name != task.name:
         raise ThyroidBenchError(f"--task {wanted.name}: dataset {manifest.name} {manifest.version} "
                                 f"({folder}) is for task {task.name}; drop --task or pick its dataset")
-    truth = read_split(folder, split, columns=["case_id", "label"])
+    target = [task.regression_target] if task.regression_target else []
+    truth = read_split(folder, split, columns=["case_id", "label", *target])
     y_by_id = {str(c): int(y) for c, y in zip(truth["case_id"], truth["label"])}
     preds = read_predictions(path, task, expected_case_ids=list(y_by_id))
     preds, y_true, mismatch = preds.against(y_by_id)
     if mismatch.size:
         _labels_disagree(path, task, preds, y_true, mismatch,
                          f"{manifest.name} {manifest.version} split {split!r}")
+    true_values = {}
+    for name in target:
+        by_id = dict(zip(truth["case_id"].astype(str), truth[name].to_numpy(np.float64)))
+        true_values[name] = np.array([by_id[c] for c in preds.case_ids], dtype=np.float64)
     info = {**manifest.dataset_ref().model_dump(exclude={"synthetic"}), "path": str(folder)}
-    return task, preds, y_true, info
+    return task, preds, y_true, true_values, info
+
+
+def _default_dataset(path: Path, wanted: Task | None) -> str | None:
+    """The default dataset of the named task, else of the task the file's header names
+    (None: the package's default dataset)."""
+    if wanted is None:
+        try:
+            wanted = task_of_header(path)
+        except TaskError:
+            return None
+    return wanted.default_dataset
 
 
 def _against_own_labels(path: Path, task: Task) -> tuple[Predictions, np.ndarray]:
@@ -125,9 +157,9 @@ def _against_own_labels(path: Path, task: Task) -> tuple[Predictions, np.ndarray
 
 def _labels_disagree(path: Path, task: Task, preds: Predictions, y_true: np.ndarray,
                      bad: np.ndarray, where: str) -> None:
-    names = task.class_names
-    shown = "; ".join(f"{preds.case_ids[i]!r}: file {names[preds.labels[i]]}, dataset "
-                      f"{names[y_true[i]]}" for i in bad[:5])
+    shown = "; ".join(f"{preds.case_ids[i]!r}: file {label_name(task, preds.labels[i])}, dataset "
+                      f"{label_name(task, y_true[i])}" for i in bad[:5])
     raise PredictionsError(
         f"{path}: the label column disagrees with {where} on {bad.size} case(s) ({shown}); "
         "check --dataset and --split, or drop the label column")
+

@@ -7,8 +7,10 @@ input size (bilinear, antialiased). Counts stay data in the dataset; this
 scaling is a model transform.
 
 Whole splits are decoded once and kept in memory as one float32 tensor
-(N x 1 x S x S), so the data loader never limits a CPU run. The grayscale
-channel is replicated to the model's input channels on the fly (:func:`to_channels`).
+(N x V x S x S, one channel per view of the task's ``image_columns``, each view scaled
+by its own range), so the data loader never limits a CPU run. A single grayscale view
+is replicated to the model's input channels on the fly (:func:`to_channels`); several
+views (residual-tissue: anterior, posterior) are the model's channels as they are.
 
 Augmentation works on batches of those tensors with an explicit
 ``torch.Generator``, so a seed fixes it: horizontal flip with probability
@@ -29,17 +31,19 @@ import torch
 import torch.nn.functional as F
 
 from thyroid_bench.errors import ThyroidBenchError
-from thyroid_bench.tasks import Task
+from thyroid_bench.tasks import UNKNOWN_GRADE, Task
 
 __all__ = [
     "scale_counts",
     "prepare_images",
+    "prepare_views",
     "to_channels",
     "SplitTensors",
     "load_split",
     "hflip",
     "rotate",
     "augment",
+    "targets",
     "mixup",
     "train_batch",
 ]
@@ -56,30 +60,58 @@ def scale_counts(counts: np.ndarray) -> np.ndarray:
 
 def prepare_images(images: Sequence[np.ndarray], size: int) -> torch.Tensor:
     """Scale each image to [0, 255], divide by 255, resize to ``size``: N x 1 x size x size float32."""
-    out = torch.empty((len(images), 1, size, size), dtype=torch.float32)
-    for i, counts in enumerate(images):
-        x = torch.from_numpy(scale_counts(counts).astype(np.float32) / 255.0)[None, None]
-        if x.shape[-2:] != (size, size):
-            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
-                              antialias=True).clamp_(0.0, 1.0)
-        out[i] = x[0]
+    return prepare_views([images], size)
+
+
+def prepare_views(views: Sequence[Sequence[np.ndarray]], size: int) -> torch.Tensor:
+    """Several views of the same cases as channels: N x len(views) x size x size float32.
+
+    ``views[v][i]`` is view ``v`` of case ``i``; each image is prepared on its own as
+    :func:`prepare_images` does (own intensity range, then resized), so a channel is
+    exactly that view's single-view tensor.
+    """
+    n = len(views[0]) if views else 0
+    if any(len(v) != n for v in views):
+        raise ValueError(f"every view needs one image per case; got {[len(v) for v in views]}")
+    out = torch.empty((n, len(views), size, size), dtype=torch.float32)
+    for c, images in enumerate(views):
+        for i, counts in enumerate(images):
+            out[i, c] = _prepare_one(counts, size)
     return out
 
 
+def _prepare_one(counts: np.ndarray, size: int) -> torch.Tensor:
+    """One image: 8-bit grayscale / 255, resized (bilinear, antialiased) to size x size."""
+    x = torch.from_numpy(scale_counts(counts).astype(np.float32) / 255.0)[None, None]
+    if x.shape[-2:] != (size, size):
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
+                          antialias=True).clamp_(0.0, 1.0)
+    return x[0, 0]
+
+
 def to_channels(x: torch.Tensor, in_chans: int) -> torch.Tensor:
-    """Replicate a 1-channel batch to ``in_chans`` channels (a view, no copy)."""
+    """Replicate a 1-channel batch to ``in_chans`` channels (a view, no copy); a batch that
+    already has ``in_chans`` channels (one per view) comes back as it is."""
     if x.shape[1] == in_chans:
         return x
     if x.shape[1] != 1:
-        raise ValueError(f"expected a 1-channel batch, got {x.shape[1]} channels")
+        raise ValueError(f"a {x.shape[1]}-channel batch (one channel per view) cannot feed a model "
+                         f"of {in_chans} input channels; build the model with in_chans={x.shape[1]}")
     return x.expand(-1, in_chans, -1, -1)
 
 
 class SplitTensors:
-    """One split decoded and preprocessed: images, labels, case ids and folds."""
+    """One split decoded and preprocessed: images, labels, case ids and folds.
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, case_ids: list[str], folds: np.ndarray):
+    ``y`` holds class indices, or :data:`~thyroid_bench.tasks.UNKNOWN_GRADE` (-1) for a case
+    known present but of unknown class; ``values`` holds the task's regression target (NaN
+    where not measured), empty for a task without one.
+    """
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, case_ids: list[str], folds: np.ndarray,
+                 values: dict[str, np.ndarray] | None = None):
         self.x, self.y, self.case_ids, self.folds = x, y, case_ids, folds
+        self.values = values or {}
 
     def __len__(self) -> int:
         return len(self.case_ids)
@@ -87,32 +119,49 @@ class SplitTensors:
     def subset(self, mask: np.ndarray) -> SplitTensors:
         """Rows where ``mask`` is true, in order."""
         idx = torch.from_numpy(np.flatnonzero(mask))
+        rows = idx.numpy()
         return SplitTensors(self.x[idx], self.y[idx], [self.case_ids[i] for i in idx.tolist()],
-                            self.folds[idx.numpy()])
+                            self.folds[rows], {k: v[rows] for k, v in self.values.items()})
 
 
 def load_split(path: Path, split: str, size: int, task: Task, progress: bool = True) -> SplitTensors:
     """Decode and preprocess a whole split of a dataset folder at input size ``size``.
 
-    The model input is the task's image column (``task.image_columns``); a task whose input
-    is several views is refused with a clear error until the harness stacks views.
+    The model input is the task's image columns (``task.image_columns``) stacked as channels
+    in that order (residual-tissue: anterior, posterior), each view prepared on its own.
+    Labels may be :data:`~thyroid_bench.tasks.UNKNOWN_GRADE` only for a task with a
+    detection reading (present, class unknown).
     """
     from tqdm.auto import tqdm
 
     from thyroid_bench.data.format import read_split
     from thyroid_bench.data.images import decode_image
 
-    if len(task.image_columns) != 1:
-        raise ThyroidBenchError(f"task {task.name}: its model input is {len(task.image_columns)} "
-                                f"image columns {list(task.image_columns)}; this harness trains on "
-                                "one view per case")
-    column = task.image_columns[0]
-    table = read_split(path, split, columns=["case_id", column, "label", "fold"])
-    images = [decode_image(b) for b in tqdm(table[column], desc=f"decode {split}", unit="img",
-                                            disable=not progress, leave=False)]
-    x = prepare_images(images, size)
-    y = torch.from_numpy(np.array(table["label"], dtype=np.int64))
-    return SplitTensors(x, y, [str(c) for c in table["case_id"]], table["fold"].to_numpy(dtype=np.int64))
+    extra = [task.regression_target] if task.regression_target else []
+    table = read_split(path, split, columns=["case_id", *task.image_columns, "label", "fold", *extra])
+    views = [[decode_image(b) for b in tqdm(table[column], desc=f"decode {split} {column}",
+                                            unit="img", disable=not progress, leave=False)]
+             for column in task.image_columns]
+    x = prepare_views(views, size)
+    y = torch.from_numpy(_labels(table["label"].to_numpy(), task, path, split))
+    values = {c: table[c].to_numpy(dtype=np.float64, na_value=np.nan) for c in extra}
+    return SplitTensors(x, y, [str(c) for c in table["case_id"]],
+                        table["fold"].to_numpy(dtype=np.int64), values)
+
+
+def _labels(raw: np.ndarray, task: Task, path: Path, split: str) -> np.ndarray:
+    """Class indices, checked: 0..k-1, or UNKNOWN_GRADE where the task has a detection reading."""
+    y = np.array(raw, dtype=np.int64)  # a copy: torch wants a writable array
+    allowed = (y >= 0) & (y < task.num_classes)
+    if task.detection is not None:
+        allowed |= y == UNKNOWN_GRADE
+    if not allowed.all():
+        bad = int(np.flatnonzero(~allowed)[0])
+        unknown = f" or {UNKNOWN_GRADE}: present, class unknown" if task.detection is not None else ""
+        raise ThyroidBenchError(f"dataset {path}: {split} row {bad} has label {int(y[bad])}, not a "
+                                f"class of task {task.name} (0-{task.num_classes - 1}{unknown}); "
+                                "rebuild the dataset")
+    return y
 
 
 # --------------------------------------------------------------------------- augmentation
@@ -144,13 +193,26 @@ def augment(x: torch.Tensor, generator: torch.Generator, *, hflip_p: float,
     return x
 
 
+def targets(y: torch.Tensor, num_classes: int, unknown_column: bool = False) -> torch.Tensor:
+    """One-hot targets of class indices ``y``.
+
+    With ``unknown_column`` the targets get one more column, ``num_classes``, holding the
+    cases labelled :data:`~thyroid_bench.tasks.UNKNOWN_GRADE` (present, class unknown), so
+    mix-up can mix them too; the loss reads that column as "present".
+    """
+    if not unknown_column:
+        return F.one_hot(y, num_classes)
+    return F.one_hot(torch.where(y == UNKNOWN_GRADE, num_classes, y), num_classes + 1)
+
+
 def mixup(x: torch.Tensor, y: torch.Tensor, num_classes: int, alpha: float,
-          generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+          generator: torch.Generator, unknown_column: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Mix-up a batch: returns mixed images and soft targets (rows sum to 1).
 
     ``y`` holds class indices; with ``alpha <= 0`` the one-hot targets come back unmixed.
+    ``unknown_column`` adds the column of unknown-class cases (:func:`targets`).
     """
-    target = F.one_hot(y, num_classes).to(x.dtype)
+    target = targets(y, num_classes, unknown_column).to(x.dtype)
     if alpha <= 0:
         return x, target
     lam = _beta(alpha, generator)
@@ -166,10 +228,11 @@ def _beta(alpha: float, generator: torch.Generator) -> float:
 
 def train_batch(x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, generator: torch.Generator, *,
                 hflip_p: float, rotation_deg: float, mixup_alpha: float,
-                num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+                num_classes: int, unknown_column: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """One training batch from the in-memory split: rows ``idx``, flipped, rotated and mixed up.
 
-    Returns images (on ``x``'s device) and soft targets; this is the whole data loader.
+    Returns images (on ``x``'s device) and soft targets (with the unknown-class column when
+    ``unknown_column``); this is the whole data loader.
     """
     xb = augment(x[idx], generator, hflip_p=hflip_p, rotation_deg=rotation_deg)
-    return mixup(xb, y[idx], num_classes, mixup_alpha, generator)
+    return mixup(xb, y[idx], num_classes, mixup_alpha, generator, unknown_column)

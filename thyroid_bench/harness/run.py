@@ -6,16 +6,20 @@ The run folder (``runs/<model>-<protocol>-<UTC timestamp>/`` unless ``out``)::
                           when a run was interrupted (Ctrl-C) or failed
     config.json           the full configuration: model, protocol, task, seed, device,
                           threads, dataset fingerprint, pretrained weights, package versions
-    train.log             per-epoch lines (loss, selection-fold accuracy and macro F1)
+    train.log             per-epoch lines (loss, selection-fold accuracy, macro F1 and the
+                          task's selection metric), then each evaluation split's figures
     model.safetensors     the selected weights, with the run's metadata (never a pickle)
     features.safetensors  linear probing only: the cached backbone features
     predictions/<split>.csv  one per evaluation split of the task (internal, external)
     metrics.json          the task's metric suite per split, computed from the CSVs as written
-    report.md, figures/   the paper's Table 2 per split, ROC curves, confusion matrices
+    report.md, figures/   the task's tables per split (four-pattern: the paper's Table 2;
+                          residual-tissue: detection and grade tables), ROC curves,
+                          confusion matrices
     entry.json            the leaderboard entry, written last and atomically
 
-The task comes from the dataset's manifest: its classes size the model's head, its
-evaluation splits are the ones predicted and scored, its metric suite scores them.
+The task comes from the dataset's manifest: its classes size the model's head, its image
+columns are the model's input (several views: one channel each), its target kind sets the
+loss, its evaluation splits are the ones predicted and scored, its metric suite scores them.
 Data flows one way: the dataset is verified before anything is written; the
 model trains on the train folds other than the protocol's selection fold (fold 0),
 that fold picks the best epoch, and the evaluation splits are touched only by the
@@ -277,7 +281,7 @@ def _plan(model: str, *, protocol: str | None, epochs: int | None, batch_size: i
     from thyroid_bench.data.verify import verify_or_raise
     from thyroid_bench.harness.train import resolve_accel, resolve_device
     from thyroid_bench.models import describe_model
-    from thyroid_bench.models.resolve import resolve_factory
+    from thyroid_bench.models.resolve import channel_kwargs, resolve_factory
 
     t_start = time.perf_counter()
     dev = resolve_device(device, dist)
@@ -293,7 +297,7 @@ def _plan(model: str, *, protocol: str | None, epochs: int | None, batch_size: i
     manifest = verify_or_raise(data_path, consequence="nothing was trained")
     task = manifest.get_task()
     proto = proto.for_task(task)
-    meta = describe_model(model, num_classes=task.num_classes,
+    meta = describe_model(model, num_classes=task.num_classes, **channel_kwargs(task),
                           **({"dropout": proto.dropout} if proto.dropout else {}))
     _check_distributed(dist, proto)
     return _Plan(model=model, meta=meta, task=task, proto=proto, overrides=overrides, seed=seed,
@@ -442,13 +446,10 @@ def _log_start(plan: _Plan, run_dir: Path | None, threads: int, log: Log) -> Non
 # --------------------------------------------------------------------------- the network
 def _build_network(plan: _Plan, threads: int, log: Log) -> tuple[torch.nn.Module, _Pretrained]:
     """The network with the task's classes, its backbone weights, and a linear head if probing."""
-    from thyroid_bench.models import create_model
-
     if plan.ckpt_meta is not None:  # the checkpoint's weights replace these; it records its origin
         pretrained = _Pretrained(plan.ckpt_meta.get("pretrained", "none"),
                                  plan.ckpt_meta.get("pretrained_sha256") or None)
-        net, _ = create_model(plan.model, num_classes=plan.task.num_classes, pretrained=False,
-                              dropout=plan.proto.dropout)
+        net = _create(plan, pretrained=False)
     else:
         net, pretrained = _network_with_backbone_weights(plan, threads, log)
     if plan.linear:
@@ -461,26 +462,33 @@ def _network_with_backbone_weights(plan: _Plan, threads: int,
     """Build with the protocol's pretrained weights; fall back to random initialisation (with
     one warning) when they cannot be loaded, unless they were required or a file was given."""
     from thyroid_bench.harness.train import set_determinism
-    from thyroid_bench.models import create_model
     from thyroid_bench.models.weights import resolve_pretrained, unavailable_message
 
     choice = resolve_pretrained(plan.model, plan.meta.pretrained_tag, want=plan.proto.pretrained,
                                 weights=plan.weights, require=plan.require_pretrained, warn=log)
     pretrained = _Pretrained(choice.tag, choice.sha256)
     try:
-        net, _ = create_model(plan.model, num_classes=plan.task.num_classes,
-                              pretrained=choice.pretrained, dropout=plan.proto.dropout,
-                              **({"pretrained_file": choice.file} if choice.file else {}))
+        net = _create(plan, pretrained=choice.pretrained,
+                      **({"pretrained_file": choice.file} if choice.file else {}))
     except Exception as exc:  # noqa: BLE001 - timm/Hub errors vary; fall back as documented
         if not choice.pretrained or choice.origin == "file" or plan.require_pretrained:
             raise
         log(unavailable_message(plan.model, choice.tag, f"{type(exc).__name__}: {exc}"))
         pretrained = _Pretrained("none", None)
         set_determinism(plan.seed, threads, plan.dev.type)  # initialise as a run without weights
-        net, _ = create_model(plan.model, num_classes=plan.task.num_classes, pretrained=False,
-                              dropout=plan.proto.dropout)
+        net = _create(plan, pretrained=False)
     log(f"backbone weights: {pretrained.tag}")
     return net, pretrained
+
+
+def _create(plan: _Plan, *, pretrained: bool, **kwargs: Any) -> torch.nn.Module:
+    """The run's model with the task's classes and input channels (one per view when several)."""
+    from thyroid_bench.models import create_model
+    from thyroid_bench.models.resolve import channel_kwargs
+
+    net, _ = create_model(plan.model, num_classes=plan.task.num_classes, pretrained=pretrained,
+                          dropout=plan.proto.dropout, **channel_kwargs(plan.task), **kwargs)
+    return net
 
 
 def _attach_linear_head(net: torch.nn.Module, plan: _Plan) -> None:
@@ -592,17 +600,18 @@ def _evaluate_splits(plan: _Plan, net: torch.nn.Module, run_dir: Path, progress:
     for split in plan.task.eval_splits:
         _evaluate_split(plan, net, split, run_dir, progress, ev)
         log(f"{split}: n {ev.predictions[split].rows}  "
-            + _figures_line(ev.metrics[split], plan.task.main_score.metric))
+            + _figures_line(ev.metrics[split], plan.task))
     ev.seconds = time.perf_counter() - t_eval
     (run_dir / "metrics.json").write_text(json.dumps(ev.metrics, indent=2, allow_nan=False) + "\n",
                                           encoding="utf-8")
     return ev
 
 
-def _figures_line(metrics: dict[str, Any], main: str) -> str:
-    """Accuracy, macro F1 and the task's main score, as far as the suite gives them."""
+def _figures_line(metrics: dict[str, Any], task: Task) -> str:
+    """Accuracy, macro F1, the task's main score and the figures shown beside it, as far as
+    the suite gives them (grade figures are undefined where grades are unknown)."""
     labels = {"accuracy": "accuracy", "macro_f1": "macro-F1"}
-    names = dict.fromkeys(("accuracy", "macro_f1", main))
+    names = dict.fromkeys(("accuracy", "macro_f1", task.main_score.metric, *task.shown_beside))
     return "  ".join(f"{labels.get(n, n)} {metrics[n]:.4f}" for n in names
                      if isinstance(metrics.get(n), (int, float)))
 
@@ -624,7 +633,10 @@ def _evaluate_split(plan: _Plan, net: torch.nn.Module, split: str, run_dir: Path
     write_predictions(run_dir / rel, plan.task, data.case_ids, prob, labels=y_true)
     preds = read_predictions(run_dir / rel, plan.task,
                              expected_case_ids=data.case_ids).align(data.case_ids)
-    ev.metrics[split] = evaluate_task(plan.task, y_true, preds.probs, bootstrap=plan.bootstrap, seed=0)
+    # The model predicts classes only: the file has no uptake column, so uptake figures are
+    # undefined; the dataset's values are still passed, as score and submit pass them.
+    ev.metrics[split] = evaluate_task(plan.task, y_true, preds.probs, bootstrap=plan.bootstrap,
+                                      seed=0, values=preds.values, true_values=data.values)
     ev.roc_inputs[split] = (y_true, preds.probs)
     ev.predictions[split] = PredictionsFile(path=rel, sha256=sha256_file(run_dir / rel), rows=len(data))
 

@@ -35,7 +35,7 @@ from torch import nn
 
 from thyroid_bench.evaluation.suites import selection_scores
 from thyroid_bench.harness.distributed import SINGLE, DistInfo
-from thyroid_bench.harness.preprocess import SplitTensors, to_channels, train_batch
+from thyroid_bench.harness.preprocess import SplitTensors, targets, to_channels, train_batch
 from thyroid_bench.harness.protocols import Protocol
 from thyroid_bench.tasks import Task
 
@@ -46,6 +46,7 @@ __all__ = [
     "resolve_accel",
     "place_model",
     "TrainResult",
+    "task_loss",
     "fit",
     "fit_linear_probe",
     "predict_proba",
@@ -158,6 +159,39 @@ class TrainResult:
     train_s: float = 0.0
 
 
+def task_loss(logits: torch.Tensor, target: torch.Tensor, *, negative_index: int | None = None,
+              label_smoothing: float = 0.0) -> torch.Tensor:
+    """The training loss from the task's target kind, averaged over the batch.
+
+    Without a detection reading (``negative_index`` None: four-pattern), the cross-entropy
+    on soft targets (``target``: n x k, mix-up's mixed one-hot rows), as
+    ``F.cross_entropy`` computes it. With one (residual-tissue), ``target`` has a last
+    column, the mass of cases known present but of unknown class (label -1): their term is
+    the binary log-loss on P(present) = 1 - p[negative_index], and the first k columns get
+    the cross-entropy (label smoothing spread within that known-class mass), so a case is
+    asked only what its label says: per row,
+    ``-sum_c t_c log p_c - t_unknown log(1 - p_negative)``.
+    """
+    if negative_index is None:
+        return F.cross_entropy(logits, target, label_smoothing=label_smoothing)
+    k = logits.shape[1]
+    logp = F.log_softmax(logits, dim=1)
+    known, unknown = target[:, :k], target[:, k]
+    if label_smoothing:
+        known = (1 - label_smoothing) * known + label_smoothing / k * known.sum(1, keepdim=True)
+    present = [c for c in range(k) if c != negative_index]
+    log_present = torch.logsumexp(logp[:, present], dim=1)  # log(1 - p_negative), stably
+    return (-(known * logp).sum(1) - unknown * log_present).mean()
+
+
+def _hard_loss(logits: torch.Tensor, y: torch.Tensor, task: Task, label_smoothing: float) -> torch.Tensor:
+    """:func:`task_loss` on class indices ``y`` (``UNKNOWN_GRADE`` allowed with a detection reading)."""
+    if task.negative_index is None:
+        return F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+    return task_loss(logits, targets(y, task.num_classes, unknown_column=True).to(logits.dtype),
+                     negative_index=task.negative_index, label_smoothing=label_smoothing)
+
+
 def place_model(model: nn.Module, device: torch.device, accel: Accel) -> nn.Module:
     """Move ``model`` to ``device`` in the memory format ``accel`` asks for (in place)."""
     model.to(device)
@@ -167,7 +201,7 @@ def place_model(model: nn.Module, device: torch.device, accel: Accel) -> nn.Modu
 
 
 def _batch(x: torch.Tensor, in_chans: int, accel: Accel) -> torch.Tensor:
-    """A 1-channel batch as the model takes it: replicated channels, memory format."""
+    """A batch as the model takes it: one view replicated to its channels, memory format."""
     x = to_channels(x, in_chans)
     return x.contiguous(memory_format=torch.channels_last) if accel.channels_last else x
 
@@ -257,7 +291,8 @@ def _batching(n: int, batch_size: int, dist: DistInfo) -> _Batching:
 
 @dataclass
 class _Stepper:
-    """One optimisation step: autocast forward, loss on soft targets, scaled backward, update."""
+    """One optimisation step: autocast forward, the task's loss on soft targets
+    (:func:`task_loss`), scaled backward, update."""
 
     model: nn.Module
     opt: torch.optim.Optimizer
@@ -267,11 +302,13 @@ class _Stepper:
     in_chans: int
     accel: Accel
     label_smoothing: float
+    negative_index: int | None = None
 
     def __call__(self, xb: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         with self.accel.autocast(self.device):
             out = self.model(_batch(xb, self.in_chans, self.accel))
-        loss = F.cross_entropy(out.float(), target, label_smoothing=self.label_smoothing)
+        loss = task_loss(out.float(), target, negative_index=self.negative_index,
+                         label_smoothing=self.label_smoothing)
         self.opt.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.opt)
@@ -295,7 +332,8 @@ def _train_epoch(step: _Stepper, x_all: torch.Tensor, y_all: torch.Tensor, gen: 
         # Every rank draws the whole batch's augmentation, so the stream is the seed's.
         xb, target = train_batch(x_all, y_all, order[b * bs:(b + 1) * bs], gen,
                                  hflip_p=protocol.hflip_p, rotation_deg=protocol.rotation_deg,
-                                 mixup_alpha=protocol.mixup_alpha, num_classes=num_classes)
+                                 mixup_alpha=protocol.mixup_alpha, num_classes=num_classes,
+                                 unknown_column=step.negative_index is not None)
         if dist.enabled:
             xb, target = xb[batching.mine], target[batching.mine]
         loss_sum += step(xb, target)  # stays on the device: no host sync within the epoch
@@ -305,8 +343,11 @@ def _train_epoch(step: _Stepper, x_all: torch.Tensor, y_all: torch.Tensor, gen: 
 class _Selection:
     """The best epoch so far on the selection fold, its weights, and the early-stopping count."""
 
-    def __init__(self, model: nn.Module, protocol: Protocol, log: Log) -> None:
+    def __init__(self, model: nn.Module, protocol: Protocol, log: Log, grades_shown: bool = True) -> None:
         self.model, self.protocol, self.log = model, protocol, log
+        # A task with a detection reading may have labels of unknown grade on the fold, where
+        # accuracy and macro F1 are undefined (scored 0): its line shows the selection metric.
+        self.grades_shown = grades_shown
         self.result = TrainResult(best_epoch=-1, best_score=-math.inf, epochs_run=0)
         self.best_state: dict[str, torch.Tensor] | None = None
         self.since_best = 0
@@ -323,11 +364,12 @@ class _Selection:
             self.since_best = 0
         else:
             self.since_best += 1
+        grades = (f"acc {scores['accuracy']:.4f}  macro-F1 {scores['macro_f1']:.4f}"
+                  if self.grades_shown else "")
         self.log(f"epoch {epoch:>3}/{p.epochs}  loss {row['train_loss']:.4f}  "
-                 f"fold{p.selection_fold} acc {scores['accuracy']:.4f}  "
-                 f"macro-F1 {scores['macro_f1']:.4f}"
-                 + (f"  {p.selection_metric} {score:.4f}"
-                    if p.selection_metric not in ("accuracy", "macro_f1") else "")
+                 f"fold{p.selection_fold} {grades}"
+                 + (f"{'  ' if grades else ''}{p.selection_metric} {score:.4f}"
+                    if p.selection_metric not in ("accuracy", "macro_f1") or not grades else "")
                  + f"{'  *best' if improved else ''}  "
                  f"({row['elapsed_s']:.0f} s)")
         stop = bool(p.early_stopping_patience and self.since_best >= p.early_stopping_patience)
@@ -343,7 +385,8 @@ def fit(model: nn.Module, protocol: Protocol, train: SplitTensors, val: SplitTen
     """Train ``model`` on ``train`` under ``protocol``; keep the epoch best on ``val`` (the
     selection fold).
 
-    ``task`` gives the classes (the loss and mix-up targets) and scores the selection fold
+    ``task`` gives the classes (the loss and mix-up targets; with a detection reading, labels
+    -1 train on P(present): :func:`task_loss`) and scores the selection fold
     (:func:`thyroid_bench.evaluation.suites.selection_scores`).
 
     The model ends holding the weights of the best epoch (by
@@ -361,9 +404,9 @@ def fit(model: nn.Module, protocol: Protocol, train: SplitTensors, val: SplitTen
                     sched=_schedule(opt, protocol, batching.steps),
                     scaler=torch.amp.GradScaler("cuda", enabled=accel.amp == "float16"),
                     device=device, in_chans=in_chans, accel=accel,
-                    label_smoothing=protocol.label_smoothing)
+                    label_smoothing=protocol.label_smoothing, negative_index=task.negative_index)
     x_all, y_all, x_val = train.x.to(device), train.y.to(device), val.x.to(device)
-    selection = _Selection(model, protocol, log)
+    selection = _Selection(model, protocol, log, grades_shown=task.detection is None)
     t0 = time.perf_counter()
     for epoch in range(1, protocol.epochs + 1):
         loss_sum = _train_epoch(step, x_all, y_all, gen, protocol, batching,
@@ -431,7 +474,7 @@ def fit_linear_probe(head: nn.Linear, protocol: Protocol, f_train: torch.Tensor,
         order = torch.randperm(n, generator=gen)
         for b in range(steps):
             idx = order[b * bs:(b + 1) * bs]
-            loss = F.cross_entropy(head(zt[idx]), y_train[idx], label_smoothing=protocol.label_smoothing)
+            loss = _hard_loss(head(zt[idx]), y_train[idx], task, protocol.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

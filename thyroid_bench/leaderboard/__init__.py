@@ -8,7 +8,8 @@ One module per job: :mod:`~thyroid_bench.leaderboard.checks` (the checks a run p
 (Markdown, text, HTML; columns from :mod:`~thyroid_bench.leaderboard.columns`),
 :mod:`~thyroid_bench.leaderboard.hub` (a pull request on the Hugging Face Hub).
 A section's task (``get_task(entry.task)``) decides its evaluation splits, classes,
-metric suite and the main score it is ranked by.
+metric suite, the main score it is ranked by, its columns
+(:func:`~thyroid_bench.leaderboard.columns.table_figures`) and its published reference lines.
 """
 
 from thyroid_bench.leaderboard.checks import CheckedRun, check_run, first_difference

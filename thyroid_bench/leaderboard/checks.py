@@ -21,16 +21,16 @@ from thyroid_bench.data.manifest import DatasetRef, Manifest, read_manifest
 from thyroid_bench.errors import DatasetError, PredictionsError, VerificationError
 from thyroid_bench.evaluation.entry import Entry, EntryError, read_entry
 from thyroid_bench.evaluation.metrics import ECE_BINS
-from thyroid_bench.evaluation.predictions import Predictions, read_predictions
+from thyroid_bench.evaluation.predictions import Predictions, label_name, read_predictions
 from thyroid_bench.evaluation.suites import evaluate_task
 from thyroid_bench.hashing import sha256_file
 from thyroid_bench.leaderboard.errors import SubmissionError
 from thyroid_bench.leaderboard.names import describe_key, duplicate_key, entry_id, section_rel
 from thyroid_bench.leaderboard.rules import CI_LEVEL, METRIC_TOLERANCE, MIN_BOOTSTRAP_RESAMPLES
-from thyroid_bench.leaderboard.store import Truth
+from thyroid_bench.leaderboard.store import Truth, value_columns
 from thyroid_bench.tasks import Task, TaskError, get_task
 
-__all__ = ["CheckedRun", "check_run", "first_difference"]
+__all__ = ["CheckedRun", "check_run", "first_difference", "split_values"]
 
 
 @dataclass
@@ -82,7 +82,8 @@ def check_run(
     for split in task.eval_splits:
         preds, y_true = _check_predictions(run_dir, entry, truth, split, files[split])
         boot = _check_bootstrap(run_dir, entry.metrics[split], split)
-        _check_metrics(run_dir, entry.metrics[split], split, boot, task, y_true, preds)
+        _check_metrics(run_dir, entry.metrics[split], split, boot, task, y_true, preds,
+                       split_values(truth, split, preds))
     return CheckedRun(run_dir, entry, entry_sha, entry_id(entry, entry_sha), section_rel(entry), truth)
 
 
@@ -139,7 +140,8 @@ def _dataset_truth(run_dir: Path, entry: Entry, task: Task, home: Path | None,
         folder = _check_dataset_present(run_dir, entry.dataset, pin, home)
         _check_local_fingerprint(run_dir, entry, folder)
         manifest = _check_dataset_verification(run_dir, folder)
-        truth = cache[key] = Truth(manifest.dataset_ref(), task, _eval_labels(folder, task))
+        labels, values = _eval_labels(folder, task)
+        truth = cache[key] = Truth(manifest.dataset_ref(), task, labels, values)
     return truth
 
 
@@ -205,15 +207,21 @@ def _check_dataset_verification(run_dir: Path, folder: Path) -> Manifest:
         raise SubmissionError(run_dir, "dataset verification", str(exc)) from None
 
 
-def _eval_labels(folder: Path, task: Task) -> dict[str, dict[str, int]]:
-    """case_id -> class index of each evaluation split of ``task``."""
+def _eval_labels(folder: Path, task: Task) -> tuple[dict[str, dict[str, int]],
+                                                     dict[str, dict[str, dict[str, float]]]]:
+    """Per evaluation split of ``task``: case_id -> label (class index, or ``UNKNOWN_GRADE``),
+    and regression column -> case_id -> value (NaN where not measured)."""
     from thyroid_bench.data.format import read_split
 
-    labels = {}
+    labels, values = {}, {}
+    columns = value_columns(task)
     for split in task.eval_splits:
-        table = read_split(folder, split, columns=["case_id", "label"])
-        labels[split] = {str(c): int(y) for c, y in zip(table["case_id"], table["label"])}
-    return labels
+        table = read_split(folder, split, columns=["case_id", "label", *columns])
+        ids = [str(c) for c in table["case_id"]]
+        labels[split] = {c: int(y) for c, y in zip(ids, table["label"])}
+        values[split] = {col: dict(zip(ids, table[col].to_numpy(dtype=np.float64, na_value=np.nan)))
+                         for col in columns}
+    return labels, values
 
 
 def _check_synthetic(run_dir: Path, entry: Entry, truth: Truth) -> None:
@@ -261,9 +269,9 @@ def _check_predictions(run_dir: Path, entry: Entry, truth: Truth, split: str,
     if mismatch.size:
         i = int(mismatch[0])
         raise SubmissionError(run_dir, "predictions",
-                              f"{path}: the label column says {task.class_names[preds.labels[i]]} "
+                              f"{path}: the label column says {label_name(task, int(preds.labels[i]))} "
                               f"for case {preds.case_ids[i]!r}, the dataset says "
-                              f"{task.class_names[y_true[i]]}")
+                              f"{label_name(task, int(y_true[i]))}")
     return preds, y_true
 
 
@@ -285,15 +293,24 @@ def _check_bootstrap(run_dir: Path, claimed: Mapping[str, Any], split: str) -> M
     return boot
 
 
+def split_values(truth: Truth, split: str, preds: Predictions) -> dict[str, np.ndarray]:
+    """The dataset's regression columns (the task's ``regression_target``) of one split, in
+    the predictions' case order (NaN where not measured): ``evaluate_task``'s ``true_values``."""
+    return {col: np.array([truth.values[split][col][c] for c in preds.case_ids], dtype=np.float64)
+            for col in value_columns(truth.task)}
+
+
 def _check_metrics(run_dir: Path, claimed: Mapping[str, Any], split: str, boot: Mapping[str, Any],
-                   task: Task, y_true: np.ndarray, preds: Predictions) -> None:
+                   task: Task, y_true: np.ndarray, preds: Predictions,
+                   true_values: dict[str, np.ndarray]) -> None:
     """``metrics``: every claimed figure equals the one recomputed by the task's metric suite."""
     ece_bins = claimed.get("ece_bins", ECE_BINS)
     if isinstance(ece_bins, bool) or not isinstance(ece_bins, int) or ece_bins < 1:
         raise SubmissionError(run_dir, "metrics", f"metrics.{split}.ece_bins = {ece_bins!r} "
                               "is not a positive integer")
     recomputed = evaluate_task(task, y_true, preds.probs, bootstrap=boot["resamples"],
-                               seed=boot["seed"], ci=float(boot["level"]), ece_bins=ece_bins)
+                               seed=boot["seed"], ci=float(boot["level"]), ece_bins=ece_bins,
+                               values=preds.values, true_values=true_values)
     diff = first_difference(claimed, recomputed, f"metrics.{split}")
     if diff:
         where, a, b = diff

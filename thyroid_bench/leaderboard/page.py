@@ -2,9 +2,12 @@
 
 It loads nothing from the network, so it works offline and from ``file://``. The page
 skeleton, its CSS and its JavaScript are package data (``templates/page.html``,
-``page.css``, ``page.js``); the ranking table's columns come from
-:func:`thyroid_bench.leaderboard.columns.ranking_columns`, and per-class tables and
-confusion matrices list the section's task's classes.
+``page.css``, ``page.js``); the ranking table's columns, the chart's figure and the seed
+table's figures come from the task's declaration
+(:mod:`thyroid_bench.leaderboard.columns`), per-class tables and confusion matrices list
+the section's task's classes (and its detection reading, if it has one), each row's note
+lists the suite's other figures, and the task's published results are reference lines
+under the table, never ranked.
 """
 
 from __future__ import annotations
@@ -13,8 +16,8 @@ from collections.abc import Mapping
 from string import Template
 
 import thyroid_bench.leaderboard.display as d
-from thyroid_bench.leaderboard.columns import Column, ranking_columns
-from thyroid_bench.leaderboard.ranking import Board, Group, Section
+from thyroid_bench.leaderboard.columns import Column, ranking_columns, table_figures
+from thyroid_bench.leaderboard.ranking import Board, Group, Section, overall_figures
 from thyroid_bench.leaderboard.rules import CI_LEVEL
 from thyroid_bench.tasks import Task
 
@@ -22,19 +25,18 @@ __all__ = ["render_html"]
 
 _PER_CLASS = (("sensitivity", "Sensitivity"), ("specificity", "Specificity"), ("ppv", "PPV"),
               ("npv", "NPV"), ("f1", "F1"), ("auc", "AUC"))
-# (figure, label, shown in percent)
-_OVERALL_NOTE = (("balanced_accuracy", "Balanced accuracy", True), ("cohen_kappa", "Cohen's kappa", False),
-                 ("mcc", "MCC", False), ("ece", "ECE", False), ("brier", "Brier", False))
 
 
 def render_html(board: Board) -> str:
     """``leaderboard/index.html``: one self-contained page (inline CSS, JS, SVG; no network)."""
+    tasks = d.page_tasks(board)
     sections = "".join(_html_section(s, i) for i, s in enumerate(board.sections)) or (
         "<p><em>No entries yet.</em> See How to submit below.</p>")
     rules = "\n\n".join(d.ranking_rules(m) for m in d.main_scores(board))
     return Template(d.template("page.html")).substitute(
         css=d.template("page.css"), js=d.template("page.js"), generated=d.e(d.GENERATED),
-        lead=d.LEAD, rules=d.md_inline(rules), main=sections + _how_to_submit_html())
+        lead=d.md_inline(d.lead(tasks)), rules=d.md_inline(rules),
+        main=sections + _how_to_submit_html(d.how_to_submit(tasks)))
 
 
 def _html_section(sec: Section, index: int) -> str:
@@ -53,7 +55,7 @@ def _html_section(sec: Section, index: int) -> str:
             f'<p class="note">{d.md_inline(d.section_note(sec))}</p>'
             f'<div class="table-wrap"><table class="ranking" data-section="{d.e(sec.rel)}"><thead><tr>'
             + head + "</tr></thead>" + "".join(bodies) + "</table></div>"
-            + _chart(sec, index)
+            + _published(sec.task) + _chart(sec, index)
             + f"<h3>Protocols</h3><ul>{protocols}</ul><h3>Hardware and software</h3><ul>{hardware}</ul>"
             + "</section>")
 
@@ -64,21 +66,43 @@ def _th(c: Column) -> str:
             f"{d.e(c.html)}</th>")
 
 
+def _published(task: Task) -> str:
+    """The task's published results: reference lines, marked, never ranked."""
+    if not task.published:
+        return ""
+    items = "".join(f"<li>{d.md_inline(d.published_line(ref))}</li>" for ref in task.published)
+    return (f'<div class="published"><h3>Published results</h3><p class="note">Reference lines, '
+            f"not ranked: other data, other protocols.</p><ul>{items}</ul></div>")
+
+
 # --------------------------------------------------------------------------- a row's details
 def _detail_row(g: Group, task: Task, detail_id: str, width: int) -> str:
     tables = "".join(_per_class_table(g, task, split) for split in task.eval_splits)
     body = (_model_note(g) + '<div class="detail-grid">' + tables
-            + _confusion(g, task, task.main_score.split) + _seed_table(g, task) + "</div>")
+            + _confusion(g, task, task.main_score.split) + _detection_confusion(g, task, task.main_score.split)
+            + _seed_table(g, task) + "</div>")
     return f'<tr class="detail" id="{detail_id}" hidden><td colspan="{width}">{body}</td></tr>'
 
 
 def _class_label(task: Task, index: int) -> str:
     c = task.classes[index]
-    return f"{c.name} (type {c.code})" if c.code else c.name
+    word = "grade" if task.target.kind == "ordinal" else "type"
+    return f"{c.name} ({word} {c.code})" if c.code else c.name
+
+
+def _note_figures(task: Task) -> list[tuple[str, str]]:
+    """(figure, label) of the suite's overall figures that have no column: a row's note."""
+    shown = set(table_figures(task).shown)
+    out = []
+    for fig in overall_figures(task):
+        if fig not in shown:
+            name = d.figure_name(fig).name
+            out.append((fig, f"{name[:1].upper()}{name[1:]}"))
+    return out
 
 
 def _per_class_table(g: Group, task: Task, split: str) -> str:
-    support = g.representative.entry.metrics[split].get("per_class", {})
+    support = g.representative.entry.metrics[split].get("per_class") or {}
     head = "".join(f"<th>{label}</th>" for _, label in _PER_CLASS)
     rows = []
     for c in task.classes:
@@ -86,9 +110,7 @@ def _per_class_table(g: Group, task: Task, split: str) -> str:
         cells = "".join(f"<td>{d.e(d.mean_sd(g.stats[split][f'per_class.{c.name}.{f}']))}</td>"
                         for f, _ in _PER_CLASS)
         rows.append(f"<tr><td>{d.e(_class_label(task, c.index))}</td><td>{n}</td>{cells}</tr>")
-    extra = "; ".join(
-        f"{label} {d.mean_sd(g.stats[split][k]) if in_pct else d.plain(g.stats[split][k])}"
-        for k, label, in_pct in _OVERALL_NOTE)
+    extra = "; ".join(f"{label} {d.stat_text(g.stats[split][k], k)}" for k, label in _note_figures(task))
     return (f'<div><h3>{split.capitalize()} (n = {g.representative.entry.metrics[split].get("n", "")}), '
             f"per class, % (mean ± sd over seeds)</h3>"
             f'<table class="small"><thead><tr><th>Class</th><th>n</th>{head}</tr></thead>'
@@ -96,18 +118,19 @@ def _per_class_table(g: Group, task: Task, split: str) -> str:
 
 
 def _seed_table(g: Group, task: Task) -> str:
-    main = task.main_score
-    figures = tuple(dict.fromkeys(("accuracy", main.metric)))
-    cells = [(split, fig) for split in task.eval_splits for fig in figures]
+    main, figures = task.main_score, table_figures(task)
+    cells = [(split, fig) for split in task.eval_splits for fig in figures.scores]
     head = "".join(f"<th>{d.split_name(s).abbrev} {d.figure_name(f).short}</th>" for s, f in cells)
-    head += f"<th>{d.split_name(main.split).abbrev} {d.figure_name('macro_auc').short}</th>"
+    head += "".join(f"<th>{d.split_name(main.split).abbrev} {d.figure_name(f).short}</th>"
+                    for f in figures.beside)
     rows = []
     for s in g.entries:
         m = s.entry.metrics
         mark = " (median)" if s is g.representative else ""
         scores = "".join(f"<td>{d.e(_seed_score(m[split], fig))}</td>" for split, fig in cells)
+        beside = "".join(f"<td>{d.e(d.value_text(m[main.split].get(f), f))}</td>" for f in figures.beside)
         rows.append(
-            f"<tr><td>{s.entry.seed}{mark}</td>{scores}<td>{d.e(d.pct(m[main.split].get('macro_auc')))}</td>"
+            f"<tr><td>{s.entry.seed}{mark}</td>{scores}{beside}"
             f"<td>{s.entry.wall_time_s:.0f} s</td><td>{d.e(s.entry.environment.device_name)}</td>"
             f"<td>{d.e(s.entry.submitter)}</td><td>{d.e(s.entry.date.strftime('%Y-%m-%d %H:%M'))}</td>"
             f'<td><a href="{d.e(s.rel)}/entry.json">{d.e(s.entry_id)}</a></td></tr>')
@@ -117,8 +140,9 @@ def _seed_table(g: Group, task: Task) -> str:
 
 
 def _seed_score(metrics: Mapping, figure: str) -> str:
-    """One seed's figure in percent with its bootstrap interval."""
-    return f"{d.pct(metrics.get(figure))} {d.ci_text(metrics.get('ci', {}).get(figure))}".strip()
+    """One seed's figure (in percent for a fraction) with its bootstrap interval."""
+    value = d.value_text(metrics.get(figure), figure)
+    return f"{value} {d.ci_text((metrics.get('ci') or {}).get(figure), figure)}".strip()
 
 
 def _confusion(g: Group, task: Task, split: str) -> str:
@@ -133,6 +157,20 @@ def _confusion(g: Group, task: Task, split: str) -> str:
             f"<tbody>{rows}</tbody></table></div>")
 
 
+def _detection_confusion(g: Group, task: Task, split: str) -> str:
+    """The 2 x 2 detection matrix ([[TN, FP], [FN, TP]]) of a task with a detection reading."""
+    cm = g.representative.entry.metrics[split].get("detection_confusion_matrix")
+    if task.detection is None or not cm:
+        return ""
+    names = (task.detection.negative, task.detection.present_label)
+    head = "".join(f"<th>{d.e(n)}</th>" for n in names)
+    rows = "".join(f"<tr><td>{d.e(n)}</td>" + "".join(f"<td>{v}</td>" for v in row) + "</tr>"
+                   for n, row in zip(names, cm))
+    return (f"<div><h3>{split.capitalize()} detection, median seed {g.representative.entry.seed} "
+            f"(rows true, columns called at P(present) ≥ {task.detection.threshold:g})</h3>"
+            f'<table class="small"><thead><tr><th></th>{head}</tr></thead><tbody>{rows}</tbody></table></div>')
+
+
 def _model_note(g: Group) -> str:
     m = g.representative.entry.model
     parts = [f"architecture {m.architecture}", f"head {m.head}" if m.head else "",
@@ -144,25 +182,28 @@ def _model_note(g: Group) -> str:
 
 # --------------------------------------------------------------------------- chart
 def _chart(sec: Section, index: int) -> str:
-    """Inline SVG: accuracy per row on each evaluation split (mean, whiskers ± sd)."""
+    """Inline SVG: the task's chart figure (accuracy for four-pattern) per row on each
+    evaluation split (mean, whiskers ± sd)."""
     label_w, bar_w, row_h, top = 260, 460, 34, 34
-    splits = sec.task.eval_splits
+    splits, figure = sec.task.eval_splits, table_figures(sec.task).chart
+    name = d.figure_name(figure).name
     height, width = top + row_h * len(sec.groups) + 28, label_w + bar_w + 70
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{width}" height="{height}" '
              f'viewBox="0 0 {width} {height}" aria-labelledby="chart-title-{index}">',
-             f'<title id="chart-title-{index}">{" vs ".join(splits).capitalize()} accuracy per model, '
+             f'<title id="chart-title-{index}">{" vs ".join(splits).capitalize()} {d.e(name)} per model, '
              f"{d.e(sec.title)}</title>"]
     for j, split in enumerate(splits):
-        name = d.split_name(split)
-        parts.append(f'<rect x="{label_w + 150 * j}" y="6" width="12" height="12" fill="{name.color}"/>'
-                     f'<text x="{label_w + 150 * j + 18}" y="16" font-size="12">{d.e(name.legend)}</text>')
+        sn = d.split_name(split)
+        parts.append(f'<rect x="{label_w + 150 * j}" y="6" width="12" height="12" fill="{sn.color}"/>'
+                     f'<text x="{label_w + 150 * j + 18}" y="16" font-size="12">{d.e(sn.legend)}</text>')
     parts += _chart_axis(label_w, bar_w, top, top + row_h * len(sec.groups))
     for i, g in enumerate(sec.groups):
-        parts += _chart_row(g, splits, label_w, bar_w, top + i * row_h, row_h)
+        parts += _chart_row(g, splits, figure, label_w, bar_w, top + i * row_h, row_h)
     parts.append("</svg>")
     about = " and ".join(f"{s} ({d.split_name(s).about})" for s in splits)
-    return ('<figure class="chart">' + "".join(parts) + f"<figcaption>Accuracy on the {about} "
-            "splits; bars are means over seeds, whiskers ± one standard deviation.</figcaption></figure>")
+    return ('<figure class="chart">' + "".join(parts) + f"<figcaption>{d.e(name[:1].upper() + name[1:])} "
+            f"on the {about} splits; bars are means over seeds, whiskers ± one standard "
+            "deviation.</figcaption></figure>")
 
 
 def _chart_axis(label_w: int, bar_w: int, top: int, bottom: int) -> list[str]:
@@ -175,8 +216,9 @@ def _chart_axis(label_w: int, bar_w: int, top: int, bottom: int) -> list[str]:
     return out
 
 
-def _chart_row(g: Group, splits: tuple[str, ...], label_w: int, bar_w: int, y0: int, row_h: int) -> list[str]:
-    """A row's label, then per split a bar of its mean accuracy with a whisker of ± sd."""
+def _chart_row(g: Group, splits: tuple[str, ...], figure: str, label_w: int, bar_w: int, y0: int,
+               row_h: int) -> list[str]:
+    """A row's label, then per split a bar of its mean ``figure`` with a whisker of ± sd."""
     pad = 12
 
     def x(v: float) -> float:
@@ -185,13 +227,14 @@ def _chart_row(g: Group, splits: tuple[str, ...], label_w: int, bar_w: int, y0: 
     out = [f'<text x="{label_w - 8}" y="{y0 + row_h / 2 + 4:.1f}" font-size="12" text-anchor="end">'
            f"{d.e(g.rank)}. {d.e(g.model)} · {d.e(g.protocol)}</text>"]
     for j, split in enumerate(splits):
-        s = g.stats[split]["accuracy"]
+        s = g.stats[split][figure]
         if s.mean is None:
             continue
         yb = y0 + 4 + j * pad
         out.append(f'<rect class="bar {split}" x="{label_w}" y="{yb}" width="{x(s.mean) - label_w:.1f}" '
                    f'height="{pad - 2}" fill="{d.split_name(split).color}"><title>{d.e(g.model)} · '
-                   f"{d.e(g.protocol)}, {split} accuracy {d.e(d.mean_sd(s))} % over {s.n} seed(s)</title></rect>")
+                   f"{d.e(g.protocol)}, {split} {d.e(d.figure_name(figure).name)} {d.e(d.mean_sd(s))} % "
+                   f"over {s.n} seed(s)</title></rect>")
         if s.sd is not None:
             yc = yb + (pad - 2) / 2
             out.append(f'<line x1="{x(s.mean - s.sd):.1f}" y1="{yc:.1f}" x2="{x(s.mean + s.sd):.1f}" '
@@ -202,7 +245,7 @@ def _chart_row(g: Group, splits: tuple[str, ...], label_w: int, bar_w: int, y0: 
 
 
 # --------------------------------------------------------------------------- how to submit
-def _how_to_submit_html() -> str:
+def _how_to_submit_html(markdown: str) -> str:
     """The "How to submit" Markdown as HTML: headings, paragraphs and code blocks."""
     out: list[str] = []
     para: list[str] = []
@@ -213,7 +256,7 @@ def _how_to_submit_html() -> str:
             out.append(f"<p>{d.md_inline(' '.join(para))}</p>")
             para.clear()
 
-    for line in d.how_to_submit().splitlines():
+    for line in markdown.splitlines():
         stripped = line.strip()
         if stripped.startswith("```"):
             flush()

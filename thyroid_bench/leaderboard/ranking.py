@@ -6,15 +6,18 @@ overrides) and pretrained weights form one row, with mean and sample standard de
 (``Task.main_score``: for ``four-pattern``, external macro F1; the external centre is never
 trained on, so it is the generalisation test). Each row's confidence intervals are those of
 its *median seed* (the seed whose main score is the median, the lower one for an even
-count); the same entry represents the row in the paired bootstrap
-(:func:`thyroid_bench.evaluation.metrics.compare` on the main score's split, 1000
-resamples, seed 0) against the row above it. A row not significantly different
-(p >= 0.05) from the row above shares its rank and is marked ``≈``.
+count); the same entry represents the row in the paired bootstrap (the task's metric
+suite's ``compare`` through :func:`thyroid_bench.evaluation.suites.compare_task`, on the
+main score's split, 1000 resamples, seed 0) against the row above it. A row not significantly different
+(p >= 0.05) from the row above shares its rank and is marked ``≈``. The figures averaged
+over seeds are the suite's overall figures (``get_suite(task.metric_suite).figures``), the
+task's main score and ``shown_beside`` figures, and the suite's per-class figure paths.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,15 +26,19 @@ from typing import Any
 
 import numpy as np
 
-from thyroid_bench.evaluation.metrics import OVERALL_FIGURES, PER_CLASS_FIGURES, compare, gap
 from thyroid_bench.evaluation.predictions import read_predictions
+from thyroid_bench.evaluation.suites import compare_task, get_suite
 from thyroid_bench.leaderboard.names import protocol_label, section_rel
 from thyroid_bench.leaderboard.rules import RANK_RESAMPLES, RANK_SEED, SIGNIFICANCE
 from thyroid_bench.leaderboard.store import StoredEntry, read_labels
 from thyroid_bench.tasks import MainScore, Task, get_task
 
-__all__ = ["Stat", "Group", "Section", "Board", "build_board"]
+__all__ = ["Stat", "Group", "Section", "Board", "build_board", "overall_figures"]
 
+
+
+def _is_number(x: object) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)
 
 
 @dataclass
@@ -44,8 +51,8 @@ class Stat:
 
     @classmethod
     def of(cls, values: Iterable[float | None]) -> Stat:
-        """Mean and sd over the defined values (``None`` skipped); sd needs two of them."""
-        v = np.array([x for x in values if x is not None], dtype=np.float64)
+        """Mean and sd over the defined values (``None`` and non-numbers skipped); sd needs two."""
+        v = np.array([x for x in values if _is_number(x)], dtype=np.float64)
         if v.size == 0:
             return cls(None, None, 0)
         return cls(float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else None, int(v.size))
@@ -145,10 +152,18 @@ def _version_key(v: str) -> tuple[int, ...]:
 
 
 # --------------------------------------------------------------------------- rows
+def overall_figures(task: Task) -> tuple[str, ...]:
+    """The overall figures a section of ``task`` aggregates over seeds, in display order: its
+    metric suite's figures, then its main score and ``shown_beside`` figures if not among them."""
+    suite = get_suite(task.metric_suite)
+    return tuple(dict.fromkeys((*suite.figures, task.main_score.metric, *task.shown_beside)))
+
+
 def _figure_paths(task: Task) -> list[str]:
-    """Per-split figure paths aggregated over seeds: the overall ones and the main score, then per class."""
-    overall = dict.fromkeys((*OVERALL_FIGURES, task.main_score.metric))
-    return [*overall, *(f"per_class.{c}.{f}" for c in task.class_names for f in PER_CLASS_FIGURES)]
+    """Per-split figure paths aggregated over seeds: the overall ones, then the suite's other
+    figure paths (per class)."""
+    suite = get_suite(task.metric_suite)
+    return list(dict.fromkeys((*overall_figures(task), *suite.figure_names(task.class_names))))
 
 
 def _get(metrics: Mapping, path: str) -> Any:
@@ -173,11 +188,16 @@ def _median_entry(entries: Sequence[StoredEntry], main: MainScore) -> StoredEntr
 def _gap_stats(entries: Sequence[StoredEntry], task: Task) -> dict[str, Stat]:
     """Mean and sd over seeds of the first evaluation split minus the second (internal minus
     external: what is lost on the unseen centre), per overall figure."""
+    figures = overall_figures(task)
     if len(task.eval_splits) != 2:
-        return {fig: Stat(None, None, 0) for fig in OVERALL_FIGURES}
+        return {fig: Stat(None, None, 0) for fig in figures}
     a, b = task.eval_splits
-    gaps = [gap(s.entry.metrics[a], s.entry.metrics[b]) for s in entries]
-    return {fig: Stat.of(g[fig] for g in gaps) for fig in OVERALL_FIGURES}
+
+    def diff(s: StoredEntry, fig: str) -> float | None:
+        x, y = s.entry.metrics[a].get(fig), s.entry.metrics[b].get(fig)
+        return float(x) - float(y) if _is_number(x) and _is_number(y) else None
+
+    return {fig: Stat.of(diff(s, fig) for s in entries) for fig in figures}
 
 
 def _group(entries: Sequence[StoredEntry], task: Task) -> Group:
@@ -212,9 +232,8 @@ def _rank(groups: list[Group], labels: Mapping[str, dict[str, int]] | None, task
         if i == 0 or y is None:
             continue
         above = groups[i - 1]
-        result = compare(y, probs[i], probs[i - 1], metrics=[main.metric],
-                         resamples=RANK_RESAMPLES, seed=RANK_SEED, alpha=SIGNIFICANCE,
-                         class_names=task.class_names)[main.metric]
+        result = compare_task(task, y, probs[i], probs[i - 1], metrics=[main.metric],
+                              resamples=RANK_RESAMPLES, seed=RANK_SEED, alpha=SIGNIFICANCE)[main.metric]
         g.vs_above = result
         if result["significant"] is False:
             g.rank, g.tied_with_above = above.rank, True

@@ -4,7 +4,8 @@
 ``README.md``, ``index.html`` (:mod:`thyroid_bench.leaderboard.page`) and
 ``schema/entry-v1.json``. Tables take their columns from
 :func:`thyroid_bench.leaderboard.columns.ranking_columns`, so Markdown, text and HTML
-show the same figures; the stated rules name each section's main score.
+show the same figures; the stated rules name each section's main score, and each section
+lists its task's published results as reference lines, never ranked.
 """
 
 from __future__ import annotations
@@ -37,8 +38,9 @@ def markdown_table(sec: Section) -> str:
 
 def render_markdown(board: Board) -> str:
     """``leaderboard/README.md``: ranking rules, one table per task and dataset version, how to submit."""
+    tasks = d.page_tasks(board)
     out = ["# thyroid-bench leaderboard", "", f"<!-- {d.GENERATED} -->", "",
-           f"{d.LEAD} An interactive version of this page, with per-class "
+           f"{d.lead(tasks)} An interactive version of this page, with per-class "
            "figures and a chart, is [`index.html`](index.html).", ""]
     for main in d.main_scores(board):
         out += [d.ranking_rules(main), ""]
@@ -46,12 +48,21 @@ def render_markdown(board: Board) -> str:
         out += ["*No entries yet.* See *How to submit* below.", ""]
     for sec in board.sections:
         out += [f"## {sec.title}", "", d.section_note(sec), "", markdown_table(sec), ""]
+        out += _published_markdown(sec)
         out += ["**Protocols.**", ""]
         out += [f"- `{name}`: {d.md_escape(text)}" for name, text in d.protocols(sec)] + [""]
         out += ["**Hardware and software** (from the entries' environment records).", ""]
         out += [f"- {d.md_escape(env)}: {', '.join(rows)}" for env, rows in d.hardware(sec)] + [""]
-    out += [d.how_to_submit()]
+    out += [d.how_to_submit(tasks)]
     return "\n".join(out)
+
+
+def _published_markdown(sec: Section) -> list[str]:
+    """The section's task's published results: reference lines under the table, not ranked."""
+    if not sec.task.published:
+        return []
+    return (["**Published results** (reference lines, not ranked: other data, other protocols).", ""]
+            + [f"- {d.md_escape(d.published_line(ref))}" for ref in sec.task.published] + [""])
 
 
 def render_text(board: Board) -> str:
@@ -75,6 +86,7 @@ def _text_block(sec: Section) -> str:
              "  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip(),
              "  ".join("-" * w for w in widths)]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines += [f"ref  {d.published_text(ref)}" for ref in sec.task.published]
     return "\n".join(lines)
 
 

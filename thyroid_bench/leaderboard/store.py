@@ -7,15 +7,18 @@ A leaderboard is a folder (``leaderboard/`` in the repository)::
       schema/entry-v1.json           the published JSON Schema of an entry
       entries/<task>/<dataset>@<version>/
         dataset.json                 name, version, fingerprint, synthetic flag, task, rows
-        labels/<split>.csv           case_id,label per evaluation split of the task: the truth
-                                     the entries are scored on
+        labels/<split>.csv           case_id,label[,<regression target>] per evaluation split
+                                     of the task: the truth the entries are scored on
         <entry id>/entry.json        the entry exactly as submitted (bytes unchanged)
         <entry id>/predictions/<split>.csv
 
 The labels are stored beside the entries so the page can be re-rendered, significance
-included, without the dataset at hand. Labels files hold class names of the section's
-task and are read back with ``Task.parse_label``. :func:`load_entries` re-checks every
-stored entry (schema, known task, predictions hashes) as it reads it.
+included, and every entry re-scored, without the dataset at hand. Labels files hold class
+names of the section's task (read back with ``Task.parse_label``), the task's
+``Detection.present_label`` for a case known present but of unknown class (label
+``UNKNOWN_GRADE``), and, for a task with a regression target (``uptake_pct``), that column
+too (empty when not measured). :func:`load_entries` re-checks every stored entry (schema,
+known task, predictions hashes) as it reads it.
 """
 
 from __future__ import annotations
@@ -23,19 +26,22 @@ from __future__ import annotations
 import csv
 import json
 import os
+import math
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from thyroid_bench.data.manifest import DatasetRef
 from thyroid_bench.evaluation.entry import Entry, EntryError, read_entry
+from thyroid_bench.evaluation.predictions import label_name
 from thyroid_bench.hashing import sha256_file
 from thyroid_bench.leaderboard.errors import LeaderboardError
 from thyroid_bench.leaderboard.names import ENTRIES
 from thyroid_bench.leaderboard.rules import DEFAULT_LEADERBOARD
-from thyroid_bench.tasks import Task, TaskError, get_task
+from thyroid_bench.tasks import UNKNOWN_GRADE, Task, TaskError, get_task
 
-__all__ = ["Truth", "StoredEntry", "read_labels", "write_section_files", "copy_entry", "load_entries"]
+__all__ = ["Truth", "StoredEntry", "parse_stored_label", "value_columns", "read_labels",
+           "read_label_values", "write_section_files", "copy_entry", "load_entries"]
 
 
 @dataclass(frozen=True)
@@ -44,7 +50,9 @@ class Truth:
 
     ref: DatasetRef
     task: Task
-    labels: dict[str, dict[str, int]]  # split -> case_id -> class index
+    labels: dict[str, dict[str, int]]  # split -> case_id -> class index (or UNKNOWN_GRADE)
+    # split -> regression column -> case_id -> value (NaN: not measured); empty without one
+    values: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -66,36 +74,79 @@ class StoredEntry:
         return self.folder.joinpath(*PurePosixPath(self.entry.predictions[split].path).parts)
 
 
-def read_labels(section_dir: Path, task: Task) -> dict[str, dict[str, int]] | None:
-    """``labels/<split>.csv`` of a section, per evaluation split; ``None`` if one is missing."""
+def parse_stored_label(task: Task, text: str) -> int:
+    """The inverse of :func:`~thyroid_bench.evaluation.predictions.label_name` (class names,
+    codes and aliases accepted as well)."""
+    if task.detection is not None and text.strip() == task.detection.present_label:
+        return UNKNOWN_GRADE
+    return task.parse_label(text)
+
+
+def value_columns(task: Task) -> tuple[str, ...]:
+    """The float columns stored beside the labels: the task's regression target, if any."""
+    return () if task.regression_target is None else (task.regression_target,)
+
+
+def _read_labels_file(path: Path, task: Task) -> tuple[dict[str, int], dict[str, dict[str, float]]]:
+    """One ``labels/<split>.csv``: case_id -> label, and column -> case_id -> value."""
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+        labels = {r["case_id"]: parse_stored_label(task, r["label"]) for r in rows}
+        values = {col: {r["case_id"]: float(r[col]) if r[col].strip() else math.nan for r in rows}
+                  for col in value_columns(task)}
+    except (KeyError, ValueError, AttributeError, csv.Error) as exc:  # UnicodeDecodeError is a ValueError
+        columns = ",".join(("case_id", "label", *value_columns(task)))
+        raise LeaderboardError(f"{path}: not a UTF-8 {columns} file of task {task.name} "
+                               f"({exc}); restore it from git") from None
+    return labels, values
+
+
+def _read_section_labels(section_dir: Path, task: Task) -> dict[str, tuple] | None:
     out = {}
     for split in task.eval_splits:
         path = section_dir / "labels" / f"{split}.csv"
         if not path.is_file():
             return None
-        try:
-            with open(path, newline="", encoding="utf-8") as f:
-                rows = list(csv.DictReader(f))
-            out[split] = {r["case_id"]: task.parse_label(r["label"]) for r in rows}
-        except (KeyError, ValueError, csv.Error) as exc:  # UnicodeDecodeError is a ValueError
-            raise LeaderboardError(f"{path}: not a UTF-8 case_id,label file of task {task.name} "
-                                   f"({exc}); restore it from git") from None
+        out[split] = _read_labels_file(path, task)
     return out
 
 
+def read_labels(section_dir: Path, task: Task) -> dict[str, dict[str, int]] | None:
+    """``labels/<split>.csv`` of a section, per evaluation split; ``None`` if one is missing."""
+    files = _read_section_labels(section_dir, task)
+    return None if files is None else {split: labels for split, (labels, _) in files.items()}
+
+
+def read_label_values(section_dir: Path, task: Task) -> dict[str, dict[str, dict[str, float]]] | None:
+    """The regression columns of a section's labels files: split -> column -> case_id -> value
+    (NaN where not measured); ``None`` if a file is missing."""
+    files = _read_section_labels(section_dir, task)
+    return None if files is None else {split: values for split, (_, values) in files.items()}
+
+
+def _value_text(value: float) -> str:
+    """A stored value: empty when not measured, else ``repr`` (reads back to the same float64)."""
+    return "" if value is None or math.isnan(value) else repr(float(value))
+
+
 def write_section_files(target: Path, truth: Truth) -> None:
-    """``dataset.json`` and ``labels/<split>.csv`` (class names, by case id) of a new section."""
+    """``dataset.json`` and ``labels/<split>.csv`` (class names and the task's regression
+    target, by case id) of a new section."""
     task = truth.task
     (target / "labels").mkdir(parents=True, exist_ok=True)
     info = {**truth.ref.model_dump(), "task": task.name,
             "splits": {s: {"rows": len(truth.labels[s])} for s in task.eval_splits}}
     (target / "dataset.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    columns = value_columns(task)
     for split in task.eval_splits:
+        values = truth.values.get(split, {})
         with open(target / "labels" / f"{split}.csv", "w", newline="", encoding="utf-8") as f:
             w = csv.writer(f, lineterminator="\n")
-            w.writerow(["case_id", "label"])
+            w.writerow(["case_id", "label", *columns])
             for cid in sorted(truth.labels[split]):
-                w.writerow([cid, task.class_names[truth.labels[split][cid]]])
+                w.writerow([cid, label_name(task, truth.labels[split][cid]),
+                            *(_value_text(values.get(col, {}).get(cid, math.nan)) for col in columns)])
 
 
 def copy_entry(run_dir: Path, entry: Entry, dest: Path) -> None:

@@ -9,8 +9,10 @@ not give the widths of the two hidden layers; thyroid-bench fixes them at
 head.
 
 The backbones are timm's (``num_classes=0``: global-pooled features, no
-classifier). Input: the grayscale image replicated to three channels, as the
-ImageNet-pretrained networks expect (channel policy ``replicate``).
+classifier). Input: a single grayscale view replicated to three channels, as the
+ImageNet-pretrained networks expect (channel policy ``replicate``); a task of several views
+(residual-tissue: anterior, posterior) builds them with one input channel per view
+(``in_chans=2``, policy ``views``), timm adapting the pretrained first convolution.
 """
 
 from __future__ import annotations
@@ -77,8 +79,9 @@ def timm_backbone(arch: str, *, pretrained: bool = False, in_chans: int = 3,
 
 
 def _paper_model(arch: str, num_classes: int, pretrained: bool, dropout: float,
-                 pretrained_file: str | None) -> Classifier:
-    backbone = timm_backbone(arch, pretrained=pretrained, in_chans=3, pretrained_file=pretrained_file)
+                 pretrained_file: str | None, in_chans: int = 3) -> Classifier:
+    backbone = timm_backbone(arch, pretrained=pretrained, in_chans=in_chans,
+                             pretrained_file=pretrained_file)
     return Classifier(backbone, paper_head(backbone.num_features, num_classes, dropout),
                       backbone.num_features)
 
@@ -102,9 +105,9 @@ def _register(name: str, arch: str, size: int, min_size: int, tag: str, features
                     pretrained_tag=tag, licence="apache-2.0",
                     head=_HEAD.replace("{features}", str(features)),
                     description=f"{arch} (timm) + the paper's three-layer head (Qiao et al. 2021)")
-    def factory(*, num_classes: int, pretrained: bool = False,
-                dropout: float = PAPER_DROPOUT, pretrained_file: str | None = None) -> Classifier:
-        return _paper_model(arch, num_classes, pretrained, dropout, pretrained_file)
+    def factory(*, num_classes: int, pretrained: bool = False, dropout: float = PAPER_DROPOUT,
+                pretrained_file: str | None = None, in_chans: int = 3) -> Classifier:
+        return _paper_model(arch, num_classes, pretrained, dropout, pretrained_file, in_chans)
 
     factory.__name__ = name
 

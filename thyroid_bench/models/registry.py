@@ -6,7 +6,8 @@ resolution (``timm:<name>``, entry points, ``module:function``, ``file.py:functi
 and building live beside it, in :mod:`thyroid_bench.models.resolve`.
 
 A factory is a callable ``factory(*, num_classes, pretrained=False, in_chans=...,
-**kwargs) -> torch.nn.Module``; ``num_classes`` comes from the task being run.
+**kwargs) -> torch.nn.Module``; ``num_classes`` comes from the task being run, and
+``in_chans`` from its views when it has several (one channel per view).
 """
 
 from __future__ import annotations
@@ -51,9 +52,10 @@ class ModelMeta(BaseModel):
     min_input_size: int = Field(default=32, gt=0, description="smallest input size the network "
                                 "accepts (a protocol's smaller size is raised to it)")
     in_chans: int = Field(gt=0, description="input channels the model takes")
-    channel_policy: Literal["single", "replicate"] = Field(
+    channel_policy: Literal["single", "replicate", "views"] = Field(
         description="'single': the grayscale image is the one input channel; "
-        "'replicate': it is copied to every input channel")
+        "'replicate': it is copied to every input channel; 'views': one input channel per "
+        "view of the task's image columns (e.g. anterior, posterior)")
     pretrained_tag: str | None = Field(default=None, description="weights loaded when a protocol asks "
                                        "for pretrained ones, e.g. 'timm/densenet169.tv_in1k'")
     licence: str | None = Field(default=None, description="licence of the architecture / weights")

@@ -8,8 +8,10 @@ register on import of :mod:`thyroid_bench.models.paper`), :func:`create_model` r
   ``thyroid_bench.models``;
 - ``package.module:function`` and ``path/to/file.py:function`` factories.
 
-A factory's keyword arguments it does not accept are not passed. Every built model
-comes with a :class:`~thyroid_bench.models.registry.ModelMeta`.
+A factory's keyword arguments it does not accept are not passed, except ``in_chans``:
+a task of several views (:func:`channel_kwargs`) needs a model with one input channel per
+view, and a factory that cannot build one is refused. Every built model comes with a
+:class:`~thyroid_bench.models.registry.ModelMeta`.
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ from typing import Any
 import thyroid_bench.models.paper  # noqa: F401  (registers the paper's four)
 from thyroid_bench.errors import did_you_mean
 from thyroid_bench.models.registry import ENTRY_POINT_GROUP, ModelError, ModelMeta, registered
+from thyroid_bench.tasks import Task
 
-__all__ = ["list_models", "create_model", "describe_model", "resolve_factory", "count_parameters"]
+__all__ = ["list_models", "create_model", "describe_model", "resolve_factory", "count_parameters",
+           "channel_kwargs"]
 
 
 def list_models(include_entry_points: bool = True) -> list[str]:
@@ -133,14 +137,31 @@ def _get_callable(module: Any, func: str, where: str) -> Callable[..., Any]:
     return factory
 
 
-def _call_factory(factory: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
-    """Call with the keyword arguments the factory accepts (all, if it takes **kwargs)."""
+def channel_kwargs(task: Task) -> dict[str, int]:
+    """The keyword arguments that fit a model to ``task``'s input channels.
+
+    A task of several image columns (residual-tissue: anterior, posterior) stacks them as
+    channels, so the model is built with ``in_chans`` = the number of views; a single view
+    is replicated to whatever the model takes, so nothing is asked (four-pattern's models
+    stay as they always were).
+    """
+    views = len(task.image_columns)
+    return {"in_chans": views} if views > 1 else {}
+
+
+def _call_factory(factory: Callable[..., Any], kwargs: dict[str, Any], name: str) -> Any:
+    """Call with the keyword arguments the factory accepts (all, if it takes **kwargs);
+    ``in_chans`` it must accept."""
     try:
         params = inspect.signature(factory).parameters
     except (TypeError, ValueError):
         return factory(**kwargs)
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return factory(**kwargs)
+    if "in_chans" in kwargs and "in_chans" not in params:
+        raise ModelError(f"model {name!r}: the task's input has {kwargs['in_chans']} channels (one "
+                         "per view), but its factory takes no in_chans keyword; add one "
+                         "(e.g. pass it on to timm.create_model(..., in_chans=in_chans))")
     return factory(**{k: v for k, v in kwargs.items() if k in params})
 
 
@@ -150,33 +171,45 @@ def create_model(name: str, *, num_classes: int, pretrained: bool = False,
 
     ``pretrained`` is passed on to the factory (for timm backbones: timm's own
     pretrained loading). Extra keyword arguments (``dropout``, ``in_chans``,
-    ``pretrained_file``...) are passed where the factory accepts them.
+    ``pretrained_file``...) are passed where the factory accepts them; ``in_chans``
+    (several views, :func:`channel_kwargs`) must be accepted and give a model whose first
+    convolution takes that many channels.
     """
     import torch
 
     factory, source = resolve_factory(name)
-    model = _call_factory(factory, {"num_classes": num_classes, "pretrained": pretrained, **kwargs})
+    model = _call_factory(factory, {"num_classes": num_classes, "pretrained": pretrained, **kwargs},
+                          name)
     if not isinstance(model, torch.nn.Module):
         raise ModelError(f"factory of {name!r} returned {type(model).__name__}, not a torch.nn.Module")
-    return model, _meta_for(name, source, model, num_classes)
+    views = kwargs.get("in_chans")
+    first = _first_conv_in_chans(model)
+    if views is not None and first is not None and first != views:
+        raise ModelError(f"model {name!r} was asked for in_chans={views} (one channel per view) but "
+                         f"its first convolution takes {first} channels; its factory must build "
+                         "the model with in_chans")
+    return model, _meta_for(name, source, model, num_classes, views)
 
 
-def _meta_for(name: str, source: str, model: Any, num_classes: int) -> ModelMeta:
+def _meta_for(name: str, source: str, model: Any, num_classes: int,
+              views: int | None = None) -> ModelMeta:
+    """The model's metadata; ``views``: the in_chans it was built with for a task of several views."""
     reg = registered().get(name)
     if reg is not None:
         head = reg.head.replace("{num_classes}", str(num_classes)) if reg.head else None
         return ModelMeta(name=name, source=reg.source, architecture=reg.architecture, head=head,
                          parameters=count_parameters(model), input_size=reg.input_size,
-                         min_input_size=reg.min_input_size, in_chans=reg.in_chans,
-                         channel_policy=reg.channel_policy,  # type: ignore[arg-type]
+                         min_input_size=reg.min_input_size, in_chans=views or reg.in_chans,
+                         channel_policy="views" if views else reg.channel_policy,  # type: ignore[arg-type]
                          pretrained_tag=reg.pretrained_tag, licence=reg.licence,
                          description=reg.description.splitlines()[0] if reg.description else "")
     # Timm and third-party models describe themselves through attributes, as timm models do.
     cfg = dict(getattr(model, "pretrained_cfg", None) or {})
     size = getattr(model, "input_size", None) or (cfg.get("input_size") or (3, 224, 224))[-1]
     min_size = getattr(model, "min_input_size", None) or (cfg.get("min_input_size") or (3, 32, 32))[-1]
-    in_chans = getattr(model, "in_chans", None) or _first_conv_in_chans(model) or 3
-    policy = getattr(model, "channel_policy", None) or ("single" if in_chans == 1 else "replicate")
+    in_chans = views or getattr(model, "in_chans", None) or _first_conv_in_chans(model) or 3
+    policy = "views" if views else (getattr(model, "channel_policy", None)
+                                    or ("single" if in_chans == 1 else "replicate"))
     tag = getattr(model, "pretrained_tag", None)
     if tag is None and cfg.get("hf_hub_id"):
         tag = cfg["hf_hub_id"]

@@ -72,7 +72,7 @@ RESIDUAL_TISSUE = register_task(Task(
             citation="Guo et al. 2021, Front. Oncol. (ResNet-18)", doi="10.3389/fonc.2021.762643",
             data="private data, I-131 SPECT, 446 patients",
             figures={"detection_accuracy": 0.9669, "detection_sensitivity": 0.9475,
-                     "detection_specificity": 0.996, "detection_balanced_accuracy": 0.97125},
+                     "detection_specificity": 0.996, "detection_balanced_accuracy": 0.97175},
             note="balanced accuracy is the mean of the published sensitivity and specificity"),
     ),
 ))

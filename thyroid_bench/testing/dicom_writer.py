@@ -19,6 +19,15 @@ patient), ``sex``, ``age``, ``pixel_spacing_mm``, ``acquisition_s``, ``path``
 last, e.g. ``{"Modality": "CT"}``), ``transfer_syntax`` and ``labelled``
 (False: no labels-CSV row) are optional. The synthetic cohort's rows
 (:func:`thyroid_bench.data.synthetic.generator.generate_split`) fit as they are.
+
+Whole-body and two-view studies (task ``residual-tissue``): ``view`` (the view code of a
+single-frame file, default ``"anterior"``), ``whole_body`` (True: Image Type value 3 is
+``WHOLE BODY``, the image may be longer than wide, rows x columns), ``study`` (a key: rows
+sharing it are files of one study, with one Study Instance UID; give them one ``patient``)
+and ``uptake_pct`` (written to the labels CSV's ``uptake_pct`` column, empty when None). The
+labels CSV's label column is ``label_column``: ``label`` or ``grade`` (the class, spelt as
+``label_style`` says) or ``present`` (``yes`` / ``no``: a row's label is then its class
+index, any class but the task's negative one, or -1, meaning present).
 """
 
 from __future__ import annotations
@@ -46,6 +55,7 @@ __all__ = [
     "make_identity",
     "nm_dataset",
     "save_dicom",
+    "sweep_phantom",
     "write_archive",
 ]
 
@@ -70,6 +80,7 @@ _CANARY_KEYWORDS = (
     "ContentLabel", "ContentDescription", "ContentCreatorName",
 )
 _LABEL_STYLES = ("name", "type", "mixed")
+_LABEL_COLUMNS = ("label", "grade", "present")
 _INSTITUTIONS = ("Halcyon Ridge Thyroid Institute", "Saint Wendeline Infirmary",
                  "Marrowgate University Hospital", "Fenwick Lodge Clinic")
 
@@ -157,26 +168,27 @@ def nm_dataset(image: np.ndarray, *, identity: Identity, canary: str, sex: str =
                age: int | None = None, age_tag: bool = True, study_date: date = date(2020, 3, 17),
                uids: tuple[str, str, str, str] | None = None, pixel_spacing_mm: float = 2.21,
                acquisition_s: float = 300.0, frames: list[tuple[np.ndarray, str]] | None = None,
-               canary_technical: bool = True, energy_window_kev: tuple[float, float] = (126.0, 154.0)
-               ) -> Dataset:
+               canary_technical: bool = True, energy_window_kev: tuple[float, float] = (126.0, 154.0),
+               view: str = "anterior", whole_body: bool = False) -> Dataset:
     """An NM Image Storage data set of ``image`` (or of ``frames``) with planted identifiers.
 
-    ``uids`` = (study, series, SOP instance, frame of reference). Returns a
-    :class:`pydicom.Dataset` with ``file_meta`` (Explicit VR Little Endian).
+    ``uids`` = (study, series, SOP instance, frame of reference); ``view`` is the view code
+    of a single-frame image; ``whole_body`` marks a whole-body sweep (Image Type value 3).
+    Returns a :class:`pydicom.Dataset` with ``file_meta`` (Explicit VR Little Endian).
     """
     from pydicom.dataset import Dataset
     from pydicom.uid import generate_uid
 
     uids = uids or tuple(generate_uid() for _ in range(4))
     planes = [np.asarray(image)] if frames is None else [np.asarray(f) for f, _ in frames]
-    views = ["anterior"] if frames is None else [v for _, v in frames]
+    views = [view] if frames is None else [v for _, v in frames]
     ds = Dataset()
     ds.file_meta = _file_meta(uids[2], canary)
     ds.SpecificCharacterSet = "ISO_IR 192"  # UTF-8: names may hold any script
     _plant_identity(ds, identity, sex, age, age_tag, study_date)
     _plant_canaries(ds, identity, canary)
     _set_dates_and_uids(ds, study_date, uids)
-    _set_equipment(ds, canary if canary_technical else None)
+    _set_equipment(ds, canary if canary_technical else None, whole_body)
     _set_frames(ds, views, canary, canary_technical, energy_window_kev)
     _set_pixels(ds, planes, pixel_spacing_mm, acquisition_s)
     return ds
@@ -249,10 +261,11 @@ def _set_dates_and_uids(ds: Dataset, study_date: date, uids: tuple[str, ...]) ->
     ds.InstanceNumber = 1
 
 
-def _set_equipment(ds: Dataset, canary: str | None) -> None:
-    """Modality, a static Image Type and the camera (the canary, or realistic vendor values)."""
+def _set_equipment(ds: Dataset, canary: str | None, whole_body: bool = False) -> None:
+    """Modality, a static (or whole-body) Image Type and the camera (the canary, or realistic
+    vendor values)."""
     ds.Modality = "NM"
-    ds.ImageType = ["ORIGINAL", "PRIMARY", "STATIC", "EMISSION"]
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "WHOLE BODY" if whole_body else "STATIC", "EMISSION"]
     ds.Manufacturer = canary or "ACME Medical Systems"
     ds.ManufacturerModelName = canary or "Gammascope 3000"
     ds.BurnedInAnnotation = "NO"
@@ -307,6 +320,31 @@ def _set_pixels(ds: Dataset, planes: list[np.ndarray], pixel_spacing_mm: float,
     ds.PixelData = np.ascontiguousarray(stack, dtype="<u2").tobytes()
 
 
+def _half_width_mm(depth_mm: np.ndarray) -> np.ndarray:
+    """Half the body's width at ``depth_mm`` below the vertex: an elliptic skull (22 cm long,
+    15 cm wide), the neck, the trunk, the legs (a person of 1.7 m)."""
+    head = 75.0 * np.sqrt(np.clip(1.0 - ((depth_mm - 110.0) / 110.0) ** 2, 0.0, None))
+    return np.select([depth_mm < 0, depth_mm < 220, depth_mm < 300, depth_mm < 900, depth_mm < 1700],
+                     [0.0, head, 55.0, 170.0, 140.0], 0.0)
+
+
+def sweep_phantom(seed: int, *, rows: int = 1024, cols: int = 256, vertex: int = 60,
+                  spacing_mm: float = 2.21, level: float = 2.0, remnant: float = 0.0
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """A whole-body sweep, (anterior, posterior) uint16 counts, rows x cols, head at row 0 and
+    the skull's top at row ``vertex``: body background ``level`` counts per pixel (posterior
+    0.8 of it), salivary glands, a thyroid-bed focus of ``remnant`` counts per pixel at its
+    peak, air at 0.02, Poisson noise. The crop rule's tests know where the head starts."""
+    rng = np.random.default_rng(seed)
+    depth = (np.arange(rows)[:, None] - vertex) * spacing_mm
+    x = (np.arange(cols)[None, :] - cols / 2 + 0.5) * spacing_mm
+    lam = 0.02 + level * (np.abs(x) <= _half_width_mm(depth))
+    for gx in (-45.0, 45.0):  # parotid glands
+        lam = lam + 4 * level * np.exp(-((depth - 150.0) ** 2 + (x - gx) ** 2) / (2 * 12.0 ** 2))
+    lam = lam + remnant * np.exp(-((depth - 260.0) ** 2 + x ** 2) / (2 * 8.0 ** 2))
+    return (rng.poisson(lam).astype(np.uint16), rng.poisson(0.8 * lam).astype(np.uint16))
+
+
 def save_dicom(ds: Any, path: Path, transfer_syntax: str | None = None) -> Path:
     """Write ``ds`` as a DICOM file (preamble and file meta); optionally compress it first
     with a transfer syntax pydicom can encode (e.g. RLE Lossless)."""
@@ -320,17 +358,21 @@ def save_dicom(ds: Any, path: Path, transfer_syntax: str | None = None) -> Path:
 
 def write_archive(root: Path, rows: list[dict[str, Any]], *, seed: int = 0,
                   labels_name: str = "labels.csv", canary_technical: bool = True,
-                  label_style: str = "mixed", task: Task | None = None) -> Archive:
+                  label_style: str = "mixed", task: Task | None = None,
+                  label_column: str = "label") -> Archive:
     """Save ``rows`` as DICOM files under ``root`` and write a labels CSV beside the folder.
 
     Files go to ``<center>/<patient number>/<study number>.dcm`` unless a row
     gives ``path``. The labels CSV (``root.parent / labels_name``) has columns
     path, label, center; a row's ``label`` is a class index of ``task`` (default
     ``four-pattern``), written as the class name (``label_style="name"``), its paper
-    code (``"type"``; the name for a class without one) or alternately (``"mixed"``).
+    code (``"type"``; the name for a class without one) or alternately (``"mixed"``),
+    in the column ``label_column`` (see the module docstring for ``grade`` and ``present``).
     """
     if label_style not in _LABEL_STYLES:
         raise ValueError(f"label_style {label_style!r} is not one of {_LABEL_STYLES}")
+    if label_column not in _LABEL_COLUMNS:
+        raise ValueError(f"label_column {label_column!r} is not one of {_LABEL_COLUMNS}")
     task = task or get_task(DEFAULT_TASK)
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -344,7 +386,9 @@ def write_archive(root: Path, rows: list[dict[str, Any]], *, seed: int = 0,
         study_numbers[patient] = study_numbers.get(patient, -1) + 1
         rel = row.get("path") or f"{center}/{number:05d}/{study_numbers[patient]:02d}.dcm"
         archive.studies.append(_write_study(root, rel, row, i, center, patient, seed, canary_technical))
-    _write_labels_csv(archive.labels_csv, archive.studies, task, label_style)
+    uptake = {s.path: r.get("uptake_pct") for s, r in zip(archive.studies, rows)} \
+        if any("uptake_pct" in r for r in rows) else None
+    _write_labels_csv(archive.labels_csv, archive.studies, task, label_style, label_column, uptake)
     return archive
 
 
@@ -354,6 +398,8 @@ def _write_study(root: Path, rel: str, row: dict[str, Any], i: int, center: str,
     identity = make_identity(seed, patient, center)
     c = canary(seed * 100_000 + i)
     uids = tuple(_uid(seed, i, kind) for kind in ("study", "series", "sop", "frame"))
+    if row.get("study") is not None:  # files of one study share its Study Instance UID
+        uids = (_uid(seed, "study", row["study"]), *uids[1:])
     rng = np.random.default_rng([seed, i, 7])
     study_date = date(2015, 1, 1) + timedelta(days=int(rng.integers(0, 3000)))
     age = None if row.get("age") is None else int(row["age"])
@@ -362,7 +408,8 @@ def _write_study(root: Path, rel: str, row: dict[str, Any], i: int, center: str,
         age=age, age_tag=i % 2 == 0, study_date=study_date,
         uids=uids, pixel_spacing_mm=float(row.get("pixel_spacing_mm", 2.21)),
         acquisition_s=float(row.get("acquisition_s", 300.0)), frames=row.get("frames"),
-        canary_technical=canary_technical)
+        canary_technical=canary_technical, view=str(row.get("view", "anterior")),
+        whole_body=bool(row.get("whole_body", False)))
     for keyword, value in (row.get("overrides") or {}).items():
         setattr(ds, keyword, value)
     save_dicom(ds, root / rel, row.get("transfer_syntax"))
@@ -374,15 +421,22 @@ def _write_study(root: Path, rel: str, row: dict[str, Any], i: int, center: str,
         labelled=bool(row.get("labelled", True)))
 
 
-def _write_labels_csv(path: Path, studies: list[WrittenStudy], task: Task, label_style: str) -> None:
-    """One row (path, label, center) per labelled study, the label spelt as ``label_style`` says."""
+def _write_labels_csv(path: Path, studies: list[WrittenStudy], task: Task, label_style: str,
+                      label_column: str = "label", uptake: dict[str, float | None] | None = None
+                      ) -> None:
+    """One row (path, label, center[, uptake_pct]) per labelled study, the label spelt as
+    ``label_style`` says in column ``label_column``."""
     with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["path", "label", "center"])
+        writer.writerow(["path", label_column, "center", *(["uptake_pct"] if uptake else [])])
         for k, s in enumerate(studies):
             if not s.labelled:
                 continue
-            style = label_style if label_style != "mixed" else ("name", "type")[k % 2]
-            cls = task.classes[s.label]
-            label = cls.name if style == "name" or not cls.code else cls.code
-            writer.writerow([s.path, label, s.center])
+            if label_column == "present":
+                label = "no" if s.label == task.negative_index else "yes"
+            else:
+                style = label_style if label_style != "mixed" else ("name", "type")[k % 2]
+                cls = task.classes[s.label]
+                label = cls.name if style == "name" or not cls.code else cls.code
+            value = [] if not uptake else ["" if uptake[s.path] is None else f"{uptake[s.path]:g}"]
+            writer.writerow([s.path, label, s.center, *value])

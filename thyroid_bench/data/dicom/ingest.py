@@ -35,6 +35,17 @@ Documented choices
   JPEG-LS near-lossless) is rejected: its pixel values are no longer counts.
 * Duplicates: a second file with the SOP Instance UID or the exact pixels of an
   earlier one (in path order) is rejected.
+
+Two-view tasks (``residual-tissue``, whose image columns are ``image`` and
+``image_posterior``): files are read for their views (:func:`reads_views`). Image Type
+value 3 may be STATIC or WHOLE BODY (a whole-body sweep may be longer than wide; a static
+view must be square); each frame's view comes from its detector's View Code Sequence
+(Detector Vector -> Detector Information Sequence; a single-frame file: its one detector),
+anterior (SNOMED 399321004, 399348003) or posterior (399001007), the lowest energy window
+first; a file with neither view is rejected. Files are then paired into studies by
+:mod:`thyroid_bench.data.dicom.pairing` and whole-body sweeps cut to the head and neck by
+:mod:`thyroid_bench.data.dicom.wholebody`. Files seen = files ingested (one or two per
+study) + files rejected.
 """
 
 from __future__ import annotations
@@ -55,7 +66,6 @@ from typing import Any
 import numpy as np
 
 from thyroid_bench.data.card import dicom_card
-from thyroid_bench.data.columns import COLUMNS
 from thyroid_bench.data.dicom.deid import (
     HEADER_ALLOW_LIST,
     MIN_PATIENTS_PER_VALUE,
@@ -67,15 +77,26 @@ from thyroid_bench.data.dicom.deid import (
     load_or_create_key,
     normalise_sex,
 )
-from thyroid_bench.data.dicom.labels_csv import LabelRow, read_labels_csv
+from thyroid_bench.data.dicom.labels_csv import LabelRow, grades_known, read_labels_csv
+from thyroid_bench.data.dicom.pairing import VIEWS, pair_studies, view_name
 from thyroid_bench.errors import DatasetError
-from thyroid_bench.tasks import DEFAULT_TASK, NO_FOLD, SPLITS, TRAIN_SPLIT, Task, get_task
+from thyroid_bench.tasks import (
+    DEFAULT_TASK,
+    NO_FOLD,
+    SPLITS,
+    TRAIN_SPLIT,
+    UNKNOWN_GRADE,
+    Task,
+    get_task,
+)
 
 __all__ = [
     "NM_IMAGE_STORAGE",
     "ACCEPTED_SOP_CLASSES",
     "ANTERIOR_VIEW_CODES",
     "REJECTED_CSV",
+    "VIEW_HEADER_ALLOW_LIST",
+    "reads_views",
     "read_dicom_file",
     "list_archive",
     "read_archive",
@@ -114,6 +135,25 @@ _INTERNAL, _EXTERNAL = SPLITS[1:]  # held out at the training centres; other cen
 _WITHHELD = "[withheld]"
 _RARE = "[rare values withheld]"
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+#: The dataset column of the posterior view: a task with it among its image columns is read
+#: for both views of each study.
+_POSTERIOR_COLUMN = "image_posterior"
+#: What a two-view task reads beyond :data:`HEADER_ALLOW_LIST` (recorded in its provenance).
+VIEW_HEADER_ALLOW_LIST: dict[str, str] = {
+    "ImageType": "checked (NM Image Storage): value 3, when present, must be STATIC or WHOLE BODY",
+    "DetectorInformationSequence/ViewCodeSequence": "the anterior and the posterior view",
+    "DetectorVector": "which detector (view) each frame comes from",
+    "StudyInstanceUID": "pairs the files of one study (anterior and posterior views); never "
+                        "stored",
+    "PixelSpacing": "dataset column pixel_spacing_mm (row spacing; times the binning of a "
+                    "whole-body crop)",
+}
+
+
+def reads_views(task: Task) -> bool:
+    """Whether ``task``'s input is both views of a study (anterior ``image``, posterior
+    ``image_posterior``), so that files are read for their views and paired."""
+    return _POSTERIOR_COLUMN in task.image_columns
 
 
 # --------------------------------------------------------------------------- reading one file
@@ -314,7 +354,8 @@ def _read(path: Path) -> Any:
     return ds
 
 
-def read_dicom_file(path: Path, relative: str, allow_burned_in: bool = False) -> dict[str, Any]:
+def read_dicom_file(path: Path, relative: str, allow_burned_in: bool = False,
+                    views: bool = False) -> dict[str, Any]:
     """Read one file into a result dict: ``ok`` with the image and allow-listed fields, or a reason.
 
     Keys: ``file``, ``ok``, ``reason``; once the header is read also
@@ -323,13 +364,17 @@ def read_dicom_file(path: Path, relative: str, allow_burned_in: bool = False) ->
     also ``image`` (2-D uint16 counts), ``total_counts``, ``sex``, ``age``,
     ``pixel_spacing_mm``, ``acquisition_s``, ``frame_choice``,
     ``transfer_syntax``, ``technical``. Never raises for a bad file.
+
+    With ``views`` (a two-view task) an ``ok`` result has ``views`` (``anterior`` and/or
+    ``posterior`` -> 2-D uint16 counts) instead of ``image``, ``whole_body`` and
+    ``study_uid``; ``total_counts`` is then the first view's.
     """
     out: dict[str, Any] = {"file": relative, "ok": False, "reason": None, "sop_uid": None,
                            "patient": None, "words": [], "exact": []}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            _read_into(Path(path), out, allow_burned_in)
+            _read_into(Path(path), out, allow_burned_in, views)
             out["ok"] = True
         except _Reject as rej:
             out["reason"] = str(rej)
@@ -347,7 +392,7 @@ def _is_transfer_syntax(uid: Any) -> bool:
         return False
 
 
-def _read_into(path: Path, out: dict[str, Any], allow_burned_in: bool) -> None:
+def _read_into(path: Path, out: dict[str, Any], allow_burned_in: bool, views: bool = False) -> None:
     """Fill ``out`` from the file at ``path``, or raise :class:`_Reject` at its first fault.
 
     The checks run in a fixed order (what the object is, image type, geometry,
@@ -361,6 +406,9 @@ def _read_into(path: Path, out: dict[str, Any], allow_burned_in: bool) -> None:
     out["sop_uid"] = text("SOPInstanceUID") or None
     out["words"], out["exact"] = _identifiers(ds, codec)
     _check_object(ds, text, sop_class, allow_burned_in)
+    if views:
+        _read_views_into(ds, text, codec, sop_class, out)
+        return
     n_frames = _check_image_type(text, sop_class)
     rows, cols = _check_geometry(ds, text)
     patient_id = _check_identity(text, out["sop_uid"])
@@ -406,14 +454,20 @@ def _check_image_type(text: Callable[[str], str], sop_class: str) -> int:
     return n_frames
 
 
-def _check_geometry(ds: Any, text: Callable[[str], str]) -> tuple[int, int]:
-    """Rows and columns, once the pixels are known to be one grayscale sample on a square matrix."""
+def _check_geometry(ds: Any, text: Callable[[str], str], square: bool = True) -> tuple[int, int]:
+    """Rows and columns, once the pixels are known to be one grayscale sample on a square
+    matrix (``square``), or on a matrix at least as long as wide (a whole-body sweep)."""
     photometric = text("PhotometricInterpretation").upper()
     if photometric != "MONOCHROME2" or (_us(ds, "SamplesPerPixel") or 1) != 1:
         shown = photometric if re.fullmatch(r"[A-Z0-9_]{1,16}", photometric) else "unrecognised"
         raise _Reject(f"photometric interpretation {shown or 'missing'}: counts need "
                       "MONOCHROME2 with one sample per pixel")
     rows, cols = _us(ds, "Rows") or 0, _us(ds, "Columns") or 0
+    if not square and rows >= cols > 0:
+        return rows, cols
+    if not square:
+        raise _Reject(f"whole-body matrix {rows}x{cols} is wider than long (a sweep runs "
+                      "along the rows)")
     if rows != cols or rows == 0:
         raise _Reject(f"matrix {rows}x{cols} is not square (the format stores square images)")
     return rows, cols
@@ -473,6 +527,81 @@ def _decode(ds: Any, tsyntax: Any, n_frames: int, rows: int, cols: int, codec: s
     return pixels, frame_choice
 
 
+def _check_view_image_type(text: Callable[[str], str], sop_class: str) -> tuple[int, bool]:
+    """Two-view tasks: the number of frames and whether it is a whole-body sweep, once the
+    study is known to be planar static or whole-body."""
+    image_type = [v.upper() for v in _multi(text("ImageType"))]
+    n_frames = int(_float(text("NumberOfFrames")) or 1)
+    kind = image_type[2] if len(image_type) >= 3 else None
+    if sop_class in (NM_IMAGE_STORAGE, _NM_RETIRED):
+        if kind not in (None, "STATIC", "WHOLE BODY"):
+            shown = kind if kind in _NM_IMAGE_TYPES else "unrecognised"
+            raise _Reject(f"Image Type {shown}: only planar static and whole-body studies are ingested")
+        if n_frames > 1 and kind is None:
+            raise _Reject("multi-frame image not marked STATIC or WHOLE BODY in Image Type")
+    elif n_frames > 1:
+        raise _Reject("multi-frame Secondary Capture: its frames cannot be told apart "
+                      "(only single-frame captures are ingested)")
+    return n_frames, kind == "WHOLE BODY"
+
+
+def _view_frames(ds: Any, n_frames: int, codec: str | None) -> dict[str, int]:
+    """The frame of each view the file holds (anterior and/or posterior), by the View Code
+    Sequence of each frame's detector; the lowest energy window number, then the first frame."""
+    detectors = [int(v) for v in _values(ds.get("DetectorVector"))] if "DetectorVector" in ds else []
+    windows = [int(v) for v in _values(ds.get("EnergyWindowVector"))] if "EnergyWindowVector" in ds else []
+    info = ds.get("DetectorInformationSequence") or []
+    codes = []
+    for item in info:
+        seq = item.get("ViewCodeSequence") or []
+        codes.append(view_name(_text(seq[0], "CodeValue", codec), _text(seq[0], "CodeMeaning", codec))
+                     if seq else None)
+    if not any(codes):
+        raise _Reject("no anterior or posterior view code (Detector Information Sequence > "
+                      "View Code Sequence): the views cannot be told apart")
+    if n_frames == 1 and not detectors and len(codes) == 1:
+        detectors = [1]
+    if len(detectors) != n_frames:
+        raise _Reject("no Detector Vector for the frames: their views cannot be told apart")
+    frame_views = [codes[d - 1] if 1 <= d <= len(codes) else None for d in detectors]
+    chosen = {}
+    for view in VIEWS:
+        frames = [f for f in range(n_frames) if frame_views[f] == view]
+        if len(windows) == n_frames:
+            frames.sort(key=lambda f: (windows[f], f))
+        if frames:
+            chosen[view] = frames[0]
+    if not chosen:
+        raise _Reject("no frame is of an anterior or posterior view (Detector Vector -> View "
+                      "Code Sequence)")
+    return chosen
+
+
+def _read_views_into(ds: Any, text: Callable[[str], str], codec: str | None, sop_class: str,
+                     out: dict[str, Any]) -> None:
+    """Two-view tasks: fill ``out`` with the file's anterior and/or posterior views, raw counts."""
+    n_frames, whole_body = _check_view_image_type(text, sop_class)
+    rows, cols = _check_geometry(ds, text, square=not whole_body)
+    patient_id = _check_identity(text, out["sop_uid"])
+    tsyntax, ts_name = _transfer_syntax(ds, text)
+    pixels = _native_u16(ds, tsyntax, n_frames, rows, cols)
+    if pixels is None:
+        try:
+            pixels = ds.pixel_array
+        except Exception as exc:  # noqa: BLE001
+            raise _Reject(f"pixel data does not decode ({_exc_text(exc)})") from None
+    pixels = pixels.reshape(1, *pixels.shape) if pixels.ndim == 2 else pixels
+    if pixels.shape != (n_frames, rows, cols):
+        raise _Reject(f"pixel array has shape {pixels.shape}, expected {n_frames} frame(s) "
+                      f"of {rows}x{cols}")
+    frames = _view_frames(ds, n_frames, codec)
+    views = {view: _counts(pixels[f], text) for view, f in frames.items()}
+    choice = " and ".join(frames) + (" views" if len(frames) > 1 else " view")
+    out.update(_fields(ds, text, codec, next(iter(views.values())), patient_id, choice, ts_name))
+    del out["image"]
+    out.update(views=views, whole_body=whole_body, study_uid=text("StudyInstanceUID") or None)
+
+
 def _counts(pixels: np.ndarray, text: Callable[[str], str]) -> np.ndarray:
     """Stored values -> counts (Rescale Slope/Intercept), checked to be whole 16-bit counts."""
     slope, intercept = _float(text("RescaleSlope")), _float(text("RescaleIntercept"))
@@ -530,33 +659,40 @@ def list_archive(dicom_dir: Path) -> list[str]:
     return sorted(files)
 
 
-def _read_one(args: tuple[str, str, bool]) -> dict[str, Any]:
-    root, relative, allow = args
-    return read_dicom_file(Path(root) / relative, relative, allow)
+def _read_one(args: tuple[str, str, bool, bool]) -> dict[str, Any]:
+    root, relative, allow, views = args
+    return read_dicom_file(Path(root) / relative, relative, allow, views)
 
 
-def _read_narrow(args: tuple[str, str, bool]) -> dict[str, Any]:
+def _read_narrow(args: tuple[str, str, bool, bool]) -> dict[str, Any]:
     # In a worker: a low-count image (max <= 255, common in scintigraphy) travels back to
     # the parent as uint8, halving the bytes pickled through the pipe; widened on arrival.
     out = _read_one(args)
     image = out.get("image")
     if image is not None and int(image.max()) <= 255:
         out["image"] = image.astype(np.uint8)
+    for view, img in (out.get("views") or {}).items():
+        if int(img.max()) <= 255:
+            out["views"][view] = img.astype(np.uint8)
     return out
 
 
 def _widen(out: dict[str, Any]) -> dict[str, Any]:
     if out.get("image") is not None:
         out["image"] = out["image"].astype(np.uint16, copy=False)
+    for view, img in (out.get("views") or {}).items():
+        out["views"][view] = img.astype(np.uint16, copy=False)
     return out
 
 
 def read_archive(dicom_dir: Path, files: Sequence[str], *, allow_burned_in: bool = False,
-                 workers: int | None = None, progress: bool = True) -> list[dict[str, Any]]:
+                 workers: int | None = None, progress: bool = True, views: bool = False
+                 ) -> list[dict[str, Any]]:
     """Read ``files`` (relative to ``dicom_dir``) on ``workers`` processes (default: all
-    cores), with a progress bar; results (see :func:`read_dicom_file`) in input order."""
+    cores), with a progress bar; results (see :func:`read_dicom_file`, ``views`` for a
+    two-view task) in input order."""
     workers = max(1, int(workers or os.cpu_count() or 1))
-    tasks = [(str(dicom_dir), f, allow_burned_in) for f in files]
+    tasks = [(str(dicom_dir), f, allow_burned_in, views) for f in files]
     from tqdm.auto import tqdm
 
     bar = dict(total=len(tasks), desc="reading DICOM", unit="file", disable=not progress or None)
@@ -686,19 +822,30 @@ def _seeded_splits(studies: list[dict[str, Any]], task: Task, external: set[str]
         if s["center"] in external:
             s["split"] = _EXTERNAL
     if pool:
-        bins = stratified_group_bins([s["label"] for s in pool], [s["patient_id"] for s in pool],
+        strata, n_strata = _strata(pool, task)
+        bins = stratified_group_bins(strata, [s["patient_id"] for s in pool],
                                      [1.0 - internal_fraction, internal_fraction], seed,
-                                     num_classes=task.num_classes)
+                                     num_classes=n_strata)
         for s, b in zip(pool, bins):
             s["split"] = (TRAIN_SPLIT, _INTERNAL)[b]
+
+
+def _strata(studies: list[dict[str, Any]], task: Task) -> tuple[list[int], int]:
+    """The stratum of each study (its class; "present, grade unknown" a stratum of its own
+    after the classes) and the number of strata."""
+    labels = [s["label"] for s in studies]
+    if UNKNOWN_GRADE not in labels:
+        return labels, task.num_classes
+    return [task.num_classes if k == UNKNOWN_GRADE else k for k in labels], task.num_classes + 1
 
 
 def _assign_folds(studies: list[dict[str, Any]], task: Task, seed: int) -> None:
     """``train`` studies get the task's folds by patient, stratified by class; the rest NO_FOLD."""
     train = [s for s in studies if s["split"] == TRAIN_SPLIT]
-    folds = (stratified_group_bins([s["label"] for s in train], [s["patient_id"] for s in train],
+    strata, n_strata = _strata(train, task)
+    folds = (stratified_group_bins(strata, [s["patient_id"] for s in train],
                                    [1.0] * task.folds, np.random.default_rng([seed, 1]).integers(2**31),
-                                   num_classes=task.num_classes)
+                                   num_classes=n_strata)
              if train else [])
     for s, f in zip(train, folds):
         s["fold"] = int(f)
@@ -791,15 +938,18 @@ def prepare_dicom(
     _check_files_named(rows, files, labels, dicom_dir)
     key, pseud = _pseudonymizer(key_file)
 
-    results = read_archive(dicom_dir, files, allow_burned_in=allow_burned_in, workers=workers)
+    views = reads_views(the_task)
+    results = read_archive(dicom_dir, files, allow_burned_in=allow_burned_in, workers=workers,
+                           views=views)
     matched = _match_labels(rows, results, labels)
     identifiers = IdentifierIndex((w for r in results for w in r["words"]),
                                   (e for r in results for e in r["exact"]))
-    studies, rejected = _screen(results, matched, pseud)
+    studies, rejected = (pair_studies(results, matched, pseud, labels) if views
+                         else _screen(results, matched, pseud))
     _withhold_identifying_paths(rejected, identifiers, pseud)
     _assign_splits(studies, the_task, has_split, set(external), float(internal_fraction),
                    int(split_seed), labels)
-    summary = _summary(len(files), studies, rejected, key, allow_burned_in)
+    summary = _summary(len(files), studies, rejected, key, allow_burned_in, the_task, views)
     splits = _split_rows(studies, the_task)
     provenance = _provenance(summary, studies, identifiers, the_task, labels_rows=len(rows),
                              has_split=has_split, centers=centers, external=external,
@@ -810,7 +960,7 @@ def prepare_dicom(
         card=partial(dicom_card, rejected_file=REJECTED_CSV),
         extra_files={REJECTED_CSV: _rejected_csv(rejected)}, force=force,
     )
-    _print_summary(summary, splits, rejected, path)
+    _print_summary(summary, splits, rejected, path, the_task)
     return path
 
 
@@ -937,14 +1087,21 @@ def _withhold_identifying_paths(rejected: list[dict[str, Any]], identifiers: Ide
 
 
 def _summary(files_seen: int, studies: list[dict[str, Any]], rejected: list[dict[str, Any]],
-             key: bytes, allow_burned_in: bool) -> dict[str, Any]:
-    """Files seen, ingested and rejected (by kind of reason, most frequent first), key id."""
+             key: bytes, allow_burned_in: bool, task: Task, views: bool = False) -> dict[str, Any]:
+    """Files seen, ingested and rejected (by kind of reason, most frequent first), key id; for
+    a two-view task also the studies made, for a task with a detection reading whether every
+    study has its grade."""
     by_reason = Counter(_reason_kind(r["reason"]) for r in rejected)
+    ingested = sum(len(s["files"]) for s in studies) if views else len(studies)
     summary = {
-        "files_seen": files_seen, "ingested": len(studies), "rejected": len(rejected),
+        "files_seen": files_seen, "ingested": ingested, "rejected": len(rejected),
         "rejected_by_reason": dict(sorted(by_reason.items(), key=lambda kv: (-kv[1], kv[0]))),
         "key_id": key_id(key), "burned_in_allowed": bool(allow_burned_in),
     }
+    if views:
+        summary["studies"] = len(studies)
+    if task.detection is not None:
+        summary["grades_known"] = grades_known([s["row"] for s in studies])
     assert summary["ingested"] + summary["rejected"] == summary["files_seen"]
     return summary
 
@@ -952,7 +1109,7 @@ def _summary(files_seen: int, studies: list[dict[str, Any]], rejected: list[dict
 def _split_rows(studies: list[dict[str, Any]], task: Task) -> dict[str, list[dict[str, Any]]]:
     """The dataset rows of each of the task's splits, in case_id order."""
     ordered = sorted(studies, key=lambda s: s["case_id"])
-    return {split: [{c: s[c] for c in COLUMNS} for s in ordered if s["split"] == split]
+    return {split: [{c: s[c] for c in task.columns} for s in ordered if s["split"] == split]
             for split in task.splits}
 
 
@@ -962,10 +1119,17 @@ def _provenance(summary: dict[str, Any], studies: list[dict[str, Any]], identifi
                 allow_burned_in: bool) -> dict[str, Any]:
     """The manifest's provenance: ingest counts, labels CSV, split rule, pseudonymisation,
     header allow-list and the technical aggregates."""
+    labels_csv = {"rows": labels_rows, "split_column": has_split, "centers": centers}
+    if "grades_known" in summary:
+        labels_csv["grades_known"] = summary["grades_known"]
+    allow = dict(HEADER_ALLOW_LIST)
+    if "studies" in summary:
+        allow.update(VIEW_HEADER_ALLOW_LIST)
     return {
         "source": "dicom",
-        "ingest": {k: summary[k] for k in ("files_seen", "ingested", "rejected", "rejected_by_reason")},
-        "labels_csv": {"rows": labels_rows, "split_column": has_split, "centers": centers},
+        "ingest": {k: summary[k] for k in ("files_seen", "ingested", "rejected", "rejected_by_reason",
+                                           "studies") if k in summary},
+        "labels_csv": labels_csv,
         "split": {"method": "official split column" if has_split else
                   "patient-level, stratified by label (greedy, seeded)",
                   "external_centers": external, "internal_fraction": internal_fraction,
@@ -977,7 +1141,7 @@ def _provenance(summary: dict[str, Any], studies: list[dict[str, Any]], identifi
             "patient_id": "HMAC(key, centre, Issuer of Patient ID, Patient ID)",
             "rejected_paths": "relative to the archive; pseudonymised when they contain an identifier",
         },
-        "header_allow_list": dict(HEADER_ALLOW_LIST),
+        "header_allow_list": allow,
         "burned_in_allowed": bool(allow_burned_in),
         "min_patients_per_reported_value": MIN_PATIENTS_PER_VALUE,
         "technical": _aggregate(studies, identifiers),
@@ -985,10 +1149,18 @@ def _provenance(summary: dict[str, Any], studies: list[dict[str, Any]], identifi
 
 
 def _print_summary(summary: dict[str, Any], splits: dict[str, list[dict[str, Any]]],
-                   rejected: list[dict[str, Any]], path: Path) -> None:
-    """Files seen = ingested + rejected, the rejections by reason, the split sizes."""
+                   rejected: list[dict[str, Any]], path: Path, task: Task) -> None:
+    """Files seen = ingested + rejected, the rejections by reason, the split sizes (and, where
+    they apply, the two-view studies made and whether grade metrics can be computed)."""
     print(f"DICOM ingestion: {summary['files_seen']} files seen = {summary['ingested']} ingested + "
           f"{summary['rejected']} rejected")
+    if "studies" in summary:
+        print(f"  {summary['studies']} studies, each an anterior and a posterior view "
+              f"({summary['ingested']} files)")
+    if summary.get("grades_known") is False:
+        print(f"  presence-only labels: some studies are '{task.detection.present_label}' "
+              "without a grade, so grade metrics (accuracy, kappa, grade MAE, confusion matrix) "
+              "are skipped for this dataset; detection metrics are computed")
     for reason, n in summary["rejected_by_reason"].items():
         print(f"  rejected, {reason}: {n}")
     print("  splits: " + ", ".join(f"{s} {len(v)}" for s, v in splits.items()))

@@ -23,6 +23,15 @@ enter the dataset):
     ``train``, ``internal`` or ``external`` for every row, to use an official
     split instead of the seeded patient-level one.
 
+A task with a detection reading (``residual-tissue``: the grade of the remnant, class
+``absent`` meaning none) takes its label from ``grade`` (or ``label``: the same column under
+its generic name; a class name or index, ``0``-``3``) and/or ``present`` (``yes``/``no``,
+``1``/``0``, ``true``/``false``, ``present``/``absent``) when only detection is known: an
+absent study gets the negative class, a present one :data:`~thyroid_bench.tasks.UNKNOWN_GRADE`
+(-1, "present, grade not known"). Each row needs one of the two; a row with both must agree.
+A task with a regression target (``uptake_pct``) also reads that optional column: a finite
+number >= 0, or empty when not measured.
+
 Problems in the file itself are errors naming the line (line 1 is the header):
 an unknown label, an empty label, centre or locator, an unknown split, a path
 outside the archive, a study listed twice.
@@ -32,19 +41,26 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from thyroid_bench.errors import DatasetError
-from thyroid_bench.tasks import SPLITS, Task
+from thyroid_bench.tasks import SPLITS, UNKNOWN_GRADE, Task
 
-__all__ = ["LabelRow", "SPLIT_VALUES", "read_labels_csv", "normalise_relpath"]
+__all__ = ["LabelRow", "SPLIT_VALUES", "PRESENT_VALUES", "read_labels_csv", "normalise_relpath",
+           "grades_known"]
 
 #: The values of the optional ``split`` column: the splits of dataset format v1.
 SPLIT_VALUES: tuple[str, ...] = SPLITS
 _COLUMNS = ("path", "sop_instance_uid", "label", "center", "split")
+#: The ``present`` column's spellings (case ignored) and what they mean.
+PRESENT_VALUES: dict[str, bool] = {
+    "yes": True, "y": True, "1": True, "true": True, "present": True,
+    "no": False, "n": False, "0": False, "false": False, "absent": False,
+}
 _MAX_LISTED = 20
 
 
@@ -58,6 +74,7 @@ class LabelRow:
     path: str | None = None
     sop_instance_uid: str | None = None
     split: str | None = None
+    value: float | None = None  # the task's regression target (e.g. uptake_pct), if given
 
 
 def normalise_relpath(value: str) -> str | None:
@@ -86,7 +103,7 @@ def read_labels_csv(csv_path: Path, task: Task) -> tuple[list[LabelRow], bool]:
     """
     csv_path = Path(csv_path)
     reader = csv.reader(io.StringIO(_read_text(csv_path), newline=""))
-    index = _header(reader, csv_path)
+    index = _header(reader, csv_path, task)
     rows: list[LabelRow] = []
     problems: list[str] = []
     seen_path: dict[str, int] = {}
@@ -105,6 +122,11 @@ def read_labels_csv(csv_path: Path, task: Task) -> tuple[list[LabelRow], bool]:
     return rows, "split" in index
 
 
+def grades_known(rows: list[LabelRow]) -> bool:
+    """Whether every row has its class (no "present, grade not known" row)."""
+    return all(r.label != UNKNOWN_GRADE for r in rows)
+
+
 def _read_text(csv_path: Path) -> str:
     """The file's text (UTF-8, a byte order mark dropped)."""
     try:
@@ -116,7 +138,23 @@ def _read_text(csv_path: Path) -> str:
         raise DatasetError(f"labels CSV {csv_path} is not UTF-8 text ({exc}); save it as UTF-8 CSV") from None
 
 
-def _header(reader: Iterator[list[str]], csv_path: Path) -> dict[str, int]:
+def _known_columns(task: Task) -> tuple[str, ...]:
+    """The columns read for ``task``: the common ones, the detection and regression ones."""
+    extra = ("grade", "present") if task.detection is not None else ()
+    regression = (task.regression_target,) if task.regression_target else ()
+    return (*_COLUMNS, *extra, *regression)
+
+
+def _missing_label_column(columns: list[str], task: Task) -> list[str]:
+    """The label column(s) the header lacks, or a conflict between two spellings of it."""
+    if task.detection is None:
+        return [] if "label" in columns else ["label"]
+    if "label" in columns and "grade" in columns:
+        return ["one of label or grade, not both (they are the same column)"]
+    return [] if {"label", "grade", "present"} & set(columns) else ["grade or present"]
+
+
+def _header(reader: Iterator[list[str]], csv_path: Path, task: Task) -> dict[str, int]:
     """The position of each known column, once the header has the required ones, each once."""
     try:
         header = next(reader)
@@ -128,7 +166,7 @@ def _header(reader: Iterator[list[str]], csv_path: Path) -> dict[str, int]:
     dupes = sorted({c for c in columns if c and columns.count(c) > 1})
     if dupes:
         problems.append(f"line 1: column(s) {dupes} appear more than once")
-    missing = [c for c in ("label", "center") if c not in columns]
+    missing = _missing_label_column(columns, task) + [c for c in ("center",) if c not in columns]
     if "path" not in columns and "sop_instance_uid" not in columns:
         missing.append("path or sop_instance_uid")
     if missing:
@@ -136,7 +174,7 @@ def _header(reader: Iterator[list[str]], csv_path: Path) -> dict[str, int]:
         problems.append(f"line 1: missing column(s) {missing}{hint}; header is {header}")
     if problems:
         _fail(csv_path, problems)
-    return {c: columns.index(c) for c in _COLUMNS if c in columns}
+    return {c: columns.index(c) for c in _known_columns(task) if c in columns}
 
 
 def _parse_row(cells: list[str], line: int, index: dict[str, int], task: Task
@@ -153,8 +191,14 @@ def _parse_row(cells: list[str], line: int, index: dict[str, int], task: Task
         problems.append(f"path {raw_path!r} must be relative to --dicom-dir and stay inside it")
     if not raw_path and not uid:
         problems.append("neither path nor sop_instance_uid given: the study cannot be found")
-    label, label_problem = _parse_label(cell("label"), task)
+    if task.detection is None:
+        label, label_problem = _parse_label(cell("label"), task)
+    else:
+        label, label_problem = _parse_grade_or_presence(cell("grade") or cell("label"),
+                                                        cell("present"), task)
     problems += label_problem
+    value, value_problem = _parse_value(cell(task.regression_target or ""), task)
+    problems += value_problem
     center = cell("center")
     if not center:
         problems.append("the center is empty")
@@ -165,7 +209,7 @@ def _parse_row(cells: list[str], line: int, index: dict[str, int], task: Task
             problems.append(f"split {cell('split')!r} is not one of {task.splits} "
                             "(with a split column every row needs one)")
     row = LabelRow(line=line, label=label, center=center, path=path,
-                   sop_instance_uid=uid or None, split=split)
+                   sop_instance_uid=uid or None, split=split, value=value)
     return row, [f"line {line}: {p}" for p in problems]
 
 
@@ -177,6 +221,37 @@ def _parse_label(raw: str, task: Task) -> tuple[int, list[str]]:
         return task.parse_label(raw), []
     except ValueError as exc:
         return -1, [str(exc)]
+
+
+def _parse_grade_or_presence(grade: str, present: str, task: Task) -> tuple[int, list[str]]:
+    """The label of a task with a detection reading: the grade if given, else from presence."""
+    negative = task.negative_index
+    is_present = PRESENT_VALUES.get(present.lower()) if present else None
+    if present and is_present is None:
+        return UNKNOWN_GRADE, [f"present {present!r} is not one of {sorted(PRESENT_VALUES)}"]
+    if not grade:
+        if is_present is None:
+            return UNKNOWN_GRADE, ["neither grade nor present given: every study needs one "
+                                   f"(grade: {task.accepted_labels()}; present: yes or no)"]
+        return (UNKNOWN_GRADE if is_present else negative), []
+    label, problems = _parse_label(grade, task)
+    if not problems and is_present is not None and is_present != (label != negative):
+        problems = [f"grade {grade!r} and present {present!r} disagree"]
+    return label, problems
+
+
+def _parse_value(raw: str, task: Task) -> tuple[float | None, list[str]]:
+    """The regression target's value: empty -> None; otherwise a finite number >= 0."""
+    if not raw:
+        return None, []
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not math.isfinite(value) or value < 0:
+        return None, [f"{task.regression_target} {raw!r} is not a finite number >= 0 "
+                      "(leave it empty when not measured)"]
+    return value, []
 
 
 def _repeats(row: LabelRow, seen_path: dict[str, int], seen_uid: dict[str, int]) -> list[str]:

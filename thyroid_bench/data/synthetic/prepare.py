@@ -1,8 +1,11 @@
-"""``thyroid-bench prepare`` for the synthetic reference cohort: generate, write, check.
+"""``thyroid-bench prepare`` for the synthetic cohorts: generate, write, check.
 
-The physics and readers live in :mod:`thyroid_bench.data.synthetic.generator`; this module
-turns a generated cohort into a dataset version (format v1) with its card, and
-compares the result with the fingerprint pinned for the official release.
+Two cohorts, one per task: ``tsb-synthetic`` (four-pattern; physics and readers in
+:mod:`thyroid_bench.data.synthetic.generator`) and ``tsb-residual`` (residual-tissue;
+:mod:`thyroid_bench.data.synthetic.residual`). :data:`COHORTS` is the table that names each
+cohort's generator module and card; this module turns a generated cohort into a dataset
+version (format v1) with its card, and compares the result with the fingerprint pinned for
+the official release.
 """
 
 from __future__ import annotations
@@ -10,25 +13,66 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-from thyroid_bench.data.card import synthetic_card
+from thyroid_bench.data.card import residual_card, synthetic_card
 from thyroid_bench.data.format import default_home, write_dataset
-from thyroid_bench.data.manifest import read_manifest
+from thyroid_bench.data.manifest import Manifest, read_manifest
 from thyroid_bench.data.official import pinned_fingerprint
-from thyroid_bench.data.synthetic import generator as synthetic
+from thyroid_bench.data.synthetic import generator, residual
+from thyroid_bench.data.synthetic import generator as synthetic  # noqa: F401  (tsb-synthetic, its old name here)
+from thyroid_bench.errors import DatasetError
 
-__all__ = ["prepare_synthetic", "synthetic_name"]
+__all__ = ["COHORTS", "Cohort", "DEFAULT_COHORT", "cohort_for_task", "prepare_synthetic",
+           "synthetic_name"]
 
 LICENCE = "cc-by-4.0"
 
 
-def synthetic_name(seed: int | None) -> str:
-    """``tsb-synthetic`` for the official seed, ``tsb-synthetic-seed<N>`` for any other."""
-    if seed is None or seed == synthetic.OFFICIAL_SEED:
-        return synthetic.NAME
-    return f"{synthetic.NAME}-seed{seed}"
+@dataclass(frozen=True)
+class Cohort:
+    """A synthetic cohort: its generator module (``NAME``, ``VERSION``, ``OFFICIAL_SEED``,
+    ``TASK``, ``generate_cohort``, ``provenance``) and its card body."""
+
+    module: ModuleType
+    card: Callable[[Manifest], str]
+
+
+#: The synthetic cohorts by dataset name.
+COHORTS: dict[str, Cohort] = {
+    generator.NAME: Cohort(generator, synthetic_card),
+    residual.NAME: Cohort(residual, residual_card),
+}
+DEFAULT_COHORT = generator.NAME
+
+
+def cohort_for_task(task: str) -> str:
+    """The synthetic cohort that serves ``task`` (a registered task's name)."""
+    for name, cohort in COHORTS.items():
+        if cohort.module.TASK.name == task:
+            return name
+    raise DatasetError(f"no synthetic cohort serves task {task}; synthetic cohorts: "
+                       + ", ".join(f"{n} ({c.module.TASK.name})" for n, c in COHORTS.items()))
+
+
+def _cohort(dataset: str) -> Cohort:
+    if dataset not in COHORTS:
+        raise DatasetError(f"{dataset!r} is not a synthetic cohort; expected one of "
+                           f"{', '.join(COHORTS)}")
+    return COHORTS[dataset]
+
+
+def synthetic_name(seed: int | None, dataset: str = DEFAULT_COHORT) -> str:
+    """``<cohort>`` (e.g. ``tsb-synthetic``) for its official seed, ``<cohort>-seed<N>`` for
+    any other."""
+    module = _cohort(dataset).module
+    if seed is None or seed == module.OFFICIAL_SEED:
+        return module.NAME
+    return f"{module.NAME}-seed{seed}"
 
 
 def prepare_synthetic(
@@ -40,8 +84,10 @@ def prepare_synthetic(
     counts: dict[str, tuple[int, ...]] | None = None,
     progress: bool = True,
     workers: int | None = None,
+    dataset: str = DEFAULT_COHORT,
 ) -> Path:
-    """Build tsb-synthetic 1.0.0 (or a seeded variant) under ``home`` and return its folder.
+    """Build the synthetic cohort ``dataset`` (default tsb-synthetic 1.0.0; or tsb-residual),
+    or a seeded variant, under ``home`` and return its folder.
 
     An existing complete version is kept unless ``force``. ``counts`` (per
     split, in class order) builds a smaller unofficial variant, for tests.
@@ -49,23 +95,25 @@ def prepare_synthetic(
     ``workers`` processes render the phantoms (default: every core); the images do
     not depend on it.
     """
-    seed = synthetic.OFFICIAL_SEED if seed is None else seed
-    name = synthetic_name(seed) if counts is None else f"{synthetic_name(seed)}-mini"
+    cohort = _cohort(dataset)
+    module = cohort.module
+    seed = module.OFFICIAL_SEED if seed is None else seed
+    name = synthetic_name(seed, dataset) + ("" if counts is None else "-mini")
     home = Path(home) if home is not None else default_home()
-    target = home / name / synthetic.VERSION
+    target = home / name / module.VERSION
     if (target / "manifest.json").is_file() and not force:
-        _say(f"{name} {synthetic.VERSION} already prepared at {target} (use --force to rebuild)",
+        _say(f"{name} {module.VERSION} already prepared at {target} (use --force to rebuild)",
              progress)
     else:
         start = time.perf_counter()
         workers = max(1, int(workers or os.cpu_count() or 1))
-        _say(f"generating {name} {synthetic.VERSION} (seed {seed}): phantoms, collimator blur, "
+        _say(f"generating {name} {module.VERSION} (seed {seed}): phantoms, collimator blur, "
              f"Poisson noise, three simulated readers ({workers} process(es))", progress)
-        cohort = synthetic.generate_cohort(seed, counts=counts, progress=progress, workers=workers)
+        splits = module.generate_cohort(seed, counts=counts, progress=progress, workers=workers)
         _say("writing 16-bit PNGs, parquet shards, manifest and card", progress)
         write_dataset(
-            name, synthetic.VERSION, cohort, home=home, provenance=_provenance(seed, counts),
-            task=synthetic.TASK, licence=LICENCE, card=synthetic_card, synthetic=True, force=force,
+            name, module.VERSION, splits, home=home, provenance=_provenance(module, seed, counts),
+            task=module.TASK, licence=LICENCE, card=cohort.card, synthetic=True, force=force,
         )
         _say(f"built in {time.perf_counter() - start:.1f} s", progress)
     _check_official(target, progress)
@@ -77,11 +125,11 @@ def prepare_synthetic(
     return target
 
 
-def _provenance(seed: int, counts: dict | None) -> dict[str, Any]:
+def _provenance(module: ModuleType, seed: int, counts: dict | None) -> dict[str, Any]:
     import numpy
     import scipy
 
-    prov = dict(synthetic.provenance(seed))
+    prov = dict(module.provenance(seed))
     # The phantoms depend on numpy's generators and scipy's filters: record which built them.
     prov["built_with"] = {"numpy": numpy.__version__, "scipy": scipy.__version__}
     if counts is not None:

@@ -1,0 +1,320 @@
+"""DICOM ingestion for task residual-tissue: whole-body sweeps (dual-head files and separate
+view files) and static neck views paired into two-view studies, the head-and-neck crop rule,
+grade and presence-only labels, uptake_pct, accounting and no identifier in the output."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from thyroid_bench.data.dicom.deid import Pseudonymizer
+from thyroid_bench.data.dicom.ingest import list_archive, prepare_dicom, read_dicom_file
+from thyroid_bench.data.dicom.labels_csv import read_labels_csv
+from thyroid_bench.data.dicom.wholebody import (
+    MARGIN_DIVISOR,
+    crop,
+    head_and_neck_window,
+)
+from thyroid_bench.data.images import decode_image
+from thyroid_bench.data.manifest import read_manifest
+from thyroid_bench.data.shards import read_split
+from thyroid_bench.data.verify import verify_dataset
+from thyroid_bench.errors import DatasetError
+from thyroid_bench.tasks import UNKNOWN_GRADE, get_task
+from thyroid_bench.testing.dicom_writer import CANARY_PREFIX, sweep_phantom, write_archive
+
+SEED = 23
+TASK = get_task("residual-tissue")
+UPTAKE = {0: 0.2, 1: 0.6, 2: 1.5, 3: 3.25}
+
+
+# --------------------------------------------------------------------------- the crop rule
+@pytest.mark.parametrize("vertex", [0, 60, 200])
+def test_crop_starts_just_above_the_head_of_a_sweep(vertex):
+    ant, post = sweep_phantom(1, vertex=vertex, remnant=30.0)
+    window = head_and_neck_window([ant, post])
+    # The threshold is crossed in the top 1-3 cm of the skull (2.21 mm rows) ...
+    assert vertex <= window.vertex <= vertex + 14
+    # ... and the square of the image width starts the margin above it, inside the image.
+    assert window.start == max(0, window.vertex - 256 // MARGIN_DIVISOR)
+    assert window.start <= vertex and (window.side, window.binning) == (256, 1)
+    cut = crop(ant, window)
+    assert cut.shape == (256, 256)
+    np.testing.assert_array_equal(cut, ant[window.start:window.start + 256])
+    # The thyroid-bed focus (26 cm below the vertex) is inside the crop, near its middle column.
+    row, col = np.unravel_index(np.argmax(cut), cut.shape)
+    assert abs(window.start + row - (vertex + 260 / 2.21)) < 10 and abs(col - 128) < 10
+
+
+def test_a_512_wide_sweep_is_binned_to_256_keeping_every_count():
+    ant, post = sweep_phantom(2, rows=2048, cols=512, vertex=100, spacing_mm=1.105)
+    window = head_and_neck_window([ant, post])
+    assert (window.side, window.binning) == (512, 2) and window.start <= 100
+    cut = crop(ant, window)
+    assert cut.shape == (256, 256)
+    assert cut.sum() == ant[window.start:window.start + 512].sum(dtype=np.int64)
+    assert cut[0, 0] == ant[window.start:window.start + 2, :2].sum()
+
+
+def test_crop_rule_refuses_what_is_not_a_sweep():
+    with pytest.raises(ValueError, match="wider than long"):
+        head_and_neck_window([np.ones((64, 128), dtype=np.uint16)])
+    with pytest.raises(ValueError, match="no vertex"):
+        head_and_neck_window([np.full((256, 64), 3, dtype=np.uint16)])
+    with pytest.raises(ValueError, match="differ in shape"):
+        head_and_neck_window([np.ones((256, 64)), np.ones((256, 32))])
+
+
+# --------------------------------------------------------------------------- labels CSV
+def _csv(tmp_path, text):
+    path = tmp_path / "labels.csv"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_labels_csv_grades_presence_and_uptake(tmp_path):
+    rows, _ = read_labels_csv(_csv(tmp_path, "path,grade,present,center,uptake_pct\n"
+                                   "a.dcm,moderate,,c1,1.5\n"
+                                   "b.dcm,0,no,c1,\n"
+                                   "c.dcm,,Yes,c1,0.4\n"
+                                   "d.dcm,,false,c1,0\n"), TASK)
+    assert [(r.label, r.value) for r in rows] == [(2, 1.5), (0, None), (UNKNOWN_GRADE, 0.4), (0, 0.0)]
+    rows, _ = read_labels_csv(_csv(tmp_path, "path,label,center\na.dcm,high,c1\n"), TASK)
+    assert rows[0].label == 3 and rows[0].value is None
+
+
+def test_labels_csv_faults_of_this_task_name_the_line(tmp_path):
+    path = _csv(tmp_path, "path,grade,present,center,uptake_pct\n"
+                "a.dcm,high,no,c1,3\n"      # 2: grade and presence disagree
+                "b.dcm,,maybe,c1,\n"        # 3: unknown presence
+                "c.dcm,,,c1,\n"             # 4: neither given
+                "d.dcm,low,,c1,-1\n"        # 5: negative uptake
+                "e.dcm,low,,c1,nan\n")      # 6: not finite
+    with pytest.raises(DatasetError) as err:
+        read_labels_csv(path, TASK)
+    msg = str(err.value)
+    assert "5 problem(s)" in msg
+    for line, words in [(2, "disagree"), (3, "'maybe'"), (4, "neither grade nor present"),
+                        (5, "uptake_pct '-1'"), (6, "uptake_pct 'nan'")]:
+        assert f"line {line}: " in msg and words in msg, (line, msg)
+    with pytest.raises(DatasetError, match="grade or present"):
+        read_labels_csv(_csv(tmp_path, "path,center\na.dcm,c1\n"), TASK)
+    with pytest.raises(DatasetError, match="not both"):
+        read_labels_csv(_csv(tmp_path, "path,label,grade,center\na.dcm,1,1,c1\n"), TASK)
+
+
+# --------------------------------------------------------------------------- an archive
+def _static(rng, n=128, level=3.0):
+    return rng.poisson(level, (n, n)).astype(np.uint16)
+
+
+def _rows():
+    """22 studies of 34 files, and 3 files that are refused."""
+    rng = np.random.default_rng(SEED)
+    rows = []
+    for p in range(10):  # centre 1: dual-head whole-body sweeps, both views in one file
+        ant, post = sweep_phantom(100 + p, vertex=20 + 9 * p, remnant=8.0 * (p % 4))
+        rows.append({"image": ant, "frames": [(ant, "anterior"), (post, "posterior")],
+                     "whole_body": True, "label": p % 4, "center": "center1",
+                     "patient": f"dh-{p}", "sex": "FM"[p % 2], "age": 30 + p,
+                     "uptake_pct": None if p == 9 else UPTAKE[p % 4], "kind": "dual"})
+    for p in range(6):  # centre 1: anterior and posterior sweeps in two files of one study
+        ant, post = sweep_phantom(200 + p, vertex=40 + 11 * p)
+        for view, img in (("posterior", post), ("anterior", ant)):
+            rows.append({"image": img, "view": view, "whole_body": True, "label": (p + 1) % 4,
+                         "center": "center1", "patient": f"two-{p}", "study": f"two-{p}",
+                         "uptake_pct": UPTAKE[(p + 1) % 4], "labelled": view == "anterior" or p == 0,
+                         "kind": f"two-{view}"})
+    for p in range(6):  # centre 2: static neck views used as they are
+        for view in ("anterior", "posterior"):
+            rows.append({"image": _static(rng), "view": view, "label": p % 4, "center": "center2",
+                         "patient": f"neck-{p}", "study": f"neck-{p}", "pixel_spacing_mm": 1.8,
+                         "uptake_pct": UPTAKE[p % 4], "labelled": view == "anterior",
+                         "kind": f"static-{view}"})
+    rows += [
+        {"image": _static(rng), "view": "anterior", "label": 1, "center": "center1",
+         "patient": "lonely", "study": "lonely", "uptake_pct": 0.5,
+         "bad": "its study has no posterior view"},
+        {"image": _static(rng), "label": 0, "center": "center1", "patient": "ct",
+         "overrides": {"Modality": "CT"}, "bad": "modality CT, not NM"},
+        {"image": _static(rng), "view": "posterior", "label": 0, "center": "center1",
+         "patient": "unlabelled", "labelled": False, "bad": "no label row"},
+    ]
+    return rows
+
+
+def _write(tmp, label_column="grade"):
+    rows = _rows()
+    if label_column == "present":  # only detection known: a present study's grade is not
+        rows = [dict(r, label=UNKNOWN_GRADE) if r["label"] else r for r in rows]
+    return write_archive(tmp / "archive", rows, seed=SEED, task=TASK, label_column=label_column,
+                         label_style="mixed"), rows
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("residual")
+    archive, rows = _write(tmp)
+    key_file = tmp / "secret" / "pseudonym.key"
+    path = prepare_dicom(dicom_dir=archive.root, labels=archive.labels_csv, name="residual-test",
+                         version="1.0.0", key_file=key_file, external_centers=["center2"],
+                         home=tmp / "home", workers=1, task="residual-tissue")
+    return {"tmp": tmp, "archive": archive, "rows": rows, "path": path, "key_file": key_file}
+
+
+def _table(path: Path):
+    import pandas as pd
+
+    frames = [read_split(path, s).assign(split=s) for s in ("train", "internal", "external")]
+    return pd.concat(frames, ignore_index=True)
+
+
+def _rejected(path: Path) -> dict[str, str]:
+    return {r["file"]: r["reason"] for r in csv.DictReader(io.StringIO((path / "rejected.csv").read_text()))}
+
+
+def test_every_file_is_ingested_or_rejected_with_its_reason(built):
+    files = list_archive(built["archive"].root)
+    table, rejected = _table(built["path"]), _rejected(built["path"])
+    assert len(files) == 37 and len(table) == 22
+    expected = {s.path: r["bad"] for s, r in zip(built["archive"].studies, built["rows"]) if "bad" in r}
+    assert {f: next(w for w in expected.values() if w in why) for f, why in rejected.items()} == expected
+    ingest = read_manifest(built["path"]).provenance["ingest"]
+    assert (ingest["files_seen"], ingest["ingested"], ingest["rejected"], ingest["studies"]) == \
+        (37, 34, 3, 22)
+    assert ingest["ingested"] + ingest["rejected"] == len(files)
+
+
+def test_views_are_paired_cropped_and_stored_as_acquired(built):
+    pseud = Pseudonymizer(built["key_file"].read_bytes())
+    table = _table(built["path"]).set_index("case_id")
+    written = list(zip(built["archive"].studies, built["rows"]))
+    checked = set()
+    for k, (s, r) in enumerate(written):
+        if r.get("kind") == "dual":
+            ant, post = r["frames"][0][0], r["frames"][1][0]
+        elif r.get("kind") in ("two-anterior", "static-anterior"):
+            ant, post = r["image"], written[k - 1][1]["image"] if r["kind"] == "two-anterior" \
+                else written[k + 1][1]["image"]
+        else:
+            continue
+        row = table.loc[pseud.case(s.uids[2])]
+        if r.get("whole_body"):
+            window = head_and_neck_window([ant, post])
+            ant, post = crop(ant, window), crop(post, window)
+            assert window.start <= 20 + 11 * 9  # every phantom's skull top is below row 119
+        np.testing.assert_array_equal(decode_image(row["image"]), ant)
+        np.testing.assert_array_equal(decode_image(row["image_posterior"]), post)  # not mirrored
+        assert row["label"] == r["label"] and row["center"] == r["center"]
+        assert row["matrix"] == ant.shape[0] == (256 if r.get("whole_body") else 128)
+        assert row["total_counts"] == int(ant.sum())
+        assert row["pixel_spacing_mm"] == pytest.approx(r.get("pixel_spacing_mm", 2.21))
+        expected = r["uptake_pct"]
+        assert (np.isnan(row["uptake_pct"]) if expected is None else row["uptake_pct"] == expected)
+        assert row["patient_id"] == pseud.patient(s.center, s.identity.issuer, s.identity.patient_id)
+        checked.add(row.name)
+    assert len(checked) == len(table) == 22
+    assert set(table.loc[table["split"] == "external", "center"]) == {"center2"}
+    assert (table.loc[table["split"] == "external", "matrix"] == 128).all()
+
+
+def test_dataset_verifies_and_counts_grades(built):
+    report = verify_dataset(built["path"])
+    assert report.ok, report.render()
+    manifest = read_manifest(built["path"])
+    counts = {s: manifest.splits[s].class_counts for s in ("train", "internal", "external")}
+    total = {name: sum(c.get(name, 0) for c in counts.values()) for name in TASK.class_names}
+    labels = [r["label"] for r in built["rows"]  # one per study: its anterior file's
+              if r.get("kind") in ("dual", "two-anterior", "static-anterior")]
+    assert total == {name: labels.count(k) for k, name in enumerate(TASK.class_names)}
+    assert manifest.provenance["labels_csv"]["grades_known"] is True
+
+
+def _haystacks(folder: Path) -> list[bytes]:
+    """Every byte of every file, plus every decoded parquet cell and PNG text chunk."""
+    out = [f.read_bytes() for f in folder.rglob("*") if f.is_file()]
+    for shard in (folder / "data").glob("*.parquet"):
+        table = pq.read_table(shard)
+        out.append(repr(table.schema.metadata).encode())
+        for column in table.column_names:
+            for value in table.column(column).to_pylist():
+                if isinstance(value, dict):
+                    out.append(repr(value.get("path")).encode())
+                    value = value.get("bytes")
+                if isinstance(value, bytes):
+                    out.append(value)
+                    with Image.open(io.BytesIO(value)) as im:
+                        out.append(repr(im.info).encode())
+                elif value is not None:
+                    out.append(str(value).encode())
+    return out
+
+
+def test_no_identifier_or_canary_anywhere_in_the_output(built):
+    hay = [h.lower() for h in _haystacks(built["path"])]
+    planted = {p for p in built["archive"].planted() if len(p) >= 4}
+    assert len(planted) > 150
+    assert sorted(p for p in planted if any(p.lower().encode() in h for h in hay)) == []
+    assert not any(CANARY_PREFIX.lower().encode() in h for h in hay)
+    assert any(b"center2" in h for h in hay)  # the search finds what is there
+
+
+def test_presence_only_labels_skip_grades_and_say_so(tmp_path, capsys):
+    """Through the command line: ``prepare --source dicom --task residual-tissue``."""
+    from thyroid_bench.cli.main import main
+
+    archive, rows = _write(tmp_path, label_column="present")
+    assert main(["prepare", "--source", "dicom", "--task", "residual-tissue",
+                 "--dicom-dir", str(archive.root), "--labels", str(archive.labels_csv),
+                 "--name", "presence", "--version", "1.0.0", "--key-file", str(tmp_path / "k.key"),
+                 "--external-center", "center2", "--home", str(tmp_path / "home"),
+                 "--workers", "1"]) == 0
+    path = tmp_path / "home" / "presence" / "1.0.0"
+    out = capsys.readouterr().out
+    assert "37 files seen = 34 ingested + 3 rejected" in out and "22 studies" in out
+    assert "grade metrics" in out and "skipped" in out
+    assert "grade metrics (accuracy, quadratic kappa" in (path / "README.md").read_text()
+    table = _table(path)
+    assert sorted(set(table["label"])) == [UNKNOWN_GRADE, 0]
+    assert int((table["label"] == 0).sum()) == 6  # grade 0 of the graded archive: absent
+    manifest = read_manifest(path)
+    assert manifest.provenance["labels_csv"]["grades_known"] is False
+    n_present = int((table["label"] == UNKNOWN_GRADE).sum())
+    assert sum(manifest.splits[s].class_counts.get("present", 0) for s in manifest.splits) == n_present
+    assert verify_dataset(path).ok
+
+
+def test_the_four_pattern_task_still_refuses_whole_body_images(built):
+    s, r = next((s, r) for s, r in zip(built["archive"].studies, built["rows"]) if r.get("kind") == "dual")
+    res = read_dicom_file(built["archive"].root / s.path, s.path)
+    assert not res["ok"] and res["reason"].startswith("Image Type WHOLE BODY")
+    res = read_dicom_file(built["archive"].root / s.path, s.path, views=True)
+    assert res["ok"] and set(res["views"]) == {"anterior", "posterior"} and res["whole_body"]
+    np.testing.assert_array_equal(res["views"]["posterior"], r["frames"][1][0])
+
+
+def test_two_rows_labelling_one_study_differently_is_an_error(built, tmp_path):
+    lines = list(csv.reader(built["archive"].labels_csv.open()))
+    header, body = lines[0], lines[1:]
+    study = next(s for s, r in zip(built["archive"].studies, built["rows"])
+                 if r.get("kind") == "two-posterior")
+    body = [row if row[0] != study.path else [row[0], "high", *row[2:]] for row in body]
+    bad = tmp_path / "bad.csv"
+    with open(bad, "w", newline="") as fh:
+        csv.writer(fh).writerows([header, *body])
+    with pytest.raises(DatasetError, match="label two files of one study"):
+        prepare_dicom(dicom_dir=built["archive"].root, labels=bad, name="bad", version="1.0.0",
+                      key_file=built["key_file"], home=tmp_path / "home", workers=1,
+                      task="residual-tissue")
+
+
+def test_the_card_describes_the_two_views(built):
+    card = (built["path"] / "README.md").read_text()
+    assert "## Two views per study" in card and "22 studies from 34 files" in card
+    assert "Presence-only" not in card
