@@ -195,7 +195,7 @@ def test_residual_report_layout(tmp_path):
     text = write_report(tmp_path, RESIDUAL, {"internal": mi, "external": me},
                         {"internal": (yi, pi), "external": (ye, pe)}, title="r").read_text()
     assert "Table" not in text and "type I" not in text  # not four-pattern's Table 2
-    assert text.count("| Detection (present: not absent") == 2
+    assert text.count("| Detection (n=") == 2 and text.count("called when P(present) = 1 - P(absent) >= 0.5") == 2
     assert "![ROC curve of detection, internal](figures/roc_internal.png)" in text
     assert (tmp_path / "figures" / "confusion_internal.png").is_file()
     assert not (tmp_path / "figures" / "confusion_external.png").exists()  # grades unknown there

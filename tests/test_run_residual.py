@@ -240,7 +240,7 @@ def test_report_has_the_detection_and_grade_tables(residual_run):
     text = (d / "report.md").read_text()
     m = residual_run.metrics["internal"]
     internal = text.split("## internal")[1].split("## external")[0]
-    assert "| Detection (present: not absent; called at P(present) >= 0.5" in internal
+    assert "called when P(present) = 1 - P(absent) >= 0.5" in internal and "| Detection (n=" in internal
     sens, (lo, hi) = m["detection_sensitivity"], m["ci"]["detection_sensitivity"]
     assert f"| Sensitivity (%) | {100 * sens:.1f} ({100 * lo:.1f}-{100 * hi:.1f}) |" in internal
     for row in ("Specificity (%)", "PPV (%)", "NPV (%)", "Balanced accuracy (%)", "F1 (%)", "AUC (%)"):

@@ -162,17 +162,17 @@ def _draw(out: Path, source: _Source, rows: Sequence[Mapping[str, Any]],
                  grid.top + 0.3 * (1.0 - grid.top), f"{center}{shape}{views}", ha="center",
                  va="center", fontsize=9 if nv == 1 else 7)
     for cls in source.task.classes:
-        _class_row(fig, grid, cls, picked)
+        _class_row(fig, grid, source.task, cls, picked)
     fig.savefig(out, dpi=DPI, format="png")
     plt.close(fig)
 
 
-def _class_row(fig: Any, grid: _Grid, cls: TaskClass,
+def _class_row(fig: Any, grid: _Grid, task: Task, cls: TaskClass,
                picked: dict[tuple[int, str], list[list[np.ndarray]]]) -> None:
     """The class's row: its label, then its examples per centre (every view of each) or "none"."""
     k = cls.index
     y = grid.top - (k + 1) * grid.h_cell
-    code = f"type {cls.code}\n" if cls.code else ""
+    code = f"{task.class_code(k)}\n" if cls.code else ""
     fig.text(0.5 * grid.left, y + 0.5 * grid.h_cell, f"{code}{cls.name.replace('_', ' ')}",
              ha="center", va="center", fontsize=8)
     for c, center in enumerate(_CENTERS):

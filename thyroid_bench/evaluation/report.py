@@ -102,8 +102,10 @@ def _paper_type(name: str, task: Task | None) -> str | None:
 
 
 def _class_header(name: str, support: int, task: Task | None) -> tuple[str, str]:
-    t = _paper_type(name, task)
-    return name, (f"type {t}, n={support}" if t else f"n={support}")
+    code = None
+    if task is not None and name in task.class_names:
+        code = task.class_code(task.class_names.index(name))  # "type III", "grade 2"
+    return name, (f"{code}, n={support}" if code else f"n={support}")
 
 
 def _fmt(value: float | None, interval: Sequence[float] | None, percent: bool) -> str:
@@ -208,10 +210,12 @@ def format_detection_table(metrics: Mapping, *, task: Task | None = None,
     balanced accuracy, F1, AUC (of P(present)) and accuracy with CIs, and the 2 x 2 counts."""
     support = metrics.get("detection_support") or {}
     negative = task.detection.negative if task is not None and task.detection else "absent"
-    head = (f"Detection (present: not {negative}; called at P(present) >= "
-            f"{metrics.get('detection_threshold', 0.5):g}; absent n={support.get('absent', 0)}, "
-            f"present n={support.get('present', 0)})")
-    table = _table([head, "value (95% CI)"], _figure_rows(metrics, DETECTION_ROWS), markdown)
+    n_present, n_absent = support.get("present", 0), support.get("absent", 0)
+    lead = (f"Detection: present = not {negative}, called when P(present) = 1 - P({negative}) "
+            f">= {metrics.get('detection_threshold', 0.5):g}.")
+    table = lead + "\n\n" + _table([f"Detection (n={n_present + n_absent}: {n_present} present, "
+                                    f"{n_absent} {negative})", "value (95% CI)"],
+                                   _figure_rows(metrics, DETECTION_ROWS), markdown)
     cm = metrics.get("detection_confusion_matrix")
     if cm:
         counts = _table(["true \u2193 called \u2192", "absent", "present"],

@@ -173,13 +173,14 @@ def how_to_submit(tasks: Sequence[Task]) -> str:
         prepare=prepare, scores=scores, run_other=run_other)
 
 
-def ranking_rules(main: MainScore) -> str:
-    """How rows are ranked by ``main``, stated on every rendering (Markdown)."""
+def ranking_rules(main: MainScore, tasks: Sequence[str] = ()) -> str:
+    """How rows of ``tasks`` are ranked by ``main``, stated on every rendering (Markdown)."""
     score, split = score_name(main), main.split
     metric = figure_name(main.metric).name
     note = split_name(split).note
+    whose = ", ".join(f"`{t}`" for t in tasks) + ": " if tasks else ""
     return (
-        f"**Primary metric: {score}** (the `{split}` split{' ' + note if note else ''}). Each row is "
+        f"{whose}**Primary metric: {score}** (the `{split}` split{' ' + note if note else ''}). Each row is "
         "one model, protocol and pretrained weights on one dataset version; figures are the "
         "**mean ± standard deviation over seeds** (sample sd; none for a single seed), in percent, "
         f"followed by the **{CI_LEVEL:.0%} bootstrap interval of the row's median seed** (the seed "
@@ -192,10 +193,17 @@ def ranking_rules(main: MainScore) -> str:
         f"{metric} (percentage points): how much is lost on the unseen centre.")
 
 
-def main_scores(board: Board) -> list[MainScore]:
-    """The distinct main scores of the board's sections, in order (the default task's if none)."""
-    scores = list(dict.fromkeys(sec.task.main_score for sec in board.sections))
-    return scores or [get_task(DEFAULT_TASK).main_score]
+def main_scores(board: Board) -> list[tuple[MainScore, tuple[str, ...]]]:
+    """The distinct main scores of the board's sections, in order, each with the tasks it
+    ranks (the default task's if there are no sections)."""
+    scores: dict[MainScore, list[str]] = {}
+    for sec in board.sections:
+        names = scores.setdefault(sec.task.main_score, [])
+        if sec.task.name not in names:
+            names.append(sec.task.name)
+    if not scores:
+        return [(get_task(DEFAULT_TASK).main_score, ())]
+    return [(main, tuple(names)) for main, names in scores.items()]
 
 
 def _published_pct(x: float) -> str:

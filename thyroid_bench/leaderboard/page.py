@@ -32,7 +32,7 @@ def render_html(board: Board) -> str:
     tasks = d.page_tasks(board)
     sections = "".join(_html_section(s, i) for i, s in enumerate(board.sections)) or (
         "<p><em>No entries yet.</em> See How to submit below.</p>")
-    rules = "\n\n".join(d.ranking_rules(m) for m in d.main_scores(board))
+    rules = "\n\n".join(d.ranking_rules(m, names) for m, names in d.main_scores(board))
     return Template(d.template("page.html")).substitute(
         css=d.template("page.css"), js=d.template("page.js"), generated=d.e(d.GENERATED),
         lead=d.md_inline(d.lead(tasks)), rules=d.md_inline(rules),
@@ -85,9 +85,8 @@ def _detail_row(g: Group, task: Task, detail_id: str, width: int) -> str:
 
 
 def _class_label(task: Task, index: int) -> str:
-    c = task.classes[index]
-    word = "grade" if task.target.kind == "ordinal" else "type"
-    return f"{c.name} ({word} {c.code})" if c.code else c.name
+    code = task.class_code(index)
+    return f"{task.classes[index].name} ({code})" if code else task.classes[index].name
 
 
 def _note_figures(task: Task) -> list[tuple[str, str]]:

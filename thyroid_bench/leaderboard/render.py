@@ -42,8 +42,8 @@ def render_markdown(board: Board) -> str:
     out = ["# thyroid-bench leaderboard", "", f"<!-- {d.GENERATED} -->", "",
            f"{d.lead(tasks)} An interactive version of this page, with per-class "
            "figures and a chart, is [`index.html`](index.html).", ""]
-    for main in d.main_scores(board):
-        out += [d.ranking_rules(main), ""]
+    for main, names in d.main_scores(board):
+        out += [d.ranking_rules(main, names), ""]
     if not board.sections:
         out += ["*No entries yet.* See *How to submit* below.", ""]
     for sec in board.sections:
@@ -70,7 +70,7 @@ def render_text(board: Board) -> str:
     if not board.sections:
         return "The leaderboard has no entries yet (thyroid-bench submit RUN_DIR adds one)."
     blocks = [_text_block(sec) for sec in board.sections]
-    scores = " / ".join(d.score_name(m) for m in d.main_scores(board))
+    scores = " / ".join(d.score_name(m) for m, _ in d.main_scores(board))
     blocks.append(f"Percent, mean ± sd over seeds; ranked by mean {scores}; ≈: not "
                   f"significantly different from the row above (paired bootstrap, p ≥ {SIGNIFICANCE}).")
     return "\n\n".join(blocks)

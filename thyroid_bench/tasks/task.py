@@ -239,6 +239,14 @@ class Task(_Frozen):
     def default_dataset(self) -> str | None:
         return self.datasets[0] if self.datasets else None
 
+    def class_code(self, index: int) -> str | None:
+        """The paper's code of class ``index`` with its word: ``type III`` for a pattern,
+        ``grade 2`` for an ordinal grade; None for a class without a code."""
+        c = self.target.classes[index]
+        if not c.code:
+            return None
+        return f"{'grade' if self.target.kind == 'ordinal' else 'type'} {c.code}"
+
     def class_label(self, index: int) -> str:
         """``name (code)`` or ``name``, for messages and tables."""
         c = self.target.classes[index]
