@@ -17,13 +17,17 @@ from thyroid_bench.data.dicom.deid import Pseudonymizer
 from thyroid_bench.data.dicom.ingest import list_archive, prepare_dicom, read_dicom_file
 from thyroid_bench.data.dicom.labels_csv import read_labels_csv
 from thyroid_bench.data.dicom.wholebody import (
+    BED_BELOW_FIELD_TOP_MM,
     MARGIN_DIVISOR,
+    VERTEX_TO_BED_MM,
+    WINDOW_OFFSET_MM,
     crop,
     head_and_neck_window,
 )
 from thyroid_bench.data.images import decode_image
 from thyroid_bench.data.manifest import read_manifest
 from thyroid_bench.data.shards import read_split
+from thyroid_bench.data.synthetic.residual import CAMERAS
 from thyroid_bench.data.verify import verify_dataset
 from thyroid_bench.errors import DatasetError
 from thyroid_bench.tasks import UNKNOWN_GRADE, get_task
@@ -36,14 +40,14 @@ UPTAKE = {0: 0.2, 1: 0.6, 2: 1.5, 3: 3.25}
 
 # --------------------------------------------------------------------------- the crop rule
 @pytest.mark.parametrize("vertex", [0, 60, 200])
-def test_crop_starts_just_above_the_head_of_a_sweep(vertex):
+def test_crop_of_a_256_wide_sweep_starts_just_above_the_head(vertex):
     ant, post = sweep_phantom(1, vertex=vertex, remnant=30.0)
-    window = head_and_neck_window([ant, post])
+    window = head_and_neck_window([ant, post], 2.21)
     # The threshold is crossed in the top 1-3 cm of the skull (2.21 mm rows) ...
     assert vertex <= window.vertex <= vertex + 14
     # ... and the square of the image width starts the margin above it, inside the image.
     assert window.start == max(0, window.vertex - 256 // MARGIN_DIVISOR)
-    assert window.start <= vertex and (window.side, window.binning) == (256, 1)
+    assert window.start <= vertex and (window.side, window.columns) == (256, (0, 0))
     cut = crop(ant, window)
     assert cut.shape == (256, 256)
     np.testing.assert_array_equal(cut, ant[window.start:window.start + 256])
@@ -52,14 +56,57 @@ def test_crop_starts_just_above_the_head_of_a_sweep(vertex):
     assert abs(window.start + row - (vertex + 260 / 2.21)) < 10 and abs(col - 128) < 10
 
 
-def test_a_512_wide_sweep_is_binned_to_256_keeping_every_count():
+def test_a_512_wide_sweep_gives_a_native_256_window_at_the_offset_below_the_vertex():
+    """A 512-wide sweep (1.105 mm rows) whose skull starts at row 100: 256 x 256 at native
+    resolution, starting WINDOW_OFFSET_MM (111.5 mm, 101 rows) below the detected vertex,
+    which lies about THRESHOLD_DEPTH_MM (20 mm, 18 rows) below the skull's top."""
+    assert WINDOW_OFFSET_MM == pytest.approx(111.5)
     ant, post = sweep_phantom(2, rows=2048, cols=512, vertex=100, spacing_mm=1.105)
-    window = head_and_neck_window([ant, post])
-    assert (window.side, window.binning) == (512, 2) and window.start <= 100
-    cut = crop(ant, window)
-    assert cut.shape == (256, 256)
-    assert cut.sum() == ant[window.start:window.start + 512].sum(dtype=np.int64)
-    assert cut[0, 0] == ant[window.start:window.start + 2, :2].sum()
+    window = head_and_neck_window([ant, post], 1.105)
+    assert abs(window.vertex - (100 + 20 / 1.105)) <= 5
+    assert window.start == window.vertex + 101 and window.side == 256
+    expected = 100 + round((280.0 - 148.5) / 1.105)  # 131.5 mm below the skull's top: row 219
+    assert abs(window.start - expected) <= 5
+    # The body is centred: columns 128-383 of both views.
+    assert all(abs(c - 128) <= 2 for c in window.columns)
+    for k, view in enumerate((ant, post)):
+        cut = crop(view, window, k)
+        assert cut.shape == (256, 256) and cut.dtype == np.uint16
+        c = window.columns[k]
+        np.testing.assert_array_equal(cut, view[window.start:window.start + 256, c:c + 256])
+    # Without a stated spacing a 512-wide sweep is taken as 540 mm wide (1.055 mm rows).
+    assert head_and_neck_window([ant, post], float("nan")).start == \
+        window.vertex + round(111.5 / (540 / 512))
+
+
+def test_each_view_of_a_512_wide_sweep_is_centred_on_its_body():
+    """A body 60 mm right of the image centre: the anterior window moves 54 columns right;
+    the posterior view, mirrored as acquired, moves as far left; a window never leaves it."""
+    ant, post = sweep_phantom(3, rows=2048, cols=512, vertex=100, spacing_mm=1.105, shift_mm=60.0)
+    window = head_and_neck_window([ant, post[:, ::-1]], 1.105)
+    assert abs(window.columns[0] - (128 + 60 / 1.105)) <= 2
+    assert abs(window.columns[1] - (128 - 60 / 1.105)) <= 2
+    far = sweep_phantom(3, rows=2048, cols=512, vertex=100, spacing_mm=1.105, shift_mm=200.0)
+    assert head_and_neck_window(far, 1.105).columns == (256, 256)
+
+
+def test_a_512_wide_sweep_puts_the_thyroid_bed_where_tsb_residual_does():
+    """A sweep at tsb-residual's centre-1 pixel size with its bed VERTEX_TO_BED_MM below the
+    skull's top: the bed lands at the row and column tsb-residual draws it on average."""
+    cam = CAMERAS["center1"]
+    assert BED_BELOW_FIELD_TOP_MM == pytest.approx(cam.bed_row_fraction * cam.fov_mm)
+    spacing = cam.pixel_spacing_mm
+    ant, post = sweep_phantom(4, rows=1024, cols=512, vertex=80, spacing_mm=spacing,
+                              remnant=3000.0, bed_mm=VERTEX_TO_BED_MM)
+    window = head_and_neck_window([ant, post], spacing)
+    cut = crop(ant, window).astype(float)
+    rows, cols = np.indices(cut.shape)
+    hot = cut > 1000  # the focus only
+    weight = cut[hot].sum()
+    bed_row, bed_col = (rows * cut)[hot].sum() / weight, (cols * cut)[hot].sum() / weight
+    # tsb-residual: bed_y_mm = (bed_row_fraction - 0.5) * fov_mm, pixel centres at (i + 0.5) * pix.
+    expected_row = cam.bed_row_fraction * cam.fov_mm / spacing - 0.5  # 140.3
+    assert abs(bed_row - expected_row) <= 4 and abs(bed_col - (cam.matrix / 2 - 0.5)) <= 2
 
 
 def test_crop_rule_refuses_what_is_not_a_sweep():
@@ -107,6 +154,31 @@ def test_labels_csv_faults_of_this_task_name_the_line(tmp_path):
         read_labels_csv(_csv(tmp_path, "path,center\na.dcm,c1\n"), TASK)
     with pytest.raises(DatasetError, match="not both"):
         read_labels_csv(_csv(tmp_path, "path,label,grade,center\na.dcm,1,1,c1\n"), TASK)
+
+
+def test_labels_csv_uptake_is_a_plain_percentage_and_grades_read_as_printed(tmp_path):
+    """uptake_pct is % of the administered activity: at most 100, written as a plain number
+    (Python's float() would also take '1_0' as 10); a grade reads back as the card and the
+    reports print it ('grade 2')."""
+    path = _csv(tmp_path, "path,grade,center,uptake_pct\n"
+                "a.dcm,high,c1,1e308\n"     # 2: finite but not a percentage
+                "b.dcm,high,c1,100.5\n"     # 3: above 100%
+                "c.dcm,low,c1,1_0\n"        # 4: not a plain number
+                f"d.dcm,low,c1,{'9' * 500}\n")  # 5: cut in the message
+    with pytest.raises(DatasetError) as err:
+        read_labels_csv(path, TASK)
+    msg = str(err.value)
+    assert "4 problem(s)" in msg and len(msg) < 1500
+    for line, raw in [(2, "'1e308'"), (3, "'100.5'"), (4, "'1_0'"), (5, "'" + "9" * 40 + "...'")]:
+        assert f"line {line}: uptake_pct {raw} is not a finite number from 0 to 100" in msg, msg
+    rows, _ = read_labels_csv(_csv(tmp_path, "path,grade,center,uptake_pct\n"
+                                   "a.dcm,grade 2,c1,100\nb.dcm,Grade-0,c1,-0\n"
+                                   "c.dcm,grade 3,c1,2.5e0\n"), TASK)
+    assert [(r.label, r.value) for r in rows] == [(2, 100.0), (0, 0.0), (3, 2.5)]
+    assert str(rows[1].value) == "0.0"  # not -0.0
+    assert [TASK.parse_label(TASK.class_code(k)) for k in range(4)] == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="'grade III' is not a class"):
+        get_task("four-pattern").parse_label("grade III")  # 'grade' is the ordinal word only
 
 
 # --------------------------------------------------------------------------- an archive
@@ -206,8 +278,8 @@ def test_views_are_paired_cropped_and_stored_as_acquired(built):
             continue
         row = table.loc[pseud.case(s.uids[2])]
         if r.get("whole_body"):
-            window = head_and_neck_window([ant, post])
-            ant, post = crop(ant, window), crop(post, window)
+            window = head_and_neck_window([ant, post], 2.21)
+            ant, post = crop(ant, window, 0), crop(post, window, 1)
             assert window.start <= 20 + 11 * 9  # every phantom's skull top is below row 119
         np.testing.assert_array_equal(decode_image(row["image"]), ant)
         np.testing.assert_array_equal(decode_image(row["image_posterior"]), post)  # not mirrored
@@ -318,3 +390,52 @@ def test_the_card_describes_the_two_views(built):
     card = (built["path"] / "README.md").read_text()
     assert "## Two views per study" in card and "22 studies from 34 files" in card
     assert "Presence-only" not in card
+
+
+def test_awkward_archives_account_for_every_file_with_a_reason(tmp_path):
+    """Three views, views of different shapes, a sweep wider than long, a posterior-only
+    study, a study whose files name two patients: each file ingested or rejected, no
+    traceback, the reason in rejected.csv."""
+    rng = np.random.default_rng(5)
+    ant, post = sweep_phantom(9, rows=512, cols=128, vertex=30)
+
+    def pair(study, images, **kw):
+        return [dict({"image": img, "view": view, "label": 1, "center": "center1",
+                      "patient": study, "study": study, "labelled": view == "anterior"}, **kw)
+                for img, view in zip(images, ("anterior", "posterior", "anterior"))]
+
+    good = [f for p in range(4) for f in pair(f"ok{p}", [_static(rng, 32), _static(rng, 32)],
+                                              label=p, center=("center1", "center2")[p % 2])]
+    awkward = {
+        "three": pair("three", [_static(rng, 32), _static(rng, 32), _static(rng, 32)]),
+        "shapes": pair("shapes", [_static(rng, 32), _static(rng, 16)]),
+        "sweep shapes": pair("sweep", [ant, post[:400]], whole_body=True),
+        "wide": [{"image": ant.T.copy(), "frames": [(ant.T.copy(), "anterior"), (post.T.copy(), "posterior")],
+                  "whole_body": True, "label": 1, "center": "center1", "patient": "wide"}],
+        "posterior only": [{"image": _static(rng, 32), "view": "posterior", "label": 2,
+                            "center": "center1", "patient": "back", "study": "back"}],
+        "two patients": [dict(r, patient=f"pt-{r['view']}")
+                         for r in pair("mixed", [_static(rng, 32), _static(rng, 32)])],
+    }
+    rows = good + [r for group in awkward.values() for r in group]
+    archive = write_archive(tmp_path / "archive", rows, seed=SEED, task=TASK, label_column="grade")
+    path = prepare_dicom(dicom_dir=archive.root, labels=archive.labels_csv, name="awkward",
+                         version="1.0.0", key_file=tmp_path / "k.key", external_centers=["center2"],
+                         home=tmp_path / "home", workers=1, task="residual-tissue")
+    rejected = _rejected(path)
+    reasons = {s.path: rejected.get(s.path) for s in archive.studies}
+    by_group, k = {}, len(good)
+    for name, group in awkward.items():
+        by_group[name] = [reasons[s.path] for s in archive.studies[k:k + len(group)]]
+        k += len(group)
+    assert by_group["three"][:2] == [None, None] and by_group["three"][2].startswith("not used")
+    assert by_group["shapes"] == ["anterior (32, 32) and posterior (16, 16) views differ in shape"] * 2
+    assert all("the views of one sweep differ in shape" in r for r in by_group["sweep shapes"])
+    assert by_group["wide"] == ["whole-body matrix 128x512 is wider than long (a sweep runs along "
+                                "the rows)"]
+    assert by_group["posterior only"] == ["its study has no anterior view (both views are needed)"]
+    assert all("name different patients" in r for r in by_group["two patients"])
+    ingest = read_manifest(path).provenance["ingest"]
+    assert (ingest["files_seen"], ingest["ingested"], ingest["rejected"], ingest["studies"]) == \
+        (len(rows), 10, len(rows) - 10, 5)
+    assert len(_table(path)) == 5 and verify_dataset(path).ok

@@ -50,6 +50,22 @@ def test_round_trip_pixels_labels_and_manifest(tiny_splits, tmp_path):
             assert label == by_id[case_id]["label"]
 
 
+def test_two_datasets_of_one_version_do_not_share_the_hf_cache(tiny_splits, tmp_path):
+    """`datasets` caches a local folder by its base name (the version) and a hash of the
+    card's front matter: two datasets of one task and version must still load their own rows."""
+    import datasets
+
+    other = {s: [dict(r, case_id=f"b-{r['case_id']}", patient_id=f"b-{r['patient_id']}",
+                      image=r["image"] + 1) for r in rows] for s, rows in tiny_splits.items()}
+    a = fmt.write_dataset("hosp-a", "1.0.0", tiny_splits, home=tmp_path, card="# a\n")
+    b = fmt.write_dataset("hosp-b", "1.0.0", other, home=tmp_path, card="# b\n")
+    cache = str(tmp_path / "hf")
+    ids_a = set(datasets.load_dataset(str(a), cache_dir=cache)["train"]["case_id"])
+    ids_b = set(datasets.load_dataset(str(b), cache_dir=cache)["train"]["case_id"])
+    assert ids_a == {r["case_id"] for r in tiny_splits["train"]}
+    assert ids_b == {r["case_id"] for r in other["train"]}
+
+
 def test_plain_hf_datasets_opens_it_with_features(tiny_splits, tmp_path):
     import datasets
 
@@ -355,8 +371,10 @@ def test_fingerprint_covers_extra_columns_but_not_their_file_bytes(tmp_path):
 @pytest.mark.parametrize("column, value, message", [
     ("image_posterior", np.zeros((16, 32), np.uint16), r"image_posterior must be a 2-D uint16 .* \(32, 32\)"),
     ("image_posterior", np.zeros((32, 32), np.float32), "image_posterior must be a 2-D uint16"),
-    ("uptake_pct", -0.5, "uptake_pct -0.5 must be finite and >= 0"),
-    ("uptake_pct", float("inf"), "uptake_pct inf must be finite"),
+    ("uptake_pct", -0.5, r"uptake_pct -0.5 must be a finite number from 0 to 100 \(a percentage\)"),
+    ("uptake_pct", float("inf"), "uptake_pct inf must be a finite number"),
+    ("uptake_pct", 1e308, "uptake_pct 1e\\+308 must be a finite number from 0 to 100"),
+    ("uptake_pct", 100.5, "uptake_pct 100.5 must be a finite number from 0 to 100"),
     ("uptake_pct", "high", "uptake_pct 'high' is not a number"),
 ])
 def test_writer_rejects_bad_extra_columns(tmp_path, column, value, message):
@@ -388,7 +406,18 @@ def test_verify_checks_extra_columns(tmp_path):
 
     _rewrite_shard(path, "internal", bad_uptake)
     problems = verify_dataset(path).problems
-    assert any("split internal: uptake_pct not a finite number >= 0" in p for p in problems)
+    assert any("split internal: uptake_pct not a finite number from 0 to 100" in p for p in problems)
+
+    path = _write_residual(_residual_splits(), tmp_path / "percent")
+
+    def impossible_uptake(cols):  # above 100% of the administered activity
+        cols["uptake_pct"][0] = 1e308
+
+    _rewrite_shard(path, "train", impossible_uptake)
+    problems = verify_dataset(path).problems
+    case = fmt.read_split(path, "train")["case_id"][0]
+    assert f"split train: uptake_pct not a finite number from 0 to 100 (a percentage) (or null) " \
+        f"for case(s) ['{case}']" in problems
 
     path = _write_residual(_residual_splits(), tmp_path / "second")
 

@@ -975,3 +975,95 @@ def test_residual_submit_rescores_and_refuses_tampering(two_tasks, tmp_path, tam
         submit(bad, leaderboard=lb, home=two_tasks["home"])
     assert info.value.check == "metrics" and says in str(info.value)
     assert snapshot(lb) == before
+
+
+def _stored_edit_figure(lb):
+    (path,) = sorted((lb / "entries" / "residual-tissue").glob("*/res-mid-*/entry.json"))
+    data = json.loads(path.read_text())
+    data["metrics"]["external"]["detection_sensitivity"] = 0.99
+    path.write_text(json.dumps(data, indent=2))
+    return path, "changed since it was submitted"
+
+
+def _stored_relabel_four_pattern(lb):
+    """A four-pattern entry relabelled residual-tissue, its folder renamed after the new hash and
+    moved into the residual section, so that only its dataset gives it away."""
+    from thyroid_bench.hashing import sha256_file
+
+    (old,) = sorted((lb / "entries" / "four-pattern").glob("*/fp-b-*/entry.json"))
+    data = json.loads(old.read_text())
+    data["task"] = "residual-tissue"
+    old.write_text(json.dumps(data, indent=2))
+    folder = lb / "entries" / "residual-tissue" / "tiny-residual@1.0.0" / f"fp-b-quick-seed0-{sha256_file(old)[:8]}"
+    shutil.move(old.parent, folder)
+    return folder / "entry.json", r"task residual-tissue on tiny-lb@1\.0\.0 stored outside its section"
+
+
+def _stored_labels(lb, column: int, value: str | None):
+    path = lb / "entries" / "residual-tissue" / "tiny-residual@1.0.0" / "labels" / "external.csv"
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    row = next(r for r in rows[1:] if r[1] == "low")
+    row[column] = value
+    with open(path, "w", newline="") as f:
+        csv.writer(f, lineterminator="\n").writerows(rows)
+    return path, row[0]
+
+
+def _stored_uptake(value):
+    def tamper(lb):
+        path, _ = _stored_labels(lb, 2, value)
+        return path, rf"uptake_pct = '{re.escape(value)}' is not a finite number from 0 to 100"
+    return tamper
+
+
+def _stored_grade(lb):
+    path, case = _stored_labels(lb, 1, "high")
+    return path, rf"case '{case}' is high there but low in .*predictions/external\.csv"
+
+
+@pytest.mark.parametrize("tamper", [
+    _stored_edit_figure, _stored_relabel_four_pattern, _stored_uptake("inf"), _stored_uptake("-0.5"),
+    _stored_uptake("250"), _stored_uptake("nan"), _stored_grade,
+], ids=["entry-figure-edited", "four-pattern-entry-relabelled", "labels-uptake-inf",
+        "labels-uptake-negative", "labels-uptake-250", "labels-uptake-nan", "labels-grade-edited"])
+def test_stored_residual_files_edited_by_hand_are_refused(two_tasks, tmp_path, capsys, tamper):
+    """``leaderboard`` (and every ``submit``, which re-renders) refuses a stored entry, label or
+    uptake edited since submission, with one error line naming the file; nothing is rendered."""
+    lb = Path(shutil.copytree(two_tasks["lb"], tmp_path / "lb"))
+    render_leaderboard(lb, write=False)  # pristine: fine
+    path, says = tamper(lb)
+    with pytest.raises(LeaderboardError, match=says) as info:
+        render_leaderboard(lb, write=False)
+    assert str(path) in str(info.value)
+    before = snapshot(lb)
+    assert main(["leaderboard", "--leaderboard", str(lb), "--render"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("thyroid-bench leaderboard: error: ") and str(path) in err
+    assert "Traceback" not in err and snapshot(lb) == before
+
+
+def test_published_figures_are_rounded_as_a_reader_rounds():
+    """Guo et al.'s derived balanced accuracy, (94.75 + 99.6) / 2 = 97.175%, reads 97.18
+    (float rounding of 97.175 gives 97.17)."""
+    from thyroid_bench.leaderboard.display import published_line, published_text
+    from thyroid_bench.tasks.residual_tissue import RESIDUAL_TISSUE
+
+    guo = RESIDUAL_TISSUE.published[1]
+    assert guo.figures["detection_balanced_accuracy"] == pytest.approx(
+        (guo.figures["detection_sensitivity"] + guo.figures["detection_specificity"]) / 2)
+    assert "detection balanced accuracy 97.18%" in published_line(guo)
+    assert "det. bal. acc 97.18" in published_text(guo)
+    assert "detection specificity 99.6%" in published_line(guo)
+
+
+def test_leaderboard_help_names_every_tasks_main_score(capsys):
+    from thyroid_bench.tasks import get_task
+
+    with pytest.raises(SystemExit):
+        main(["leaderboard", "--help"])
+    text = " ".join(capsys.readouterr().out.split()).lower()
+    for task in map(get_task, ("four-pattern", "residual-tissue")):  # the package's own tasks
+        score = f"{task.main_score.split} {task.main_score.metric.replace('_', ' ')}"
+        assert f"{task.name}: {score}" in text
+    assert "reference lines, never ranked" in text

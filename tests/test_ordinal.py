@@ -120,6 +120,13 @@ def test_labels_of_unknown_grade_by_hand():
     lo, hi = m["ci"]["detection_sensitivity"]
     assert 0 <= lo <= hi <= 1
     assert m["bootstrap"]["stratified"].startswith("by true class (present cases of unknown grade")
+    # uptake is still scored where grades are unknown, over the cases with both values
+    ut, up = np.array([0.0, 0.1, 1.5, 0.6, np.nan, 2.2]), np.array([0.2, 0.0, 1.1, np.nan, 2.5, 1.9])
+    mu = _evaluate(y, p, bootstrap=0, uptake_true=ut, uptake_pred=up)
+    both = np.isfinite(ut) & np.isfinite(up)
+    assert mu["uptake_n"] == 4 and mu["grades_known"] is False
+    assert mu["uptake_mae"] == pytest.approx(skm.mean_absolute_error(ut[both], up[both]))
+    assert mu["uptake_spearman"] == pytest.approx(spearmanr(ut[both], up[both]).statistic)
 
 
 def test_ties_at_the_threshold_are_called_present():
@@ -187,6 +194,11 @@ def test_resampled_figures_equal_scikit_learn_on_the_drawn_cases():
             "detection_balanced_accuracy": skm.balanced_accuracy_score(present, called),
             "detection_auc": skm.roc_auc_score(present, 1 - pb[:, 0]),
             "detection_f1": skm.f1_score(present, called),
+            "detection_sensitivity": skm.recall_score(present, called),
+            "detection_specificity": skm.recall_score(present, called, pos_label=0),
+            "detection_ppv": skm.precision_score(present, called),
+            "detection_npv": skm.precision_score(present, called, pos_label=0),
+            "detection_accuracy": skm.accuracy_score(present, called),
             "quadratic_kappa": skm.cohen_kappa_score(yb, pred, labels=range(4), weights="quadratic"),
             "grade_mae": skm.mean_absolute_error(yb, pred),
             "uptake_mae": skm.mean_absolute_error(utb[both], upb[both]),

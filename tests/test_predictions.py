@@ -193,8 +193,8 @@ def test_residual_round_trip_with_uptake_and_presence_only_labels(tmp_path):
 @pytest.mark.parametrize("cell,match", [
     ("nan", r"uptake_pct = nan is not a finite number; leave the cell blank"),
     ("inf", r"uptake_pct = inf is not a finite number"),
-    ("-0.2", r"uptake_pct = -0.2 is outside 0-100"),
-    ("250", r"uptake_pct = 250.0 is outside 0-100"),
+    ("-0.2", r"uptake_pct = -0.2 is not a finite number from 0 to 100"),
+    ("250", r"uptake_pct = 250.0 is not a finite number from 0 to 100"),
     ("lots", r"uptake_pct = 'lots' is not a number"),
 ])
 def test_residual_hostile_uptake_is_refused(tmp_path, cell, match):
@@ -220,7 +220,7 @@ def test_residual_labels_and_columns_of_the_other_task_are_refused(tmp_path):
 
 def test_residual_writer_refuses_what_the_reader_would_reject(tmp_path):
     p, ids = _probs(2), ["a", "b"]
-    for values, match in [({"uptake_pct": [0.1, -1.0]}, "row 2: uptake_pct = -1.0 is outside"),
+    for values, match in [({"uptake_pct": [0.1, -1.0]}, "row 2: uptake_pct = -1.0 is not a finite number from 0 to 100"),
                           ({"uptake_pct": [np.inf, 1.0]}, "row 1: uptake_pct = inf is not a finite"),
                           ({"uptake_pct": [1.0]}, "must hold 2 values"),
                           ({"volume": [1.0, 2.0]}, "no value column 'volume'")]:

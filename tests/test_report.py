@@ -203,3 +203,22 @@ def test_residual_report_layout(tmp_path):
     d = mi["detection_balanced_accuracy"] - me["detection_balanced_accuracy"]
     assert f"| Detection: Balanced accuracy | {100 * d:+.1f} |" in gap
     assert "| Grade: Quadratic-weighted kappa | n/a |" in gap
+
+
+def test_an_interval_with_a_negative_bound_reads_unambiguously():
+    """A kappa below chance: "-0.143 (-0.537 to 0.372)", not "(-0.537-0.372)" where the
+    hyphen reads as a minus sign; intervals of non-negative figures keep their hyphen."""
+    from sklearn.metrics import cohen_kappa_score
+
+    from thyroid_bench.evaluation.report import format_grade_table
+
+    y, p = _graded(3)
+    p = p[:, ::-1].copy()  # an anti-model: predicts the grade scale reversed
+    m = evaluate_task(RESIDUAL, y, p, bootstrap=100)
+    kappa = cohen_kappa_score(y, p.argmax(1), weights="quadratic")
+    (lo, hi), acc = m["ci"]["quadratic_kappa"], m["accuracy"]
+    assert kappa < 0 and lo < 0 and m["quadratic_kappa"] == kappa
+    text = format_grade_table(m, task=RESIDUAL, markdown=True)
+    assert f"| Quadratic-weighted kappa | {kappa:.3f} ({lo:.3f} to {hi:.3f}) |" in text
+    alo, ahi = m["ci"]["accuracy"]
+    assert f"| Accuracy (%) | {100 * acc:.1f} ({100 * alo:.1f}-{100 * ahi:.1f}) |" in text

@@ -272,3 +272,28 @@ def test_eval_only_and_linear_probe_take_two_views(residual_run, residual, tmp_p
     assert probe.entry.model.in_chans == 2
     assert probe.entry.selection["best_epoch"] in (1, 2)
     assert probe.metrics["internal"]["detection_balanced_accuracy"] is not None
+
+
+def test_a_checkpoint_of_other_input_channels_is_refused_before_anything_runs(residual_run, residual,
+                                                                              tmp_path):
+    """A checkpoint trained on one view (a four-pattern run) cannot seed a two-view run: one
+    line says so, naming the checkpoint and both channel counts, and no run folder is made."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from thyroid_bench.errors import ThyroidBenchError
+
+    ckpt = residual_run.run_dir / "model.safetensors"
+    with safe_open(str(ckpt), framework="pt") as f:
+        meta = dict(f.metadata())
+    assert meta["in_chans"] == "2"
+    other = tmp_path / "four.safetensors"
+    save_file(load_file(str(ckpt)), str(other), metadata={**meta, "in_chans": "1", "dataset": "tsb-synthetic"})
+    for eval_only in (True, False):
+        with pytest.raises(ThyroidBenchError, match=r"four\.safetensors was trained with 1 input channel\(s\) "
+                           r"\(on dataset 'tsb-synthetic'\), but on this dataset \(task residual-tissue, "
+                           r"2 view\(s\)\) the model takes 2") as info:
+            run(MODEL, dataset=residual, out=tmp_path / "out", checkpoint=other, eval_only=eval_only,
+                num_threads=1, bootstrap=0, progress=False, device="cpu")
+        assert "\n" not in str(info.value)
+    assert not (tmp_path / "out").exists()

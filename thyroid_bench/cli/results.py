@@ -124,8 +124,11 @@ def _add_leaderboard(sub: argparse._SubParsersAction) -> None:
         "leaderboard",
         help="print the leaderboard's ranking (and render its pages)",
         description="Group the leaderboard's entries by model, protocol and dataset version "
-        "(mean and sd over seeds), rank them by their task's main score (four-pattern: external "
-        "macro F1) with paired-bootstrap ties, and print the ranking.",
+        "(mean and sd over seeds), one section per task, each ranked by its task's main score "
+        "(four-pattern: external macro F1; residual-tissue: external detection balanced "
+        "accuracy, with the published results shown as reference lines, never ranked) with "
+        "paired-bootstrap ties, and print the ranking. Stored entries, predictions and labels "
+        "edited by hand since submission are refused.",
     )
     p.add_argument("--leaderboard", type=Path, default=Path("leaderboard"), metavar="DIR",
                    help="leaderboard folder (default: ./leaderboard)")

@@ -41,17 +41,17 @@ __all__ = [
     "dicom_card",
 ]
 
-_CITATIONS = """\
-Titles and full author lists: see the DOIs.
-
-```bibtex
+#: BibTeX of the works the cards cite, by DOI (a card lists the ones it names).
+_BIBTEX: dict[str, str] = {
+    "10.1186/s12880-021-00710-4": """\
 @article{qiao2021thyroid,
   author  = {Qiao and others},
   journal = {BMC Medical Imaging},
   volume  = {21},
   year    = {2021},
   doi     = {10.1186/s12880-021-00710-4}
-}
+}""",
+    "10.54939/1859-1043.j.mst.88.2023.131-138": """\
 @article{laiphuminh2023datasets,
   author  = {Lai, Phu Minh and others},
   journal = {Journal of Military Science and Technology},
@@ -59,8 +59,16 @@ Titles and full author lists: see the DOIs.
   pages   = {131--138},
   year    = {2023},
   doi     = {10.54939/1859-1043.j.mst.88.2023.131-138}
+}""",
+    "10.3389/fonc.2021.762643": """\
+@article{guo2021residual,
+  author  = {Guo and others},
+  journal = {Frontiers in Oncology},
+  year    = {2021},
+  doi     = {10.3389/fonc.2021.762643}
+}""",
 }
-```"""
+_QIAO, _LAI, _GUO = _BIBTEX
 
 
 # --------------------------------------------------------------------------- front matter
@@ -101,7 +109,11 @@ def front_matter(manifest: Manifest) -> str:
         "task_categories:\n- image-classification",
         "tags:\n" + "\n".join(f"- {t}" for t in tags),
         f"size_categories:\n- {_size_category(manifest.rows)}",
-        "configs:\n- config_name: default\n  data_files:\n" + data_files,
+        # The description names the content: `datasets` caches a local folder under its base
+        # name (the version) and a hash of the front matter, so without it two datasets of one
+        # task and version would share a cache entry and the second would load the first.
+        f"configs:\n- config_name: default\n  description: {manifest.name} {manifest.version}, "
+        f"fingerprint {manifest.fingerprint}\n  data_files:\n" + data_files,
         "dataset_info:\n  features:\n" + _features(task),
         "---",
     ])
@@ -144,9 +156,10 @@ def counts_table(manifest: Manifest) -> str:
 
 
 def labels_table(task: Task) -> str:
-    """Markdown table of the task's classes: index, name, the paper's code, reading."""
+    """Markdown table of the task's classes: index, name, the paper's code (type or grade), reading."""
     rows = "\n".join(f"| {c.index} | `{c.name}` | {c.code or ''} | {c.reading} |" for c in task.classes)
-    return "| index | name | paper's type | reading |\n| --- | --- | --- | --- |\n" + rows
+    code = "grade" if task.target.kind == "ordinal" else "paper's type"
+    return f"| index | name | {code} | reading |\n| --- | --- | --- | --- |\n" + rows
 
 
 def labels_section(task: Task) -> str:
@@ -201,9 +214,11 @@ ds = thyroid_bench.load_dataset("{manifest.name}")        # also verifies the fi
 patient, case or image is in two splits."""
 
 
-def citation_section(intro: str) -> str:
-    """``## Citation``: ``intro`` (what comes from where), then the references as BibTeX."""
-    return f"## Citation\n\n{intro}\n\n{_CITATIONS}"
+def citation_section(intro: str, dois: tuple[str, ...] = (_QIAO, _LAI)) -> str:
+    """``## Citation``: ``intro`` (what comes from where), then the works of ``dois`` as BibTeX."""
+    bib = "\n".join(_BIBTEX[d] for d in dois)
+    return (f"## Citation\n\n{intro}\n\nTitles and full author lists: see the DOIs.\n\n"
+            f"```bibtex\n{bib}\n```")
 
 
 # --------------------------------------------------------------------------- synthetic
@@ -331,7 +346,7 @@ curated real subset (863 : 912); the grade mix is ours. `train` rows carry a fix
         format_section(task),
         how_to_load_section(manifest),
         _RESIDUAL_USE,
-        citation_section(_RESIDUAL_SOURCES),
+        citation_section(_RESIDUAL_SOURCES, (_LAI, _GUO)),
     ]) + "\n"
 
 
@@ -340,8 +355,8 @@ Labels come from readers. Three simulated readers look at each latent patient: a
 focal uptake when a remnant's contrast-to-noise ratio (its counts within the FWHM against the
 background under them) passes the reader's own threshold, around Rose's criterion of 5, or
 takes retained oesophageal activity for a remnant (each reader recognises it with their own
-probability). Each measures the thyroid-bed uptake with a conjugate-view ROI, with their own
-noise, bias and habits (how much oesophagus slips into the ROI, whether a pyramidal remnant is
+probability). Each measures the thyroid-bed uptake as a conjugate-view ROI would (the
+attenuation-corrected activity in the ROI, not its pixels), with their own noise, bias and habits (how much oesophagus slips into the ROI, whether a pyramidal remnant is
 included), and grades: nothing focal seen is `absent`, else < 1% `low`, 1-2% `moderate`,
 > 2% `high`. The label is the median of the three grades; `uptake_pct` is the mean of the
 three measurements (% of the administered activity, to 0.01). So borderline cases exist (a
@@ -384,7 +399,8 @@ population and habits."""
 def _residual_real_data(task: Task) -> str:
     published = "\n".join(
         f"| {r.citation} | {r.data} | "
-        + ", ".join(f"{k.replace('detection_', '')} {v:.2%}" for k, v in r.figures.items()) + " |"
+        + ", ".join(f"{k.replace('detection_', '').replace('_', ' ')} {v:.2%}"
+                    for k, v in r.figures.items()) + " |"
         for r in task.published)
     return f"""\
 ## What is known of the real data
@@ -457,8 +473,10 @@ Each row is one study ({prov['ingest']['studies']} studies from {prov['ingest'][
 mirrored), told apart by the View Code Sequence of each frame's detector. Whole-body sweeps
 are cut to the head and neck by the rule of `thyroid_bench.data.dicom.wholebody` (the vertex
 is the first row whose smoothed count profile rises a quarter of the way from air to the body
-level; the crop is a square of the image width starting width/16 rows above it, 512-wide sweeps
-summed 2x2 to 256x256); static neck views are used as they are. `uptake_pct` comes from the
+level; a sweep wider than 256 pixels gives a native 256x256 window starting 111.5 mm below it,
+each view centred on its body, the field of tsb-residual's centre 1; a 256-wide sweep gives a
+square of the image width starting width/16 rows above it, a field about twice as large);
+static neck views are used as they are. `uptake_pct` comes from the
 labels CSV (null where not given)."""
     if prov["labels_csv"].get("grades_known") is False:
         text += """

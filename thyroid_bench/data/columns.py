@@ -8,12 +8,14 @@ one of kind ``float`` is a ``float64`` value, null when missing.
 
 from __future__ import annotations
 
+import math
+
 from thyroid_bench.tasks import BASE_COLUMNS, Task
 
 __all__ = [
     "COLUMNS", "META_COLUMNS", "VALUE_DTYPES", "FLOAT_COLUMNS", "INT_COLUMNS", "EXTRA_DTYPES",
     "task_columns", "image_columns", "extra_image_columns", "extra_float_columns",
-    "meta_columns", "value_dtype",
+    "meta_columns", "value_dtype", "PERCENT_SUFFIX", "extra_float_rule", "extra_float_ok",
 ]
 
 #: Column order of every shard of a task without extra columns (format v1's base columns).
@@ -30,6 +32,9 @@ FLOAT_COLUMNS: tuple[str, ...] = tuple(c for c, t in VALUE_DTYPES.items() if t.s
 INT_COLUMNS: tuple[str, ...] = ("label", *(c for c, t in VALUE_DTYPES.items() if t.startswith("int")))
 #: The Hugging Face ``Value`` dtype of a task's extra column of each non-image kind.
 EXTRA_DTYPES: dict[str, str] = {"float": "float64"}
+#: A float extra column named ``..._pct`` is a percentage (e.g. ``uptake_pct``, % of the
+#: administered activity): its values lie in [0, 100].
+PERCENT_SUFFIX = "_pct"
 
 
 def task_columns(task: Task) -> tuple[str, ...]:
@@ -66,3 +71,24 @@ def value_dtype(task: Task, column: str) -> str:
     if column not in kinds or kinds[column] not in EXTRA_DTYPES:
         raise KeyError(f"{column!r} is not a plain column of task {task.name}")
     return EXTRA_DTYPES[kinds[column]]
+
+
+def _float_bounds(column: str) -> tuple[float, float]:
+    """The closed range of a float extra column's values: [0, 100] for a percentage, else
+    [0, inf) (the extra floats of format v1 are measured amounts)."""
+    return (0.0, 100.0) if column.endswith(PERCENT_SUFFIX) else (0.0, float("inf"))
+
+
+def extra_float_rule(column: str) -> str:
+    """What a value of float extra column ``column`` must be, for error messages."""
+    low, high = _float_bounds(column)
+    if high == float("inf"):
+        return f"a finite number >= {low:g}"
+    return f"a finite number from {low:g} to {high:g} (a percentage)"
+
+
+def extra_float_ok(column: str, value: float) -> bool:
+    """Whether ``value`` (not missing) is a valid value of float extra column ``column``: one
+    rule for the writer, ``verify`` and the DICOM labels CSV."""
+    low, high = _float_bounds(column)
+    return math.isfinite(value) and low <= value <= high

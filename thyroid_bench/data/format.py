@@ -30,7 +30,14 @@ import numpy as np
 import pandas as pd
 
 from thyroid_bench.data.card import render_card
-from thyroid_bench.data.columns import COLUMNS, extra_float_columns, extra_image_columns, meta_columns
+from thyroid_bench.data.columns import (
+    COLUMNS,
+    extra_float_columns,
+    extra_float_ok,
+    extra_float_rule,
+    extra_image_columns,
+    meta_columns,
+)
 from thyroid_bench.data.fingerprint import dataset_fingerprint, split_fingerprint
 from thyroid_bench.data.images import encode_image
 from thyroid_bench.data.manifest import (
@@ -113,7 +120,7 @@ def _check_row(split: str, i: int, row: Mapping[str, Any], task: Task) -> None:
 
 def _check_extras(where: str, row: Mapping[str, Any], task: Task) -> None:
     """An extra image is a 2-D integer array of ``image``'s shape; an extra float is finite and
-    >= 0, or None."""
+    in its column's range (:func:`~thyroid_bench.data.columns.extra_float_ok`), or None."""
     shape = np.shape(row["image"])
     for col in extra_image_columns(task):
         img = np.asarray(row[col])
@@ -128,9 +135,9 @@ def _check_extras(where: str, row: Mapping[str, Any], task: Task) -> None:
             number = float(value)
         except (TypeError, ValueError):
             raise DatasetError(f"{where}: {col} {value!r} is not a number (or None)") from None
-        if not np.isfinite(number) or number < 0:
-            raise DatasetError(f"{where}: {col} {value!r} must be finite and >= 0 (or None when "
-                               "not measured)")
+        if not extra_float_ok(col, number):
+            raise DatasetError(f"{where}: {col} {value!r} must be {extra_float_rule(col)} (or None "
+                               "when not measured)")
 
 
 def _encode_split(split: str, rows: Iterable[Mapping[str, Any]], pool: ThreadPoolExecutor,

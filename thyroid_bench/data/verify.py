@@ -14,7 +14,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from thyroid_bench.data.columns import extra_float_columns, extra_image_columns
+from thyroid_bench.data.columns import (
+    extra_float_columns,
+    extra_float_ok,
+    extra_float_rule,
+    extra_image_columns,
+)
 from thyroid_bench.data.fingerprint import dataset_fingerprint, image_digest, split_fingerprint
 from thyroid_bench.data.images import decode_image
 from thyroid_bench.data.manifest import Manifest, SplitMeta, class_counts, read_manifest
@@ -72,7 +77,7 @@ def verify_dataset(path: Path) -> VerifyReport:
     manifest, every label is a class of the task (or -1, present of unknown grade, for a task
     with a detection reading), every image decodes and matches its ``matrix`` and
     ``total_counts``, every extra image decodes with ``image``'s shape, every extra float is
-    finite and >= 0 or null, the content fingerprints, and that no case, patient or identical
+    in its column's range or null, the content fingerprints, and that no case, patient or identical
     image is in two splits.
     """
     path = Path(path)
@@ -208,14 +213,16 @@ def _decode_all(split: str, table: pd.DataFrame, report: VerifyReport) -> list[n
 
 
 def _check_extra_floats(split: str, table: pd.DataFrame, task: Task, report: VerifyReport) -> None:
-    """A float extra column holds finite values >= 0, or nulls."""
+    """A float extra column holds values in its range (finite, >= 0, at most 100 for a
+    percentage: :func:`~thyroid_bench.data.columns.extra_float_ok`), or nulls."""
     for col in extra_float_columns(task):
         values = pd.to_numeric(table[col], errors="coerce")
         not_number = table[col].notna() & values.isna()
-        bad = not_number | (values.notna() & ~(np.isfinite(values) & (values >= 0)))
+        out_of_range = [v == v and not extra_float_ok(col, float(v)) for v in values]  # NaN: null
+        bad = not_number | np.asarray(out_of_range, dtype=bool)
         if bad.any():
-            report.problems.append(f"split {split}: {col} not a finite number >= 0 (or null) for "
-                                   f"case(s) {table.loc[bad, 'case_id'].tolist()[:5]}")
+            report.problems.append(f"split {split}: {col} not {extra_float_rule(col)} (or null) "
+                                   f"for case(s) {table.loc[bad, 'case_id'].tolist()[:5]}")
 
 
 def _decode_extra(split: str, table: pd.DataFrame, images: list[np.ndarray] | None, task: Task,

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from thyroid_bench.atomic import atomic_open
+from thyroid_bench.data.columns import extra_float_ok, extra_float_rule
 from thyroid_bench.errors import PredictionsError
 from thyroid_bench.tasks import PROB_SUM_TOLERANCE, UNKNOWN_GRADE, Task, TaskError, list_tasks
 
@@ -41,13 +42,10 @@ __all__ = [
     "read_predictions",
     "task_of_header",
     "label_name",
-    "MAX_VALUE",
 ]
 
 # How many problems one rejection lists before it stops counting.
 _MAX_PROBLEMS = 20
-#: The largest value of a regression column: a percentage of the administered activity.
-MAX_VALUE = 100.0
 
 
 @dataclass(frozen=True)
@@ -171,8 +169,8 @@ def _value_problem(name: str, x: float) -> str | None:
     if not math.isfinite(x):
         return (f"{name} = {x!r} is not a finite number; leave the cell blank where no value is "
                 "predicted")
-    if not 0 <= x <= MAX_VALUE:
-        return f"{name} = {x!r} is outside 0-{MAX_VALUE:g} (a percentage of the administered activity)"
+    if not extra_float_ok(name, x):  # the dataset's own rule for the column
+        return f"{name} = {x!r} is not {extra_float_rule(name)}"
     return None
 
 

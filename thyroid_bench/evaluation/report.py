@@ -109,16 +109,16 @@ def _class_header(name: str, support: int, task: Task | None) -> tuple[str, str]
 
 
 def _fmt(value: float | None, interval: Sequence[float] | None, percent: bool) -> str:
+    """A figure with its interval: ``80.0 (71.2-88.1)``; ``-0.143 (-0.537 to 0.372)`` when a
+    bound is negative (a kappa, MCC), where a hyphen would read as a minus sign."""
     if value is None:
         return _NA
-    if percent:
-        text = f"{100 * value:.1f}"
-        if interval:
-            text += f" ({100 * interval[0]:.1f}-{100 * interval[1]:.1f})"
-        return text
-    text = f"{value:.3f}"
+    scale, digits = (100, 1) if percent else (1, 3)
+    text = f"{scale * value:.{digits}f}"
     if interval:
-        text += f" ({interval[0]:.3f}-{interval[1]:.3f})"
+        lo, hi = (f"{scale * b:.{digits}f}" for b in interval)
+        sep = " to " if lo.startswith("-") or hi.startswith("-") else "-"
+        text += f" ({lo}{sep}{hi})"
     return text
 
 

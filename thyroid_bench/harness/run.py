@@ -299,6 +299,7 @@ def _plan(model: str, *, protocol: str | None, epochs: int | None, batch_size: i
     proto = proto.for_task(task)
     meta = describe_model(model, num_classes=task.num_classes, **channel_kwargs(task),
                           **({"dropout": proto.dropout} if proto.dropout else {}))
+    _check_checkpoint_channels(checkpoint, ckpt_meta, meta.in_chans, task)
     _check_distributed(dist, proto)
     return _Plan(model=model, meta=meta, task=task, proto=proto, overrides=overrides, seed=seed,
                  dev=dev, accel=accel, dist=dist, input_size=_input_size(proto, meta, ckpt_meta),
@@ -322,6 +323,18 @@ def _checked_checkpoint(model: str, checkpoint: str | os.PathLike | None, eval_o
         raise ThyroidBenchError(f"--checkpoint {checkpoint} holds model {ckpt_meta.get('model')!r}, "
                                 f"not {model!r}; pass --model {ckpt_meta.get('model')}")
     return ckpt_meta
+
+
+def _check_checkpoint_channels(checkpoint: str | os.PathLike | None, ckpt_meta: dict[str, str] | None,
+                               in_chans: int, task: Task) -> None:
+    """A checkpoint of a run with other input channels (another task's views) cannot be loaded."""
+    if ckpt_meta is None or ckpt_meta.get("in_chans") in (None, str(in_chans)):
+        return
+    views = len(task.image_columns)
+    raise ThyroidBenchError(
+        f"--checkpoint {checkpoint} was trained with {ckpt_meta['in_chans']} input channel(s) (on "
+        f"dataset {ckpt_meta.get('dataset')!r}), but on this dataset (task {task.name}, {views} "
+        f"view(s)) the model takes {in_chans}; use a checkpoint of a run on a {task.name} dataset")
 
 
 def _checkpoint_protocol(ckpt_meta: dict[str, str]) -> tuple[Protocol, dict[str, Any], int]:

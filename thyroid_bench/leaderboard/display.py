@@ -15,6 +15,7 @@ import html
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
 from importlib.resources import files
 from string import Template
 
@@ -207,8 +208,10 @@ def main_scores(board: Board) -> list[tuple[MainScore, tuple[str, ...]]]:
 
 
 def _published_pct(x: float) -> str:
-    """A published fraction in percent, with the digits it was published with (up to two decimals)."""
-    return f"{round(100 * x, 2):.2f}".rstrip("0").rstrip(".")
+    """A published fraction in percent, with the digits it was published with (up to two
+    decimals, halves rounded up as a reader would: 0.97175 -> 97.18, not float rounding's 97.17)."""
+    pct = Decimal(repr(x)).scaleb(2).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    return f"{pct:f}".rstrip("0").rstrip(".")
 
 
 def published_line(ref: PublishedResult) -> str:

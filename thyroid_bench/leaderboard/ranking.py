@@ -26,8 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from thyroid_bench.evaluation.predictions import read_predictions
+from thyroid_bench.evaluation.predictions import label_name, read_predictions
 from thyroid_bench.evaluation.suites import compare_task, get_suite
+from thyroid_bench.leaderboard.errors import LeaderboardError
 from thyroid_bench.leaderboard.names import protocol_label, section_rel
 from thyroid_bench.leaderboard.rules import RANK_RESAMPLES, RANK_SEED, SIGNIFICANCE
 from thyroid_bench.leaderboard.store import StoredEntry, read_labels
@@ -212,9 +213,17 @@ def _group(entries: Sequence[StoredEntry], task: Task) -> Group:
 
 # --------------------------------------------------------------------------- ranking
 def _aligned_probs(stored: StoredEntry, task: Task, split: str, labels: Mapping[str, int]) -> np.ndarray:
-    order = sorted(labels)
-    return read_predictions(stored.predictions_path(split), task,
-                            expected_case_ids=order).align(order).probs
+    """The entry's probabilities in case-id order; its file's own label column (if any), which
+    its entry's hash vouches for, must agree with the section's stored labels."""
+    path = stored.predictions_path(split)
+    preds, y, mismatch = read_predictions(path, task, expected_case_ids=sorted(labels)).against(labels)
+    if mismatch.size:
+        i = int(mismatch[0])
+        raise LeaderboardError(
+            f"{stored.folder.parent / 'labels' / f'{split}.csv'}: case {preds.case_ids[i]!r} is "
+            f"{label_name(task, int(y[i]))} there but {label_name(task, int(preds.labels[i]))} in "
+            f"{path} ({mismatch.size} case(s) disagree); restore the labels file from git")
+    return preds.probs
 
 
 def _rank(groups: list[Group], labels: Mapping[str, dict[str, int]] | None, task: Task) -> None:

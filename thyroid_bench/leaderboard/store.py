@@ -17,26 +17,28 @@ included, and every entry re-scored, without the dataset at hand. Labels files h
 names of the section's task (read back with ``Task.parse_label``), the task's
 ``Detection.present_label`` for a case known present but of unknown class (label
 ``UNKNOWN_GRADE``), and, for a task with a regression target (``uptake_pct``), that column
-too (empty when not measured). :func:`load_entries` re-checks every stored entry (schema,
-known task, predictions hashes) as it reads it.
+too (empty when not measured; anything but a value the dataset could hold is refused).
+:func:`load_entries` re-checks every stored entry (schema, known task, its own SHA-256
+against its folder name, its section, predictions hashes) as it reads it.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import os
 import math
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from thyroid_bench.data.columns import extra_float_ok, extra_float_rule
 from thyroid_bench.data.manifest import DatasetRef
 from thyroid_bench.evaluation.entry import Entry, EntryError, read_entry
 from thyroid_bench.evaluation.predictions import label_name
 from thyroid_bench.hashing import sha256_file
 from thyroid_bench.leaderboard.errors import LeaderboardError
-from thyroid_bench.leaderboard.names import ENTRIES
+from thyroid_bench.leaderboard.names import ENTRIES, section_rel
 from thyroid_bench.leaderboard.rules import DEFAULT_LEADERBOARD
 from thyroid_bench.tasks import UNKNOWN_GRADE, Task, TaskError, get_task
 
@@ -93,13 +95,25 @@ def _read_labels_file(path: Path, task: Task) -> tuple[dict[str, int], dict[str,
         with open(path, newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
         labels = {r["case_id"]: parse_stored_label(task, r["label"]) for r in rows}
-        values = {col: {r["case_id"]: float(r[col]) if r[col].strip() else math.nan for r in rows}
+        values = {col: {r["case_id"]: _stored_value(col, r[col]) for r in rows}
                   for col in value_columns(task)}
     except (KeyError, ValueError, AttributeError, csv.Error) as exc:  # UnicodeDecodeError is a ValueError
         columns = ",".join(("case_id", "label", *value_columns(task)))
         raise LeaderboardError(f"{path}: not a UTF-8 {columns} file of task {task.name} "
                                f"({exc}); restore it from git") from None
     return labels, values
+
+
+def _stored_value(column: str, text: str) -> float:
+    """A stored regression value: NaN for an empty cell (not measured), else a value the
+    dataset could hold (``ValueError`` otherwise: the file was edited)."""
+    if not text.strip():
+        return math.nan
+    value = float(text)
+    if not extra_float_ok(column, value):
+        raise ValueError(f"{column} = {text.strip()!r} is not {extra_float_rule(column)}, nor empty "
+                         "(not measured)")
+    return value
 
 
 def _read_section_labels(section_dir: Path, task: Task) -> dict[str, tuple] | None:
@@ -164,8 +178,11 @@ def load_entries(leaderboard: str | os.PathLike = DEFAULT_LEADERBOARD, *,
     """Every entry stored under ``<leaderboard>/entries``, sorted by path.
 
     Each must be a valid entry of a known task (:class:`LeaderboardError` otherwise). With
-    ``check_hashes``, each stored predictions file must still have the SHA-256 its entry
-    records (:class:`LeaderboardError` otherwise: the folder was edited by hand).
+    ``check_hashes``, each ``entry.json`` must still be the file its folder was named after
+    (the folder name ends in the first 8 hex of its SHA-256, :func:`~thyroid_bench.leaderboard.
+    names.entry_id`) in the section of its own task and dataset version, and each stored
+    predictions file must still have the SHA-256 its entry records (:class:`LeaderboardError`
+    otherwise: the folder was edited by hand).
     """
     root = Path(leaderboard)
     out = []
@@ -181,9 +198,25 @@ def load_entries(leaderboard: str | os.PathLike = DEFAULT_LEADERBOARD, *,
         stored = StoredEntry(entry, folder.name, folder,
                              PurePosixPath(folder.relative_to(root).as_posix()))
         if check_hashes:
+            _check_stored_entry(path, stored, root)
             _check_hashes(stored)
         out.append(stored)
     return out
+
+
+def _check_stored_entry(path: Path, stored: StoredEntry, root: Path) -> None:
+    """The stored entry.json is the one submitted (its hash names its folder) and sits in the
+    section of its own task and dataset version (an entry edited or relabelled by hand is not)."""
+    sha = sha256_file(path)
+    if not stored.folder.name.endswith(f"-{sha[:8]}"):
+        raise LeaderboardError(f"{path}: changed since it was submitted (its SHA-256 {sha[:8]}... "
+                               f"is not the one its folder {stored.folder.name} was named after); "
+                               "restore it from git")
+    section = section_rel(stored.entry)
+    if stored.folder.parent != root.joinpath(*section.parts):
+        raise LeaderboardError(f"{path}: an entry of task {stored.entry.task} on "
+                               f"{stored.entry.dataset.spec} stored outside its section {section}; "
+                               "restore it from git")
 
 
 def _check_hashes(stored: StoredEntry) -> None:

@@ -258,7 +258,8 @@ class Task(_Frozen):
 
     def parse_label(self, value: object) -> int:
         """The class index of a class name, code, alias or index (case, spaces, ``-`` and a
-        leading ``type`` ignored: ``"Type II"`` is code ``II``).
+        leading ``type`` ignored: ``"Type II"`` is code ``II``; for an ordinal target also a
+        leading ``grade``, so that :meth:`class_code`'s ``"grade 2"`` reads back as code ``2``).
 
         Raises ``ValueError`` naming the accepted values otherwise.
         """
@@ -271,7 +272,8 @@ class Task(_Frozen):
             raise ValueError(f"label index {value} is out of range 0-{k - 1}")
         text = str(value).strip()
         key = _label_key(text)
-        for candidate in (key, key[len("type_"):] if key.startswith("type_") else None):
+        words = ("type_", "grade_") if self.target.kind == "ordinal" else ("type_",)
+        for candidate in (key, *(key[len(w):] for w in words if key.startswith(w))):
             for c in self.target.classes:
                 spellings = (c.name, str(c.index), *(s for s in (c.code, *c.aliases) if s))
                 if candidate and candidate in {_label_key(s) for s in spellings}:

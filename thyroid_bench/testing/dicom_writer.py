@@ -329,19 +329,20 @@ def _half_width_mm(depth_mm: np.ndarray) -> np.ndarray:
 
 
 def sweep_phantom(seed: int, *, rows: int = 1024, cols: int = 256, vertex: int = 60,
-                  spacing_mm: float = 2.21, level: float = 2.0, remnant: float = 0.0
-                  ) -> tuple[np.ndarray, np.ndarray]:
+                  spacing_mm: float = 2.21, level: float = 2.0, remnant: float = 0.0,
+                  bed_mm: float = 260.0, shift_mm: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """A whole-body sweep, (anterior, posterior) uint16 counts, rows x cols, head at row 0 and
     the skull's top at row ``vertex``: body background ``level`` counts per pixel (posterior
     0.8 of it), salivary glands, a thyroid-bed focus of ``remnant`` counts per pixel at its
-    peak, air at 0.02, Poisson noise. The crop rule's tests know where the head starts."""
+    peak ``bed_mm`` below the skull's top, air at 0.02, Poisson noise; the body's midline
+    ``shift_mm`` right of the image centre. The crop rule's tests know where the head starts."""
     rng = np.random.default_rng(seed)
     depth = (np.arange(rows)[:, None] - vertex) * spacing_mm
-    x = (np.arange(cols)[None, :] - cols / 2 + 0.5) * spacing_mm
+    x = (np.arange(cols)[None, :] - cols / 2 + 0.5) * spacing_mm - shift_mm
     lam = 0.02 + level * (np.abs(x) <= _half_width_mm(depth))
     for gx in (-45.0, 45.0):  # parotid glands
         lam = lam + 4 * level * np.exp(-((depth - 150.0) ** 2 + (x - gx) ** 2) / (2 * 12.0 ** 2))
-    lam = lam + remnant * np.exp(-((depth - 260.0) ** 2 + x ** 2) / (2 * 8.0 ** 2))
+    lam = lam + remnant * np.exp(-((depth - bed_mm) ** 2 + x ** 2) / (2 * 8.0 ** 2))
     return (rng.poisson(lam).astype(np.uint16), rng.poisson(0.8 * lam).astype(np.uint16))
 
 

@@ -41,9 +41,10 @@ Two-view tasks (``residual-tissue``, whose image columns are ``image`` and
 value 3 may be STATIC or WHOLE BODY (a whole-body sweep may be longer than wide; a static
 view must be square); each frame's view comes from its detector's View Code Sequence
 (Detector Vector -> Detector Information Sequence; a single-frame file: its one detector),
-anterior (SNOMED 399321004, 399348003) or posterior (399001007), the lowest energy window
-first; a file with neither view is rejected. Files are then paired into studies by
-:mod:`thyroid_bench.data.dicom.pairing` and whole-body sweeps cut to the head and neck by
+anterior (SNOMED 399321004, 399348003) or posterior (399001007), the frame of the lowest
+Energy Window Vector number first; a file with neither view is rejected. Files are then
+paired into studies by :mod:`thyroid_bench.data.dicom.pairing` and whole-body sweeps cut to
+the head and neck by
 :mod:`thyroid_bench.data.dicom.wholebody`. Files seen = files ingested (one or two per
 study) + files rejected.
 """
@@ -77,6 +78,7 @@ from thyroid_bench.data.dicom.deid import (
     load_or_create_key,
     normalise_sex,
 )
+from thyroid_bench.data.dicom.duplicates import ImageIndex
 from thyroid_bench.data.dicom.labels_csv import LabelRow, grades_known, read_labels_csv
 from thyroid_bench.data.dicom.pairing import VIEWS, pair_studies, view_name
 from thyroid_bench.errors import DatasetError
@@ -145,8 +147,8 @@ VIEW_HEADER_ALLOW_LIST: dict[str, str] = {
     "DetectorVector": "which detector (view) each frame comes from",
     "StudyInstanceUID": "pairs the files of one study (anterior and posterior views); never "
                         "stored",
-    "PixelSpacing": "dataset column pixel_spacing_mm (row spacing; times the binning of a "
-                    "whole-body crop)",
+    "PixelSpacing": "dataset column pixel_spacing_mm (row spacing); places the head-and-neck "
+                    "window of a whole-body sweep wider than 256 pixels",
 }
 
 
@@ -409,7 +411,7 @@ def _read_into(path: Path, out: dict[str, Any], allow_burned_in: bool, views: bo
     if views:
         _read_views_into(ds, text, codec, sop_class, out)
         return
-    n_frames = _check_image_type(text, sop_class)
+    n_frames, _ = _check_image_type(text, sop_class)
     rows, cols = _check_geometry(ds, text)
     patient_id = _check_identity(text, out["sop_uid"])
     tsyntax, ts_name = _transfer_syntax(ds, text)
@@ -437,21 +439,32 @@ def _check_object(ds: Any, text: Callable[[str], str], sop_class: str, allow_bur
                       "pass --allow-burned-in after checking the images")
 
 
-def _check_image_type(text: Callable[[str], str], sop_class: str) -> int:
-    """The number of frames, once the study is known to be planar and static."""
+#: What each reading ingests (NM Image Type value 3) and how messages name it.
+_STATIC_ONLY: tuple[str, ...] = ("STATIC",)
+_STATIC_OR_SWEEP: tuple[str, ...] = ("STATIC", "WHOLE BODY")
+_KINDS_NAMED = {_STATIC_ONLY: "planar static", _STATIC_OR_SWEEP: "planar static and whole-body"}
+
+
+def _check_image_type(text: Callable[[str], str], sop_class: str,
+                      kinds: tuple[str, ...] = _STATIC_ONLY) -> tuple[int, str | None]:
+    """The number of frames and Image Type value 3 (None if absent), once the study is known
+    to be of one of ``kinds`` (planar static; for a two-view task also whole-body)."""
     image_type = [v.upper() for v in _multi(text("ImageType"))]
     n_frames = int(_float(text("NumberOfFrames")) or 1)
+    kind = image_type[2] if len(image_type) >= 3 else None
+    named = _KINDS_NAMED[kinds]
     if sop_class in (NM_IMAGE_STORAGE, _NM_RETIRED):
         # NM Image Type value 3 (PS3.3 C.8.4.7.1.1): STATIC, DYNAMIC, GATED, WHOLE BODY, TOMO, ...
-        if len(image_type) >= 3 and image_type[2] != "STATIC":
-            shown = image_type[2] if image_type[2] in _NM_IMAGE_TYPES else "unrecognised"
-            raise _Reject(f"Image Type {shown}: only planar static studies are ingested")
-        if n_frames > 1 and (len(image_type) < 3 or image_type[2] != "STATIC"):
-            raise _Reject("multi-frame image not marked STATIC in Image Type: only planar static studies")
+        if kind is not None and kind not in kinds:
+            shown = kind if kind in _NM_IMAGE_TYPES else "unrecognised"
+            raise _Reject(f"Image Type {shown}: only {named} studies are ingested")
+        if n_frames > 1 and kind is None:
+            raise _Reject(f"multi-frame image not marked {' or '.join(kinds)} in Image Type: "
+                          f"only {named} studies")
     elif n_frames > 1:
         raise _Reject("multi-frame Secondary Capture: its frames cannot be told apart "
                       "(only single-frame captures are ingested)")
-    return n_frames
+    return n_frames, kind
 
 
 def _check_geometry(ds: Any, text: Callable[[str], str], square: bool = True) -> tuple[int, int]:
@@ -509,15 +522,21 @@ def _transfer_syntax(ds: Any, text: Callable[[str], str]) -> tuple[Any, str]:
     return tsyntax, ts_name
 
 
-def _decode(ds: Any, tsyntax: Any, n_frames: int, rows: int, cols: int, codec: str | None
-            ) -> tuple[np.ndarray, str]:
-    """The one grayscale frame to keep (raw stored values) and how it was chosen."""
+def _pixels(ds: Any, tsyntax: Any, n_frames: int, rows: int, cols: int) -> np.ndarray:
+    """Every frame's raw stored values: read natively when uncompressed, else decoded."""
     pixels = _native_u16(ds, tsyntax, n_frames, rows, cols)
     if pixels is None:
         try:
             pixels = ds.pixel_array
         except Exception as exc:  # noqa: BLE001
             raise _Reject(f"pixel data does not decode ({_exc_text(exc)})") from None
+    return pixels
+
+
+def _decode(ds: Any, tsyntax: Any, n_frames: int, rows: int, cols: int, codec: str | None
+            ) -> tuple[np.ndarray, str]:
+    """The one grayscale frame to keep (raw stored values) and how it was chosen."""
+    pixels = _pixels(ds, tsyntax, n_frames, rows, cols)
     frame_choice = "single frame"
     if pixels.ndim == 3 and n_frames > 1:
         index, frame_choice = _choose_frame(ds, n_frames, codec)
@@ -525,24 +544,6 @@ def _decode(ds: Any, tsyntax: Any, n_frames: int, rows: int, cols: int, codec: s
     if pixels.ndim != 2:
         raise _Reject(f"pixel array has shape {pixels.shape}, expected one grayscale frame")
     return pixels, frame_choice
-
-
-def _check_view_image_type(text: Callable[[str], str], sop_class: str) -> tuple[int, bool]:
-    """Two-view tasks: the number of frames and whether it is a whole-body sweep, once the
-    study is known to be planar static or whole-body."""
-    image_type = [v.upper() for v in _multi(text("ImageType"))]
-    n_frames = int(_float(text("NumberOfFrames")) or 1)
-    kind = image_type[2] if len(image_type) >= 3 else None
-    if sop_class in (NM_IMAGE_STORAGE, _NM_RETIRED):
-        if kind not in (None, "STATIC", "WHOLE BODY"):
-            shown = kind if kind in _NM_IMAGE_TYPES else "unrecognised"
-            raise _Reject(f"Image Type {shown}: only planar static and whole-body studies are ingested")
-        if n_frames > 1 and kind is None:
-            raise _Reject("multi-frame image not marked STATIC or WHOLE BODY in Image Type")
-    elif n_frames > 1:
-        raise _Reject("multi-frame Secondary Capture: its frames cannot be told apart "
-                      "(only single-frame captures are ingested)")
-    return n_frames, kind == "WHOLE BODY"
 
 
 def _view_frames(ds: Any, n_frames: int, codec: str | None) -> dict[str, int]:
@@ -580,16 +581,12 @@ def _view_frames(ds: Any, n_frames: int, codec: str | None) -> dict[str, int]:
 def _read_views_into(ds: Any, text: Callable[[str], str], codec: str | None, sop_class: str,
                      out: dict[str, Any]) -> None:
     """Two-view tasks: fill ``out`` with the file's anterior and/or posterior views, raw counts."""
-    n_frames, whole_body = _check_view_image_type(text, sop_class)
+    n_frames, kind = _check_image_type(text, sop_class, _STATIC_OR_SWEEP)
+    whole_body = kind == "WHOLE BODY"
     rows, cols = _check_geometry(ds, text, square=not whole_body)
     patient_id = _check_identity(text, out["sop_uid"])
     tsyntax, ts_name = _transfer_syntax(ds, text)
-    pixels = _native_u16(ds, tsyntax, n_frames, rows, cols)
-    if pixels is None:
-        try:
-            pixels = ds.pixel_array
-        except Exception as exc:  # noqa: BLE001
-            raise _Reject(f"pixel data does not decode ({_exc_text(exc)})") from None
+    pixels = _pixels(ds, tsyntax, n_frames, rows, cols)
     pixels = pixels.reshape(1, *pixels.shape) if pixels.ndim == 2 else pixels
     if pixels.shape != (n_frames, rows, cols):
         raise _Reject(f"pixel array has shape {pixels.shape}, expected {n_frames} frame(s) "
@@ -1020,23 +1017,18 @@ class _Seen:
 
     def __init__(self) -> None:
         self.uids: dict[str, LabelRow] = {}
-        # Candidates share shape and pixel sum; their pixels are then compared exactly.
-        self.pixels: dict[tuple, list[tuple[LabelRow, np.ndarray]]] = defaultdict(list)
+        self.images = ImageIndex()
 
     def duplicate(self, res: dict[str, Any]) -> str | None:
         """Why ``res`` duplicates a kept study, or None."""
         if res["sop_uid"] in self.uids:
             return (f"duplicate SOP Instance UID: same as the study of labels line "
                     f"{self.uids[res['sop_uid']].line}")
-        twin = next((r for r, img in self.pixels[(res["image"].shape, res["total_counts"])]
-                     if np.array_equal(img, res["image"])), None)
-        if twin is not None:
-            return f"duplicate image: identical pixels to the study of labels line {twin.line}"
-        return None
+        return self.images.duplicate(res["image"], res["total_counts"])
 
     def add(self, res: dict[str, Any], row: LabelRow) -> None:
         self.uids[res["sop_uid"]] = row
-        self.pixels[(res["image"].shape, res["total_counts"])].append((row, res["image"]))
+        self.images.add(res["image"], res["total_counts"], row)
 
 
 def _screen(results: list[dict[str, Any]], matched: dict[str, LabelRow], pseud: Pseudonymizer

@@ -29,8 +29,8 @@ its generic name; a class name or index, ``0``-``3``) and/or ``present`` (``yes`
 ``1``/``0``, ``true``/``false``, ``present``/``absent``) when only detection is known: an
 absent study gets the negative class, a present one :data:`~thyroid_bench.tasks.UNKNOWN_GRADE`
 (-1, "present, grade not known"). Each row needs one of the two; a row with both must agree.
-A task with a regression target (``uptake_pct``) also reads that optional column: a finite
-number >= 0, or empty when not measured.
+A task with a regression target (``uptake_pct``) also reads that optional column: a plain
+decimal number from 0 to 100 (% of the administered activity), or empty when not measured.
 
 Problems in the file itself are errors naming the line (line 1 is the header):
 an unknown label, an empty label, centre or locator, an unknown split, a path
@@ -41,12 +41,13 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 import posixpath
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from thyroid_bench.data.columns import extra_float_ok, extra_float_rule
 from thyroid_bench.errors import DatasetError
 from thyroid_bench.tasks import SPLITS, UNKNOWN_GRADE, Task
 
@@ -62,6 +63,11 @@ PRESENT_VALUES: dict[str, bool] = {
     "no": False, "n": False, "0": False, "false": False, "absent": False,
 }
 _MAX_LISTED = 20
+#: A number as a labels CSV writes it: plain decimal digits, an optional sign, fraction and
+#: exponent (no ``_`` separators, ``nan`` or ``inf``, which Python's float() would take).
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+#: Cells quoted in a message are cut to this many characters.
+_MAX_SHOWN = 40
 
 
 @dataclass(frozen=True)
@@ -188,7 +194,7 @@ def _parse_row(cells: list[str], line: int, index: dict[str, int], task: Task
     raw_path, uid = cell("path"), cell("sop_instance_uid")
     path = normalise_relpath(raw_path) if raw_path else None
     if raw_path and path is None:
-        problems.append(f"path {raw_path!r} must be relative to --dicom-dir and stay inside it")
+        problems.append(f"path {_shown(raw_path)} must be relative to --dicom-dir and stay inside it")
     if not raw_path and not uid:
         problems.append("neither path nor sop_instance_uid given: the study cannot be found")
     if task.detection is None:
@@ -228,7 +234,7 @@ def _parse_grade_or_presence(grade: str, present: str, task: Task) -> tuple[int,
     negative = task.negative_index
     is_present = PRESENT_VALUES.get(present.lower()) if present else None
     if present and is_present is None:
-        return UNKNOWN_GRADE, [f"present {present!r} is not one of {sorted(PRESENT_VALUES)}"]
+        return UNKNOWN_GRADE, [f"present {_shown(present)} is not one of {sorted(PRESENT_VALUES)}"]
     if not grade:
         if is_present is None:
             return UNKNOWN_GRADE, ["neither grade nor present given: every study needs one "
@@ -241,17 +247,22 @@ def _parse_grade_or_presence(grade: str, present: str, task: Task) -> tuple[int,
 
 
 def _parse_value(raw: str, task: Task) -> tuple[float | None, list[str]]:
-    """The regression target's value: empty -> None; otherwise a finite number >= 0."""
+    """The regression target's value: empty -> None; otherwise a plain decimal number in the
+    column's range (:func:`~thyroid_bench.data.columns.extra_float_ok`: finite, >= 0, at most
+    100 for a percentage such as ``uptake_pct``); ``-0`` is 0."""
     if not raw:
         return None, []
-    try:
-        value = float(raw)
-    except ValueError:
-        value = float("nan")
-    if not math.isfinite(value) or value < 0:
-        return None, [f"{task.regression_target} {raw!r} is not a finite number >= 0 "
+    column = task.regression_target or ""
+    value = float(raw) if _NUMBER.fullmatch(raw) else float("nan")
+    if not extra_float_ok(column, value):
+        return None, [f"{column} {_shown(raw)} is not {extra_float_rule(column)} "
                       "(leave it empty when not measured)"]
-    return value, []
+    return value + 0.0, []
+
+
+def _shown(raw: str) -> str:
+    """A cell as quoted in a message, cut to a readable length."""
+    return repr(raw if len(raw) <= _MAX_SHOWN else raw[:_MAX_SHOWN] + "...")
 
 
 def _repeats(row: LabelRow, seen_path: dict[str, int], seen_uid: dict[str, int]) -> list[str]:

@@ -17,21 +17,22 @@ Documented choices
   then the labelled file, then path order. Files whose views are not used are rejected with
   that reason, as are all files of a study missing a view or naming two patients.
 * A whole-body pair is cut by the head-and-neck rule of
-  :mod:`thyroid_bench.data.dicom.wholebody` (both views at the same rows). The posterior view
-  is stored as acquired (not mirrored).
+  :mod:`thyroid_bench.data.dicom.wholebody` (both views at the same rows, each centred on its
+  own body; native counts and pixel spacing). The posterior view is stored as acquired (not
+  mirrored).
 * Duplicates: a file with the SOP Instance UID of an earlier one, or a study whose anterior
   pixels equal an earlier study's, is rejected.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from thyroid_bench.data.dicom.deid import Pseudonymizer
+from thyroid_bench.data.dicom.duplicates import ImageIndex
 from thyroid_bench.data.dicom.labels_csv import LabelRow
 from thyroid_bench.data.dicom.wholebody import crop, head_and_neck_window
 from thyroid_bench.errors import DatasetError
@@ -64,18 +65,16 @@ def pair_studies(results: list[dict[str, Any]], matched: dict[str, LabelRow], ps
     groups = _groups(results, matched, rejected)
     _check_labels_agree(groups, matched, csv_path)
     studies: list[dict[str, Any]] = []
-    seen: dict[tuple, list[tuple[np.ndarray, LabelRow]]] = defaultdict(list)
+    seen = ImageIndex()
     for members in groups:
         study, reasons = _pair(members, matched)
         if study is not None:
-            twin = next((r for img, r in seen[(study["image"].shape, study["total_counts"])]
-                         if np.array_equal(img, study["image"])), None)
+            twin = seen.duplicate(study["image"], study["total_counts"])
             if twin is not None:
-                reasons.update({f: "duplicate image: identical pixels to the study of labels line "
-                                   f"{twin.line}" for f in study["files"]})
+                reasons.update({f: twin for f in study["files"]})
                 study = None
         if study is not None:
-            seen[(study["image"].shape, study["total_counts"])].append((study["image"], study["row"]))
+            seen.add(study["image"], study["total_counts"], study["row"])
             studies.append(_finish(study, pseud))
         rejected += [{"file": f, "reason": why, "labels_line": _line(matched, f)}
                      for f, why in reasons.items()]
@@ -176,11 +175,9 @@ def _cut(chosen: dict[str, dict[str, Any]], row: LabelRow) -> dict[str, Any]:
     images = [ant["views"]["anterior"], post["views"]["posterior"]]
     spacing, choice = ant["pixel_spacing_mm"], "static anterior and posterior views"
     if ant["whole_body"]:
-        window = head_and_neck_window(images)
-        images = [crop(img, window) for img in images]
-        if max(int(img.max()) for img in images) > 65535:
-            raise ValueError("binned counts exceed 65535 (a 16-bit counts image is required)")
-        spacing, choice = spacing * window.binning, "whole-body head-and-neck crop"
+        window = head_and_neck_window(images, spacing)
+        images = [crop(img, window, k) for k, img in enumerate(images)]
+        choice = "whole-body head-and-neck crop"
     image, posterior = (np.ascontiguousarray(img, dtype=np.uint16) for img in images)
     if image.shape != posterior.shape:
         raise ValueError(f"anterior {image.shape} and posterior {posterior.shape} views differ in "

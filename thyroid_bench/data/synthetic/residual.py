@@ -22,8 +22,9 @@ How a case is made
    through a hexagonal-hole collimator; the expected image is sampled with Poisson noise.
 3. :func:`read_consensus` has three simulated readers look at the latent patient: each sees
    focal uptake when a remnant's contrast-to-noise ratio passes their own threshold (or takes
-   the oesophagus for a remnant), measures the thyroid-bed uptake with a conjugate-view ROI
-   with their own noise, and grades it (absent: no focal uptake; low < 1%; moderate 1-2%;
+   the oesophagus for a remnant), measures the thyroid-bed uptake as a conjugate-view ROI
+   would (the attenuation-corrected activity in the ROI, from the latent patient, not from
+   the pixels) with their own noise, and grades it (absent: no focal uptake; low < 1%; moderate 1-2%;
    high > 2%). The label is the median grade, ``uptake_pct`` the mean measurement.
 4. :func:`generate_split` draws patients (intended grade in proportion to the quota still
    open) until every grade's quota is filled by *consensus* label.
