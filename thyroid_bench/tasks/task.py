@@ -129,7 +129,9 @@ class Detection(_Frozen):
 
     P(present) = 1 - P(negative); a case is called present when P(present) >= ``threshold``.
     A dataset that knows only presence stores label ``UNKNOWN_GRADE`` (-1, Hugging Face's
-    "no label") for a present case of unknown class; labels files spell it ``present_label``.
+    "no label") for a present case of unknown class; the ``label`` column of a predictions
+    file and the leaderboard's stored labels spell it ``present_label`` (a DICOM labels CSV
+    says it with its ``present`` column instead).
     """
 
     negative: str = Field(description="the class that means 'not present'")

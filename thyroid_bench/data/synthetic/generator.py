@@ -54,6 +54,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from scipy import ndimage
 
+from thyroid_bench.data.synthetic.common import render_all, stratified_folds
 from thyroid_bench.tasks import SPLITS
 from thyroid_bench.tasks.four_pattern import FOUR_PATTERN
 
@@ -1143,23 +1144,6 @@ def _render_one(task: tuple[Acquisition, int, int, int, LatentPatient]) -> np.nd
     return render(patient, acq, np.random.default_rng([seed, s, j, 2]))
 
 
-def _render_all(tasks: list, workers: int, progress: bool, desc: str) -> list[np.ndarray]:
-    """Images of ``tasks`` in order; with ``workers`` > 1 on a process pool (same pixels)."""
-    from concurrent.futures import ProcessPoolExecutor
-
-    from tqdm.auto import tqdm
-
-    bar = dict(total=len(tasks), desc=desc, unit="img", disable=not progress or None)
-    chunksize = 16  # amortises inter-process calls; a split has dozens of chunks per worker
-    if workers <= 1 or len(tasks) <= chunksize:
-        return list(tqdm(map(_render_one, tasks), **bar))
-    pool = ProcessPoolExecutor(max_workers=workers)
-    try:
-        return list(tqdm(pool.map(_render_one, tasks, chunksize=chunksize), **bar))
-    finally:
-        pool.shutdown(cancel_futures=True)  # on Ctrl-C, do not render the rest first
-
-
 def generate_split(split: str, seed: int = OFFICIAL_SEED, *,
                    counts: tuple[int, ...] | None = None,
                    progress: bool = True, workers: int = 1) -> list[dict[str, Any]]:
@@ -1181,16 +1165,10 @@ def generate_split(split: str, seed: int = OFFICIAL_SEED, *,
     accepted = [accepted[i] for i in order]
     folds = np.full(len(accepted), -1, dtype=int)
     if split == "train":
-        frng = np.random.default_rng([seed, s, 1])
         labels = np.array([a[2] for a in accepted], dtype=int)
-        offset = 0
-        for k in range(NUM_CLASSES):
-            idx = np.flatnonzero(labels == k)
-            idx = idx[frng.permutation(idx.size)]
-            folds[idx] = (offset + np.arange(idx.size)) % TASK.folds
-            offset += idx.size
-    images = _render_all([(acq, seed, s, j, patient) for j, patient, _label, _readers in accepted],
-                         workers, progress, f"{NAME} {split}")
+        folds = stratified_folds(labels, NUM_CLASSES, TASK.folds, np.random.default_rng([seed, s, 1]))
+    images = render_all(_render_one, [(acq, seed, s, j, patient) for j, patient, _l, _r in accepted],
+                        workers, progress, f"{NAME} {split}", "img")
     rows = []
     for i, ((_j, patient, label, _readers), image) in enumerate(zip(accepted, images, strict=True)):
         rows.append({

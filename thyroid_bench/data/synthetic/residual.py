@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from thyroid_bench.data.synthetic.common import render_all, stratified_folds
 from thyroid_bench.tasks import SPLITS, UNKNOWN_GRADE
 from thyroid_bench.tasks.residual_tissue import RESIDUAL_TISSUE
 
@@ -587,35 +588,6 @@ def _render_one(job: tuple[Camera, int, int, int, LatentPatient]) -> tuple[np.nd
     return render_views(patient, cam, np.random.default_rng([seed, s, j, 2]))
 
 
-def _render_all(jobs: list, workers: int, progress: bool, desc: str) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Both views of every job, in order; with ``workers`` > 1 on a process pool (same pixels)."""
-    from concurrent.futures import ProcessPoolExecutor
-
-    from tqdm.auto import tqdm
-
-    bar = dict(total=len(jobs), desc=desc, unit="study", disable=not progress or None)
-    chunksize = 16
-    if workers <= 1 or len(jobs) <= chunksize:
-        return list(tqdm(map(_render_one, jobs), **bar))
-    pool = ProcessPoolExecutor(max_workers=workers)
-    try:
-        return list(tqdm(pool.map(_render_one, jobs, chunksize=chunksize), **bar))
-    finally:
-        pool.shutdown(cancel_futures=True)
-
-
-def _folds(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Folds 0-4 stratified by grade (as tsb-synthetic assigns them)."""
-    folds = np.full(labels.size, -1, dtype=int)
-    offset = 0
-    for k in range(NUM_CLASSES):
-        idx = np.flatnonzero(labels == k)
-        idx = idx[rng.permutation(idx.size)]
-        folds[idx] = (offset + np.arange(idx.size)) % TASK.folds
-        offset += idx.size
-    return folds
-
-
 def generate_split(split: str, seed: int = OFFICIAL_SEED, *, counts: tuple[int, ...] | None = None,
                    progress: bool = True, workers: int = 1) -> list[dict[str, Any]]:
     """Generate one split as rows of task residual-tissue (``image`` the anterior view,
@@ -632,10 +604,10 @@ def generate_split(split: str, seed: int = OFFICIAL_SEED, *, counts: tuple[int, 
     accepted = _sample_split(split, seed, quota)
     accepted = [accepted[i] for i in np.random.default_rng([seed, s]).permutation(len(accepted))]
     labels = np.array([a[2] for a in accepted], dtype=int)
-    folds = _folds(labels, np.random.default_rng([seed, s, 1])) if split == "train" else \
-        np.full(labels.size, -1, dtype=int)
-    views = _render_all([(cam, seed, s, j, p) for j, p, _, _ in accepted], workers, progress,
-                        f"{NAME} {split}")
+    folds = (stratified_folds(labels, NUM_CLASSES, TASK.folds, np.random.default_rng([seed, s, 1]))
+             if split == "train" else np.full(labels.size, -1, dtype=int))
+    views = render_all(_render_one, [(cam, seed, s, j, p) for j, p, _, _ in accepted], workers,
+                       progress, f"{NAME} {split}", "study")
     rows = []
     for i, ((_j, patient, label, uptake), (anterior, posterior)) in enumerate(zip(accepted, views, strict=True)):
         rows.append({
