@@ -78,3 +78,39 @@ def test_sha256_file(tmp_path):
 
     (tmp_path / "f").write_bytes(b"abc")
     assert sha256_file(tmp_path / "f") == hashlib.sha256(b"abc").hexdigest()
+
+
+def test_json_schema_carries_the_bounds(tmp_path):
+    """The published schema refuses what pydantic refuses: ranges, lengths, character sets."""
+    import jsonschema
+
+    schema = Entry.model_json_schema()
+    good = json.loads(write_entry(tmp_path / "e.json", _entry()).read_text())
+    jsonschema.validate(good, schema)
+    for path, value in [(("seed",), -1), (("seed",), 2**32), (("submitter",), "x" * 257),
+                        (("submitter",), "a\u202eb"), (("model", "name"), "<b>"),
+                        (("wall_time_s",), 1e12), (("environment", "num_threads"), 0),
+                        (("metrics", "internal", "bootstrap"), {"resamples": 10**9, "seed": 0}),
+                        (("metrics", "internal", "accuracy"), "x" * 2001),
+                        (("protocol", "overrides"), {"epochs": "<b>"})]:
+        data = json.loads(json.dumps(good))
+        target = data
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(data, schema)
+        (tmp_path / "bad.json").write_text(json.dumps(data))
+        with pytest.raises(EntryError):
+            read_entry(tmp_path / "bad.json")
+
+
+def test_model_name_outside_the_name_characters_is_a_model_error(tmp_path):
+    from thyroid_bench.models import ModelError
+
+    f = tmp_path / "my (1).py"
+    f.write_text("import torch\n\ndef build(num_classes, **kw):\n"
+                 "    return torch.nn.Sequential(torch.nn.Conv2d(3, 2, 1), torch.nn.Flatten(),"
+                 " torch.nn.Linear(2, num_classes))\n")
+    with pytest.raises(ModelError, match=r"metadata is out of the entry's bounds .*model name is ASCII"):
+        describe_model(f"{f}:build", num_classes=4)

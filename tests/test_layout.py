@@ -3,7 +3,7 @@ and the four-pattern task's classes named only where the task is defined.
 
 tasks -> data -> models -> evaluation -> harness -> leaderboard -> cli: a module imports
 only from its own stage or an earlier one (imports inside functions count too), plus the
-shared leaves (errors, atomic, hashing, version).
+shared leaves (errors, atomic, hashing, version, bounds).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import thyroid_bench
 
 PACKAGE = Path(thyroid_bench.__file__).parent
 STAGES = ("tasks", "data", "models", "evaluation", "harness", "leaderboard", "cli")
-SHARED = ("errors", "atomic", "hashing", "version")
+SHARED = ("errors", "atomic", "hashing", "version", "bounds")
 MAX_FUNCTION_LINES = 100
 FOUR_PATTERN_NAMES = ("diffusely_increased", "diffusely_decreased", "focal_increased",
                       "heterogeneous_uptake")

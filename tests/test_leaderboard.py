@@ -27,6 +27,7 @@ from thyroid_bench.evaluation.entry import (
 from thyroid_bench.evaluation.metrics import evaluate, paired_bootstrap
 from thyroid_bench.evaluation.predictions import write_predictions
 from thyroid_bench.hashing import sha256_file
+from thyroid_bench.harness.protocols import get_protocol
 from thyroid_bench.leaderboard import (
     HubError,
     LeaderboardError,
@@ -98,7 +99,8 @@ def build_entry(run_dir: Path, manifest, *, model: str, seed: int, metrics: dict
         model=ModelMeta(name=model, source="thyroid-bench", architecture=model, head="fc",
                         parameters=parameters, input_size=64, in_chans=in_chans,
                         channel_policy="single" if in_chans == 1 else "views"),
-        protocol=ProtocolRecord(name=protocol, parameters={"name": protocol, "epochs": 3}),
+        protocol=ProtocolRecord(name=protocol, parameters=get_protocol(protocol).for_task(
+            manifest.get_task()).to_dict()),
         pretrained="none", seed=seed, metrics=metrics, predictions=files,
         environment=Environment(thyroid_bench="0.1.0", python="3.11", torch="2", timm="1",
                                 numpy="2", platform="linux", device="cpu",
@@ -490,7 +492,7 @@ def test_markdown_table_rows_and_order(board_world):
     assert rows[0].split("|")[9].strip() == expected
     # the page states the primary metric, the protocol parameters, the hardware and how to submit
     assert "Primary metric: external macro F1" in text
-    assert "- `quick`: epochs=3" in text
+    assert re.search(r"^- `quick`: CPU default: .*\. epochs=6, batch_size=32, optimizer=adamw,", text, re.M)
     assert "Test CPU (2 logical cores) (cpu, 2 threads" in text
     assert "## How to submit" in text and "thyroid-bench submit" in text
 
@@ -503,6 +505,7 @@ def test_render_is_deterministic(board_world, tmp_path):
 
 
 def test_empty_leaderboard_renders(tmp_path):
+    (tmp_path / "lb").mkdir()
     board = render_leaderboard(tmp_path / "lb")
     assert board.sections == []
     assert "No entries yet" in (tmp_path / "lb" / "README.md").read_text()
@@ -526,6 +529,7 @@ def test_page_css_and_js_are_package_data(tmp_path):
 
     tomllib = pytest.importorskip("tomllib")
     templates = files("thyroid_bench.leaderboard") / "templates"
+    (tmp_path / "lb").mkdir()
     render_leaderboard(tmp_path / "lb")
     page = (tmp_path / "lb" / "index.html").read_text()
     for name in ("page.css", "page.js"):
@@ -999,14 +1003,20 @@ def _stored_relabel_four_pattern(lb):
     return folder / "entry.json", r"task residual-tissue on tiny-lb@1\.0\.0 stored outside its section"
 
 
-def _stored_labels(lb, column: int, value: str | None):
-    path = lb / "entries" / "residual-tissue" / "tiny-residual@1.0.0" / "labels" / "external.csv"
+def _stored_labels(lb, column: int, value: str | None, *, repin: bool = True):
+    """Edit a stored labels file; with ``repin`` also its pin in dataset.json, as a forger would."""
+    section = lb / "entries" / "residual-tissue" / "tiny-residual@1.0.0"
+    path = section / "labels" / "external.csv"
     with open(path, newline="") as f:
         rows = list(csv.reader(f))
     row = next(r for r in rows[1:] if r[1] == "low")
     row[column] = value
     with open(path, "w", newline="") as f:
         csv.writer(f, lineterminator="\n").writerows(rows)
+    if repin:
+        info = json.loads((section / "dataset.json").read_text())
+        info["splits"]["external"]["sha256"] = sha256_file(path)
+        (section / "dataset.json").write_text(json.dumps(info, indent=2))
     return path, row[0]
 
 
@@ -1018,15 +1028,35 @@ def _stored_uptake(value):
 
 
 def _stored_grade(lb):
+    """Recomputed from the stored predictions (whose label column their entry's hash vouches
+    for) and the edited labels, the entry fails its ``predictions`` check."""
     path, case = _stored_labels(lb, 1, "high")
-    return path, rf"case '{case}' is high there but low in .*predictions/external\.csv"
+    return path.parent.parent, (rf"fails check 'predictions' when recomputed from its stored "
+                                rf"predictions and labels: .*predictions/external\.csv: the label "
+                                rf"column says low for case '{case}', the dataset says high")
+
+
+def _stored_labels_unpinned(lb):
+    path, _ = _stored_labels(lb, 1, "high", repin=False)
+    return path, (r"external\.csv: changed since it was stored \(its SHA-256 [0-9a-f]{12}\.\.\. is "
+                  r"not the one .*dataset\.json pins for split external\)")
+
+
+def _stored_labels_pin_removed(lb):
+    path = lb / "entries" / "residual-tissue" / "tiny-residual@1.0.0" / "dataset.json"
+    info = json.loads(path.read_text())
+    del info["splits"]["external"]["sha256"]
+    path.write_text(json.dumps(info, indent=2))
+    return path, r"dataset\.json: not a valid section record: .*a section written before labels files were pinned"
 
 
 @pytest.mark.parametrize("tamper", [
     _stored_edit_figure, _stored_relabel_four_pattern, _stored_uptake("inf"), _stored_uptake("-0.5"),
-    _stored_uptake("250"), _stored_uptake("nan"), _stored_grade,
+    _stored_uptake("250"), _stored_uptake("nan"), _stored_grade, _stored_labels_unpinned,
+    _stored_labels_pin_removed,
 ], ids=["entry-figure-edited", "four-pattern-entry-relabelled", "labels-uptake-inf",
-        "labels-uptake-negative", "labels-uptake-250", "labels-uptake-nan", "labels-grade-edited"])
+        "labels-uptake-negative", "labels-uptake-250", "labels-uptake-nan", "labels-grade-edited",
+        "labels-edited-unpinned", "labels-pin-removed"])
 def test_stored_residual_files_edited_by_hand_are_refused(two_tasks, tmp_path, capsys, tamper):
     """``leaderboard`` (and every ``submit``, which re-renders) refuses a stored entry, label or
     uptake edited since submission, with one error line naming the file; nothing is rendered."""

@@ -8,6 +8,7 @@ and turns into exit status 2.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from thyroid_bench.tasks import SPLITS
@@ -56,6 +57,7 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
+    from thyroid_bench.bounds import SEED_MAX
     from thyroid_bench.errors import ThyroidBenchError
     from thyroid_bench.evaluation.report import format_tables
     from thyroid_bench.evaluation.scoring import score_predictions
@@ -63,6 +65,8 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
     if args.bootstrap < 0:
         raise ThyroidBenchError(f"--bootstrap must be 0 or more, got {args.bootstrap}")
+    if not 0 <= args.seed <= SEED_MAX:
+        raise ThyroidBenchError(f"--seed must be from 0 to 2**32 - 1, got {args.seed}")
     figures = None
     if not args.no_figures:
         figures = args.figures or args.predictions.with_name(f"{args.predictions.stem}_report")
@@ -127,8 +131,10 @@ def _add_leaderboard(sub: argparse._SubParsersAction) -> None:
         "(mean and sd over seeds), one section per task, each ranked by its task's main score "
         "(four-pattern: external macro F1; residual-tissue: external detection balanced "
         "accuracy, with the published results shown as reference lines, never ranked) with "
-        "paired-bootstrap ties, and print the ranking. Stored entries, predictions and labels "
-        "edited by hand since submission are refused.",
+        "paired-bootstrap ties, and print the ranking. Every stored entry is re-checked on each "
+        "run (schema, hashes, its section's pinned labels, every figure recomputed from its "
+        "stored predictions and labels); one that fails is named and the command refuses, "
+        "unless --skip-invalid.",
     )
     p.add_argument("--leaderboard", type=Path, default=Path("leaderboard"), metavar="DIR",
                    help="leaderboard folder (default: ./leaderboard)")
@@ -136,13 +142,19 @@ def _add_leaderboard(sub: argparse._SubParsersAction) -> None:
                    help="write the self-contained HTML page to OUT")
     p.add_argument("--render", action="store_true",
                    help="rewrite DIR/README.md, DIR/index.html and DIR/schema/entry-v1.json")
+    p.add_argument("--skip-invalid", action="store_true",
+                   help="leave out stored entries that fail their checks (each is named on "
+                   "stderr) instead of refusing")
     p.set_defaults(func=_cmd_leaderboard)
 
 
 def _cmd_leaderboard(args: argparse.Namespace) -> int:
     from thyroid_bench.leaderboard import render_leaderboard, render_text
 
-    board = render_leaderboard(args.leaderboard, html_out=args.html, write=args.render)
+    board = render_leaderboard(args.leaderboard, html_out=args.html, write=args.render,
+                               skip_invalid=args.skip_invalid)
+    for bad in board.invalid:
+        print(f"thyroid-bench leaderboard: left out (--skip-invalid): {bad}", file=sys.stderr)
     print(render_text(board))
     if args.render:
         print(f"\nrendered {args.leaderboard / 'README.md'} and {args.leaderboard / 'index.html'}")

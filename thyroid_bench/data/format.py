@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from thyroid_bench.atomic import make_temp_dir
 from thyroid_bench.data.card import render_card
 from thyroid_bench.data.columns import (
     COLUMNS,
@@ -193,7 +193,7 @@ def write_dataset(
     target.parent.mkdir(parents=True, exist_ok=True)
     for stale in target.parent.glob(f".tmp-{target.name}-*"):
         shutil.rmtree(stale, ignore_errors=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=target.parent))
+    tmp = make_temp_dir(f".tmp-{target.name}-", target.parent)
     try:
         split_meta = _write_splits(splits, task, tmp, rows_per_shard, where=str(target))
         manifest = Manifest(

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
+from thyroid_bench.atomic import make_temp_dir
 from thyroid_bench.data.format import default_home
 from thyroid_bench.data.verify import verify_or_raise
 from thyroid_bench.errors import DatasetError
@@ -30,7 +30,7 @@ def prepare_hub(repo_id: str, *, revision: str | None = None, home: Path | None 
 
     home = Path(home) if home is not None else default_home()
     home.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-hub-", dir=home))
+    tmp = make_temp_dir(".tmp-hub-", home)
     try:
         try:
             snapshot_download(repo_id=repo_id, repo_type="dataset", revision=revision,

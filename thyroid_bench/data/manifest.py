@@ -38,8 +38,9 @@ class _Strict(BaseModel):
 class DatasetRef(_Strict):
     """The dataset version a result was computed on."""
 
-    name: str = Field(description="dataset name, e.g. tsb-synthetic")
-    version: str = Field(pattern=_SEMVER, description="semver version")
+    name: str = Field(pattern=DATASET_NAME_PATTERN, max_length=128,
+                      description="dataset name, e.g. tsb-synthetic")
+    version: str = Field(pattern=_SEMVER, max_length=32, description="semver version")
     fingerprint: str = Field(pattern=_SHA256, description="content fingerprint (manifest.json)")
     synthetic: bool = Field(default=False, description="a synthetic (phantom) dataset")
 
@@ -75,7 +76,7 @@ class Manifest(_Strict):
     """``manifest.json`` of a dataset version (format v1)."""
 
     format_version: Literal[1] = FORMAT_VERSION
-    name: str = Field(pattern=DATASET_NAME_PATTERN)
+    name: str = Field(pattern=DATASET_NAME_PATTERN, max_length=128)
     version: str = Field(pattern=_SEMVER)
     task: str = DEFAULT_TASK
     label_schema: dict[str, Any]

@@ -8,7 +8,7 @@ For ``four-pattern``: ``case_id,prob_diffusely_increased,prob_diffusely_decrease
 prob_focal_increased,prob_heterogeneous_uptake[,label]``; for ``residual-tissue``:
 ``case_id,prob_absent,prob_low,prob_moderate,prob_high[,uptake_pct][,label]``. The
 ``prob_<class name>`` columns follow the task's classes (written in class order; read in any
-order); each row's probabilities are finite, non-negative and sum to 1 within
+order); each row's probabilities are finite, in [0, 1] and sum to 1 within
 :data:`~thyroid_bench.tasks.PROB_SUM_TOLERANCE`. A task with a regression target (``Task.
 regression_target``, a percentage) may add that column: a finite number in [0, 100], or
 blank where the model predicts none. The optional ``label`` column holds the true class (a
@@ -179,7 +179,10 @@ def _check_rows(probs: np.ndarray, columns: Sequence[str]) -> list[tuple[int, st
     out = []
     finite = np.isfinite(probs).all(axis=1)
     sums = probs.sum(axis=1)
-    bad_rows = ~finite | (probs < 0).any(axis=1) | (np.abs(sums - 1) > PROB_SUM_TOLERANCE)
+    # Each probability in [0, 1], as the metrics require (metrics._check_inputs): a value of
+    # 1 + 9e-7 whose row sums to 1 within the tolerance is refused here, not by the metrics.
+    bad_rows = (~finite | (probs < 0).any(axis=1) | (probs > 1).any(axis=1)
+                | (np.abs(sums - 1) > PROB_SUM_TOLERANCE))
     for i in np.flatnonzero(bad_rows):
         row = probs[i]
         if not finite[i]:
@@ -188,6 +191,10 @@ def _check_rows(probs: np.ndarray, columns: Sequence[str]) -> list[tuple[int, st
         elif (row < 0).any():
             bad = [f"{columns[j]}={float(row[j])!r}" for j in range(len(row)) if row[j] < 0]
             out.append((int(i), f"negative probability {', '.join(bad)}"))
+        elif (row > 1).any():
+            bad = [f"{columns[j]}={float(row[j])!r}" for j in range(len(row)) if row[j] > 1]
+            out.append((int(i), f"probability above 1: {', '.join(bad)}; expected a probability "
+                                "in [0, 1]"))
         else:
             out.append((int(i), f"probabilities sum to {float(sums[i])!r}, not 1 (tolerance "
                                 f"{PROB_SUM_TOLERANCE}); write normalised class probabilities "

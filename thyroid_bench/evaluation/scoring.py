@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from thyroid_bench.atomic import atomic_write_text, check_output_file, check_output_folder
 from thyroid_bench.errors import PredictionsError, ThyroidBenchError
 from thyroid_bench.evaluation.predictions import (
     Predictions,
@@ -59,6 +60,10 @@ def score_predictions(
     user errors (bad file, unknown dataset, no labels).
     """
     path = Path(predictions_path)
+    if json_out is not None:
+        check_output_file(json_out, "--json")
+    if figures_dir is not None:
+        check_output_folder(figures_dir, "--figures")
     wanted = get_task(task) if task is not None else None
     true_values: dict[str, np.ndarray] = {}
     if split is not None:
@@ -99,9 +104,7 @@ def score_predictions(
                               title=f"Scores of {path.name} against {against}")
         result["report"] = str(report)
     if json_out is not None:
-        out = Path(json_out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+        atomic_write_text(json_out, json.dumps(result, indent=2, allow_nan=False) + "\n")
     return result
 
 

@@ -30,7 +30,7 @@ from thyroid_bench.leaderboard.rules import CI_LEVEL, METRIC_TOLERANCE, MIN_BOOT
 from thyroid_bench.leaderboard.store import Truth, value_columns
 from thyroid_bench.tasks import Task, TaskError, get_task
 
-__all__ = ["CheckedRun", "check_run", "first_difference", "split_values"]
+__all__ = ["CheckedRun", "check_run", "check_scores", "first_difference", "split_values"]
 
 
 @dataclass
@@ -54,8 +54,10 @@ def check_run(
 ) -> CheckedRun:
     """Run every leaderboard check on a run folder; raise :class:`SubmissionError` on the first failure.
 
-    In order: ``run folder`` (it exists), ``schema`` (entry.json is a valid schema-v1 entry,
-    unknown fields refused), ``task`` (the entry's task is known), ``splits`` (metrics and
+    In order: ``run folder`` (it exists), ``schema`` (entry.json is strict JSON and a valid
+    schema-v1 entry within its bounds, unknown fields refused), ``task`` (the entry's task is
+    known), ``protocol`` (the protocol is a registered one and its parameters are that
+    protocol's with the recorded overrides applied, :func:`protocol_problem`), ``splits`` (metrics and
     predictions for exactly the task's evaluation splits), ``duplicate`` (no entry in
     ``existing`` with the same task, dataset name@version, model, protocol and seed),
     ``dataset fingerprint`` / ``dataset present`` / ``task`` / ``dataset verification`` (a
@@ -72,6 +74,7 @@ def check_run(
     run_dir = _check_folder(Path(run_dir))
     entry, entry_sha = _check_schema(run_dir)
     task = _check_task(run_dir, entry)
+    _check_protocol(run_dir, entry)
     _check_splits(run_dir, entry, task)
     _check_duplicate(run_dir, entry, existing)
     truth = _dataset_truth(run_dir, entry, task, home, {} if _truth_cache is None else _truth_cache)
@@ -79,12 +82,19 @@ def check_run(
     files = {split: _check_predictions_path(run_dir, split, entry.predictions[split].path)
              for split in task.eval_splits}
     _check_predictions_hash(run_dir, entry, files)
-    for split in task.eval_splits:
+    check_scores(run_dir, entry, truth, files)
+    return CheckedRun(run_dir, entry, entry_sha, entry_id(entry, entry_sha), section_rel(entry), truth)
+
+
+def check_scores(run_dir: Path, entry: Entry, truth: Truth, files: Mapping[str, Path]) -> None:
+    """Per evaluation split: ``predictions`` (coverage, probability rows, label column),
+    ``bootstrap`` and ``metrics`` (every figure recomputed from ``files`` and ``truth``'s
+    labels): the part of :func:`check_run` that a stored entry passes again on every load."""
+    for split in truth.task.eval_splits:
         preds, y_true = _check_predictions(run_dir, entry, truth, split, files[split])
         boot = _check_bootstrap(run_dir, entry.metrics[split], split)
-        _check_metrics(run_dir, entry.metrics[split], split, boot, task, y_true, preds,
+        _check_metrics(run_dir, entry.metrics[split], split, boot, truth.task, y_true, preds,
                        split_values(truth, split, preds))
-    return CheckedRun(run_dir, entry, entry_sha, entry_id(entry, entry_sha), section_rel(entry), truth)
 
 
 # --------------------------------------------------------------------------- the entry
@@ -111,6 +121,73 @@ def _check_task(run_dir: Path, entry: Entry) -> Task:
         return get_task(entry.task)
     except TaskError as exc:
         raise SubmissionError(run_dir, "task", str(exc)) from None
+
+
+def _check_protocol(run_dir: Path, entry: Entry) -> None:
+    problem = protocol_problem(entry)
+    if problem:
+        raise SubmissionError(run_dir, "protocol", problem)
+
+
+#: Protocol fields that name or describe it: never overridden.
+_NOT_OVERRIDDEN = ("name", "description")
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    """Equal JSON values: a boolean only equals a boolean, numbers compare by value."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a == b
+    return type(a) is type(b) and a == b
+
+
+def _override_problem(name: str, registered: Mapping[str, Any], key: str, value: Any) -> str | None:
+    if key not in registered or key in _NOT_OVERRIDDEN:
+        fields = ", ".join(k for k in registered if k not in _NOT_OVERRIDDEN)
+        return f"protocol.overrides.{key}: not a parameter that can be overridden ({fields})"
+    base = registered[key]
+    kinds = {bool: (bool,), int: (int,), float: (int, float), str: (str,)}
+    allowed = kinds.get(type(base), (int, float, str))  # None: the model's or the task's choice
+    if value is None or isinstance(value, bool) != isinstance(base, bool) or not isinstance(value, allowed):
+        return (f"protocol.overrides.{key} = {value!r} is not a value of the {type(base).__name__} "
+                f"parameter {key} of protocol {name!r}")
+    return None
+
+
+def protocol_problem(entry: Entry) -> str | None:
+    """Why the entry's protocol record is not what it claims, or ``None``.
+
+    The name must be a registered protocol (:data:`thyroid_bench.harness.protocols.PROTOCOLS`)
+    and ``parameters`` exactly that protocol's, with ``overrides`` applied, on the entry's task
+    (:meth:`~thyroid_bench.harness.protocols.Protocol.for_task`): a run made under ``quick``
+    cannot be labelled ``paper``, and any change is an override, shown in the row's label.
+    """
+    from thyroid_bench.harness.protocols import PROTOCOLS, ProtocolError
+
+    record, name = entry.protocol, entry.protocol.name
+    base = PROTOCOLS.get(name)
+    if base is None:
+        return (f"protocol {name!r} is not a registered protocol ({', '.join(PROTOCOLS)}); run "
+                "under one of them, with --epochs / --batch-size as overrides")
+    registered = base.to_dict()
+    for key, value in record.overrides.items():
+        problem = _override_problem(name, registered, key, value)
+        if problem:
+            return problem
+    try:
+        expected = base.with_overrides(**record.overrides).for_task(get_task(entry.task)).to_dict()
+    except (ProtocolError, TaskError, TypeError, ValueError) as exc:
+        return f"protocol.overrides {record.overrides} do not make a valid {name!r} protocol: {exc}"
+    for key in sorted(set(expected) | set(record.parameters)):
+        if key not in record.parameters or key not in expected or not _same_value(
+                record.parameters[key], expected[key]):
+            claimed = record.parameters.get(key, "<missing>")
+            should = expected.get(key, "<not a parameter>")
+            return (f"protocol.parameters.{key} is {claimed!r}, but protocol {name!r} with overrides "
+                    f"{record.overrides or 'none'} has {should!r}: the run was not made under the "
+                    "protocol it names (a changed parameter must be recorded as an override)")
+    return None
 
 
 def _check_splits(run_dir: Path, entry: Entry, task: Task) -> None:

@@ -19,6 +19,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from importlib.resources import files
 from string import Template
 
+from thyroid_bench.bounds import escape_unsafe, strip_unsafe
 from thyroid_bench.data.official import OFFICIAL_FINGERPRINTS
 from thyroid_bench.leaderboard.names import compact
 from thyroid_bench.leaderboard.ranking import Board, Group, Section, Stat
@@ -29,6 +30,7 @@ __all__ = [
     "DASH", "GENERATED", "PUBLISHED_MARK", "FigureName", "SplitName", "FIGURE_NAMES", "SPLIT_NAMES",
     "figure_name", "split_name", "score_name", "template", "page_tasks", "lead", "how_to_submit",
     "ranking_rules", "main_scores", "published_line", "published_text", "e", "md_escape",
+    "terminal_text",
     "md_inline", "pct", "num_attr", "mean_sd", "plain", "stat_text", "value_text", "ci_text",
     "with_ci", "signed_pp", "params", "date", "seeds", "rank_text", "vs_above", "section_note",
     "protocols", "hardware",
@@ -231,13 +233,26 @@ def published_text(ref: PublishedResult) -> str:
 
 # --------------------------------------------------------------------------- markup
 def e(text: object) -> str:
-    """HTML-escaped text (quotes too)."""
-    return html.escape(str(text), quote=True)
+    """HTML-escaped text (quotes too), without control or bidirectional-override characters
+    (:func:`thyroid_bench.bounds.strip_unsafe`; newlines and tabs kept)."""
+    return html.escape(strip_unsafe(str(text), keep_newlines=True), quote=True)
+
+
+_MD_ESCAPES = str.maketrans({"\\": "\\\\", "|": "\\|", "&": "&amp;", "<": "&lt;", ">": "&gt;"})
 
 
 def md_escape(text: str) -> str:
-    """Text safe inside a Markdown table cell."""
-    return text.replace("|", "\\|")
+    """Text kept as text on one line of Markdown (a table cell, a list item): line breaks
+    become spaces, control and bidirectional-override characters are dropped, backslashes
+    and pipes are escaped, ``& < >`` become HTML entities (no tag, no autolink) and ``](``
+    is broken (no inline link or image)."""
+    one_line = " ".join(str(text).splitlines())
+    return strip_unsafe(one_line).translate(_MD_ESCAPES).replace("](", "]\\(")
+
+
+def terminal_text(text: str) -> str:
+    """Text for a terminal: control sequences and bidirectional overrides shown as escapes."""
+    return escape_unsafe(text)
 
 
 def md_inline(text: str) -> str:

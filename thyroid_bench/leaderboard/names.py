@@ -42,9 +42,16 @@ def protocol_label(entry: Entry) -> str:
     return f"{entry.protocol.name} ({parts})"
 
 
+#: Longest model and protocol parts of an entry id: a folder name stays well under 255 bytes.
+_MODEL_SLUG_MAX, _PROTOCOL_SLUG_MAX = 64, 96
+
+
 def entry_id(entry: Entry, entry_sha256: str) -> str:
-    """``<model>-<protocol>-seed<seed>-<first 8 hex of the entry file's SHA-256>``."""
-    return f"{_slug(entry.model.name)}-{_slug(protocol_label(entry))}-seed{entry.seed}-{entry_sha256[:8]}"
+    """``<model>-<protocol>-seed<seed>-<first 8 hex of the entry file's SHA-256>``, the model
+    and protocol parts cut to 64 and 96 characters (the hash keeps the id unique)."""
+    model = _slug(entry.model.name)[:_MODEL_SLUG_MAX]
+    protocol = _slug(protocol_label(entry))[:_PROTOCOL_SLUG_MAX]
+    return f"{model}-{protocol}-seed{entry.seed}-{entry_sha256[:8]}"
 
 
 def section_rel(entry: Entry) -> PurePosixPath:

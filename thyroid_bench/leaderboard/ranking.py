@@ -30,6 +30,7 @@ from thyroid_bench.evaluation.predictions import label_name, read_predictions
 from thyroid_bench.evaluation.suites import compare_task, get_suite
 from thyroid_bench.leaderboard.errors import LeaderboardError
 from thyroid_bench.leaderboard.names import protocol_label, section_rel
+from thyroid_bench.leaderboard.recheck import InvalidEntry
 from thyroid_bench.leaderboard.rules import RANK_RESAMPLES, RANK_SEED, SIGNIFICANCE
 from thyroid_bench.leaderboard.store import StoredEntry, read_labels
 from thyroid_bench.tasks import MainScore, Task, get_task
@@ -109,9 +110,11 @@ class Section:
 
 @dataclass
 class Board:
-    """The whole leaderboard: one section per task and dataset version."""
+    """The whole leaderboard: one section per task and dataset version, and the stored
+    entries left out because they failed their checks (``--skip-invalid``)."""
 
     sections: list[Section] = field(default_factory=list)
+    invalid: list[InvalidEntry] = field(default_factory=list)
 
 
 def build_board(entries: Sequence[StoredEntry], leaderboard: str | os.PathLike | None = None) -> Board:

@@ -1,8 +1,9 @@
 """Rendering of the leaderboard: ``README.md`` (Markdown), the text table, and the files.
 
-:func:`render_leaderboard` builds the board from the stored entries and writes
-``README.md``, ``index.html`` (:mod:`thyroid_bench.leaderboard.page`) and
-``schema/entry-v1.json``. Tables take their columns from
+:func:`render_leaderboard` builds the board from the stored entries, each re-checked
+(:func:`thyroid_bench.leaderboard.recheck.load_checked`), and writes ``README.md``,
+``index.html`` (:mod:`thyroid_bench.leaderboard.page`) and ``schema/entry-v1.json``
+(:func:`render_pages`: every page is rendered before the first is written). Tables take their columns from
 :func:`thyroid_bench.leaderboard.columns.ranking_columns`, so Markdown, text and HTML
 show the same figures; the stated rules name each section's main score, and each section
 lists its task's published results as reference lines, never ranked.
@@ -12,19 +13,25 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import nullcontext
 from pathlib import Path
 
 import thyroid_bench.leaderboard.display as d
-from thyroid_bench.atomic import atomic_write_text
+from thyroid_bench.atomic import atomic_write_text, check_output_file
 from thyroid_bench.evaluation.entry import Entry
 from thyroid_bench.leaderboard.columns import ranking_columns
+from thyroid_bench.leaderboard.errors import LeaderboardError
+from thyroid_bench.leaderboard.lock import writer_lock
 from thyroid_bench.leaderboard.page import render_html
 from thyroid_bench.leaderboard.ranking import Board, Section, build_board
 from thyroid_bench.leaderboard.rules import DEFAULT_LEADERBOARD, SIGNIFICANCE
-from thyroid_bench.leaderboard.store import load_entries
+from thyroid_bench.leaderboard.recheck import load_checked
 
 __all__ = ["render_markdown", "render_text", "render_html", "markdown_table", "entry_json_schema",
-           "render_leaderboard"]
+           "PAGES", "render_pages", "check_leaderboard_folder", "render_leaderboard"]
+
+#: The files of a leaderboard folder that are rendered from its entries, never edited by hand.
+PAGES = ("schema/entry-v1.json", "README.md", "index.html")
 
 
 def markdown_table(sec: Section) -> str:
@@ -52,7 +59,7 @@ def render_markdown(board: Board) -> str:
         out += ["**Protocols.**", ""]
         out += [f"- `{name}`: {d.md_escape(text)}" for name, text in d.protocols(sec)] + [""]
         out += ["**Hardware and software** (from the entries' environment records).", ""]
-        out += [f"- {d.md_escape(env)}: {', '.join(rows)}" for env, rows in d.hardware(sec)] + [""]
+        out += [f"- {d.md_escape(env)}: {d.md_escape(', '.join(rows))}" for env, rows in d.hardware(sec)] + [""]
     out += [d.how_to_submit(tasks)]
     return "\n".join(out)
 
@@ -66,14 +73,16 @@ def _published_markdown(sec: Section) -> list[str]:
 
 
 def render_text(board: Board) -> str:
-    """The ranking as aligned plain-text tables (what ``thyroid-bench leaderboard`` prints)."""
+    """The ranking as aligned plain-text tables (what ``thyroid-bench leaderboard`` prints),
+    control sequences in entry fields shown as escapes (:func:`~thyroid_bench.leaderboard.
+    display.terminal_text`)."""
     if not board.sections:
         return "The leaderboard has no entries yet (thyroid-bench submit RUN_DIR adds one)."
     blocks = [_text_block(sec) for sec in board.sections]
     scores = " / ".join(d.score_name(m) for m, _ in d.main_scores(board))
     blocks.append(f"Percent, mean ± sd over seeds; ranked by mean {scores}; ≈: not "
                   f"significantly different from the row above (paired bootstrap, p ≥ {SIGNIFICANCE}).")
-    return "\n\n".join(blocks)
+    return d.terminal_text("\n\n".join(blocks))
 
 
 def _text_block(sec: Section) -> str:
@@ -95,26 +104,53 @@ def entry_json_schema() -> str:
     return json.dumps(Entry.model_json_schema(), indent=2, ensure_ascii=False) + "\n"
 
 
+def render_pages(board: Board) -> dict[str, str]:
+    """Every rendered file of the leaderboard (:data:`PAGES`, relative path -> text), all
+    rendered before any is written, so a renderer that fails writes nothing."""
+    return {"schema/entry-v1.json": entry_json_schema(), "README.md": render_markdown(board),
+            "index.html": render_html(board)}
+
+
+def check_leaderboard_folder(leaderboard: str | os.PathLike, *, must_exist: bool = True) -> Path:
+    """``leaderboard`` is a leaderboard folder (or, without ``must_exist``, none yet):
+    :class:`LeaderboardError` (one line) for a file, or for a missing folder."""
+    root = Path(leaderboard)
+    if root.exists() and not root.is_dir():
+        raise LeaderboardError(f"--leaderboard {root} is a file, not a leaderboard folder (one "
+                               "holding entries/, README.md and index.html)")
+    if must_exist and not root.is_dir():
+        raise LeaderboardError(f"no leaderboard folder {root}: give an existing one with "
+                               "--leaderboard DIR (a clone of thyroid-bench has leaderboard/; "
+                               "`thyroid-bench submit` creates a new one)")
+    return root
+
+
 def render_leaderboard(
     leaderboard: str | os.PathLike = DEFAULT_LEADERBOARD,
     *,
     html_out: str | os.PathLike | None = None,
     write: bool = True,
+    skip_invalid: bool = False,
 ) -> Board:
-    """Build the board from the stored entries and (re)write its rendered files.
+    """Build the board from the stored entries, each re-checked, and (re)write its pages.
 
-    With ``write``: ``<leaderboard>/README.md``, ``index.html`` and
-    ``schema/entry-v1.json``. ``html_out`` writes the HTML page there as well.
-    Returns the :class:`~thyroid_bench.leaderboard.ranking.Board`.
+    ``leaderboard`` must be an existing folder. With ``write``: ``<leaderboard>/README.md``,
+    ``index.html`` and ``schema/entry-v1.json``, under the folder's writer lock.
+    ``html_out`` writes the HTML page there as well. A stored entry that fails its checks
+    raises :class:`LeaderboardError`; with ``skip_invalid`` it is left out, and listed in
+    the returned :class:`~thyroid_bench.leaderboard.ranking.Board`'s ``invalid``.
     """
-    root = Path(leaderboard)
-    board = build_board(load_entries(root), root)
-    if write or html_out is not None:
-        html = render_html(board)
-    if write:
-        atomic_write_text(root / "schema" / "entry-v1.json", entry_json_schema())
-        atomic_write_text(root / "README.md", render_markdown(board))
-        atomic_write_text(root / "index.html", html)
+    root = check_leaderboard_folder(leaderboard)
     if html_out is not None:
-        atomic_write_text(Path(html_out), html)
+        check_output_file(html_out, "--html")
+    with writer_lock(root) if write else nullcontext():
+        checked = load_checked(root, skip_invalid=skip_invalid)
+        board = build_board(checked.entries, root)
+        board.invalid = checked.invalid
+        pages = render_pages(board) if write or html_out is not None else {}
+        if write:
+            for rel, text in pages.items():
+                atomic_write_text(root / rel, text)
+    if html_out is not None:
+        atomic_write_text(Path(html_out), pages["index.html"])
     return board

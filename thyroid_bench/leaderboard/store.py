@@ -6,7 +6,8 @@ A leaderboard is a folder (``leaderboard/`` in the repository)::
       README.md  index.html          rendered pages (never edited by hand)
       schema/entry-v1.json           the published JSON Schema of an entry
       entries/<task>/<dataset>@<version>/
-        dataset.json                 name, version, fingerprint, synthetic flag, task, rows
+        dataset.json                 name, version, fingerprint, synthetic flag, task, and per
+                                     evaluation split its rows and the SHA-256 of its labels file
         labels/<split>.csv           case_id,label[,<regression target>] per evaluation split
                                      of the task: the truth the entries are scored on
         <entry id>/entry.json        the entry exactly as submitted (bytes unchanged)
@@ -19,7 +20,10 @@ names of the section's task (read back with ``Task.parse_label``), the task's
 ``UNKNOWN_GRADE``), and, for a task with a regression target (``uptake_pct``), that column
 too (empty when not measured; anything but a value the dataset could hold is refused).
 :func:`load_entries` re-checks every stored entry (schema, known task, its own SHA-256
-against its folder name, its section, predictions hashes) as it reads it.
+against its folder name, its section, predictions hashes) as it reads it; the labels files
+are read only if they still have the SHA-256 that ``dataset.json`` pins
+(:func:`read_section_record`). Their scores are recomputed on every load by
+:mod:`thyroid_bench.leaderboard.recheck`.
 """
 
 from __future__ import annotations
@@ -32,18 +36,24 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from thyroid_bench.bounds import loads_strict
 from thyroid_bench.data.columns import extra_float_ok, extra_float_rule
 from thyroid_bench.data.manifest import DatasetRef
 from thyroid_bench.evaluation.entry import Entry, EntryError, read_entry
 from thyroid_bench.evaluation.predictions import label_name
+from thyroid_bench.errors import validation_problems
 from thyroid_bench.hashing import sha256_file
 from thyroid_bench.leaderboard.errors import LeaderboardError
 from thyroid_bench.leaderboard.names import ENTRIES, section_rel
 from thyroid_bench.leaderboard.rules import DEFAULT_LEADERBOARD
 from thyroid_bench.tasks import UNKNOWN_GRADE, Task, TaskError, get_task
 
-__all__ = ["Truth", "StoredEntry", "parse_stored_label", "value_columns", "read_labels",
-           "read_label_values", "write_section_files", "copy_entry", "load_entries"]
+__all__ = ["Truth", "StoredEntry", "SectionSplit", "SectionRecord", "parse_stored_label",
+           "value_columns", "read_section_record", "read_labels", "read_label_values",
+           "section_truth", "write_section_files", "copy_entry", "entry_files", "load_entry",
+           "load_entries"]
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,50 @@ class StoredEntry:
     def predictions_path(self, split: str) -> Path:
         """The stored predictions CSV of ``split``."""
         return self.folder.joinpath(*PurePosixPath(self.entry.predictions[split].path).parts)
+
+
+class SectionSplit(BaseModel):
+    """One evaluation split of a section: its cases, and the SHA-256 of ``labels/<split>.csv``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rows: int = Field(ge=0)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of labels/<split>.csv")
+
+
+class SectionRecord(DatasetRef):
+    """A section's ``dataset.json``: the dataset version, its task, and its pinned labels files."""
+
+    task: str
+    splits: dict[str, SectionSplit]
+
+    @property
+    def ref(self) -> DatasetRef:
+        """The dataset version alone."""
+        return DatasetRef(name=self.name, version=self.version, fingerprint=self.fingerprint,
+                          synthetic=self.synthetic)
+
+
+def read_section_record(section_dir: Path) -> SectionRecord:
+    """A section's ``dataset.json``, validated (:class:`LeaderboardError` otherwise: a section
+    written before labels were pinned, or one edited by hand)."""
+    path = section_dir / "dataset.json"
+    try:
+        data = loads_strict(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # strict JSON and Unicode errors are ValueErrors
+        raise LeaderboardError(f"{path}: missing or not strict JSON ({exc}); restore it from "
+                               "git") from None
+    try:
+        return SectionRecord.model_validate(data)
+    except ValidationError as exc:
+        hint = ""
+        if isinstance(data, dict) and isinstance(data.get("splits"), dict) and any(
+                isinstance(s, dict) and "sha256" not in s for s in data["splits"].values()):
+            hint = (" (a section written before labels files were pinned: add "
+                    "splits.<split>.sha256, the SHA-256 of labels/<split>.csv, once the labels "
+                    "are checked against the dataset)")
+        raise LeaderboardError(f"{path}: not a valid section record: "
+                               f"{validation_problems(exc, 5)}{hint}") from None
 
 
 def parse_stored_label(task: Task, text: str) -> int:
@@ -117,12 +171,28 @@ def _stored_value(column: str, text: str) -> float:
 
 
 def _read_section_labels(section_dir: Path, task: Task) -> dict[str, tuple] | None:
+    """Per evaluation split, the labels file read back, once its SHA-256 and rows are the ones
+    ``dataset.json`` pins (:class:`LeaderboardError` otherwise); ``None`` if a file is missing."""
+    paths = {split: section_dir / "labels" / f"{split}.csv" for split in task.eval_splits}
+    if not all(p.is_file() for p in paths.values()):
+        return None
+    record = read_section_record(section_dir)
     out = {}
-    for split in task.eval_splits:
-        path = section_dir / "labels" / f"{split}.csv"
-        if not path.is_file():
-            return None
+    for split, path in paths.items():
+        pinned = record.splits.get(split)
+        sha = sha256_file(path)
+        if pinned is None:
+            raise LeaderboardError(f"{section_dir / 'dataset.json'} pins no labels file for split "
+                                   f"{split}; restore it from git")
+        if sha != pinned.sha256:
+            raise LeaderboardError(
+                f"{path}: changed since it was stored (its SHA-256 {sha[:12]}... is not the one "
+                f"{section_dir / 'dataset.json'} pins for split {split}); restore it from git")
         out[split] = _read_labels_file(path, task)
+        if len(out[split][0]) != pinned.rows:
+            raise LeaderboardError(f"{path}: {len(out[split][0])} distinct cases, "
+                                   f"{section_dir / 'dataset.json'} records {pinned.rows}; restore "
+                                   "both from git")
     return out
 
 
@@ -139,19 +209,31 @@ def read_label_values(section_dir: Path, task: Task) -> dict[str, dict[str, dict
     return None if files is None else {split: values for split, (_, values) in files.items()}
 
 
+def section_truth(section_dir: Path, task: Task) -> Truth:
+    """The truth a stored section's entries are scored on: its dataset version (from
+    ``dataset.json``, which must be of ``task``) and its pinned labels files."""
+    record = read_section_record(section_dir)
+    if record.task != task.name:
+        raise LeaderboardError(f"{section_dir / 'dataset.json'}: a section of task {record.task}, "
+                               f"not {task.name}; restore it from git")
+    files = _read_section_labels(section_dir, task)
+    if files is None:
+        raise LeaderboardError(f"{section_dir / 'labels'}: a labels file of "
+                               f"{list(task.eval_splits)} is missing; restore it from git")
+    return Truth(record.ref, task, {s: labels for s, (labels, _) in files.items()},
+                 {s: values for s, (_, values) in files.items()})
+
+
 def _value_text(value: float) -> str:
     """A stored value: empty when not measured, else ``repr`` (reads back to the same float64)."""
     return "" if value is None or math.isnan(value) else repr(float(value))
 
 
 def write_section_files(target: Path, truth: Truth) -> None:
-    """``dataset.json`` and ``labels/<split>.csv`` (class names and the task's regression
-    target, by case id) of a new section."""
+    """``labels/<split>.csv`` (class names and the task's regression target, by case id) of a
+    new section, and its ``dataset.json`` pinning each labels file's SHA-256."""
     task = truth.task
     (target / "labels").mkdir(parents=True, exist_ok=True)
-    info = {**truth.ref.model_dump(), "task": task.name,
-            "splits": {s: {"rows": len(truth.labels[s])} for s in task.eval_splits}}
-    (target / "dataset.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     columns = value_columns(task)
     for split in task.eval_splits:
         values = truth.values.get(split, {})
@@ -161,6 +243,11 @@ def write_section_files(target: Path, truth: Truth) -> None:
             for cid in sorted(truth.labels[split]):
                 w.writerow([cid, label_name(task, truth.labels[split][cid]),
                             *(_value_text(values.get(col, {}).get(cid, math.nan)) for col in columns)])
+    record = SectionRecord(**truth.ref.model_dump(), task=task.name, splits={
+        s: SectionSplit(rows=len(truth.labels[s]), sha256=sha256_file(target / "labels" / f"{s}.csv"))
+        for s in task.eval_splits})
+    (target / "dataset.json").write_text(json.dumps(record.model_dump(), indent=2) + "\n",
+                                         encoding="utf-8")
 
 
 def copy_entry(run_dir: Path, entry: Entry, dest: Path) -> None:
@@ -185,23 +272,29 @@ def load_entries(leaderboard: str | os.PathLike = DEFAULT_LEADERBOARD, *,
     otherwise: the folder was edited by hand).
     """
     root = Path(leaderboard)
-    out = []
-    for path in sorted((root / ENTRIES).glob("*/*/*/entry.json")):
-        try:
-            entry = read_entry(path)
-            get_task(entry.task)
-        except EntryError as exc:
-            raise LeaderboardError(f"stored entry unreadable: {exc}") from None
-        except TaskError as exc:
-            raise LeaderboardError(f"stored entry unreadable: {path}: {exc}") from None
-        folder = path.parent
-        stored = StoredEntry(entry, folder.name, folder,
-                             PurePosixPath(folder.relative_to(root).as_posix()))
-        if check_hashes:
-            _check_stored_entry(path, stored, root)
-            _check_hashes(stored)
-        out.append(stored)
-    return out
+    return [load_entry(path, root, check_hashes=check_hashes) for path in entry_files(root)]
+
+
+def entry_files(root: Path) -> list[Path]:
+    """The ``entry.json`` files stored under ``<root>/entries``, sorted by path."""
+    return sorted((root / ENTRIES).glob("*/*/*/entry.json"))
+
+
+def load_entry(path: Path, root: Path, *, check_hashes: bool = True) -> StoredEntry:
+    """One stored ``entry.json`` of the leaderboard ``root``, checked as :func:`load_entries` says."""
+    try:
+        entry = read_entry(path)
+        get_task(entry.task)
+    except EntryError as exc:
+        raise LeaderboardError(f"stored entry unreadable: {exc}") from None
+    except TaskError as exc:
+        raise LeaderboardError(f"stored entry unreadable: {path}: {exc}") from None
+    folder = path.parent
+    stored = StoredEntry(entry, folder.name, folder, PurePosixPath(folder.relative_to(root).as_posix()))
+    if check_hashes:
+        _check_stored_entry(path, stored, root)
+        _check_hashes(stored)
+    return stored
 
 
 def _check_stored_entry(path: Path, stored: StoredEntry, root: Path) -> None:

@@ -1,10 +1,22 @@
 """Adding runs to a leaderboard (:func:`submit`): a transaction under a lock on the folder.
 
-Every run is checked (:func:`thyroid_bench.leaderboard.checks.check_run`, against the
-stored entries and the other runs of the call) before anything is written: one refusal
-and nothing changes. Accepted entries (and the files of a new section) are staged in a
-temporary folder inside the leaderboard, the Hub pull request is opened if asked, then
-the staged folders are renamed into place and the pages re-rendered.
+Under the folder's writer lock (:func:`~thyroid_bench.leaderboard.lock.writer_lock`, so two
+``submit`` calls at once are serialised and the second one's duplicate check sees the first
+one's entries):
+
+1. the stored entries are re-checked (:func:`~thyroid_bench.leaderboard.recheck.load_checked`)
+   and every run is checked (:func:`~thyroid_bench.leaderboard.checks.check_run`, against
+   the stored entries and the other runs of the call);
+2. the would-be leaderboard is built in a staging folder: a copy of the stored entries
+   (hard links where the file system allows), the new entries and new sections' files; it
+   is loaded back with every check and its pages are rendered there;
+3. the Hub pull request is opened if asked;
+4. only then are the new sections' files, the new entries and the pages moved into place
+   (renames within one file system; a leaderboard folder that did not exist is the staging
+   copy itself, renamed into place at once).
+
+Any failure up to step 4 (a refused run, a stored entry that fails its checks, a renderer
+that raises, the Hub) leaves the leaderboard folder byte-identical.
 """
 
 from __future__ import annotations
@@ -12,22 +24,27 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from thyroid_bench.atomic import atomic_write_text, make_temp_dir
 from thyroid_bench.errors import ThyroidBenchError
 from thyroid_bench.leaderboard.checks import CheckedRun, check_run
-from thyroid_bench.leaderboard.errors import SubmissionError
+from thyroid_bench.leaderboard.errors import LeaderboardError, SubmissionError
 from thyroid_bench.leaderboard.hub import push_to_hub
+from thyroid_bench.leaderboard.lock import writer_lock
 from thyroid_bench.leaderboard.names import ENTRIES
-from thyroid_bench.leaderboard.render import render_leaderboard
+from thyroid_bench.leaderboard.ranking import build_board
+from thyroid_bench.leaderboard.recheck import load_checked
+from thyroid_bench.leaderboard.render import PAGES, check_leaderboard_folder, render_pages
 from thyroid_bench.leaderboard.rules import DEFAULT_LEADERBOARD
-from thyroid_bench.leaderboard.store import StoredEntry, Truth, copy_entry, load_entries, write_section_files
+from thyroid_bench.leaderboard.store import StoredEntry, Truth, copy_entry, write_section_files
 
 __all__ = ["SubmitResult", "submit"]
+
+_STAGING = ".staging-"
 
 
 @dataclass
@@ -48,42 +65,44 @@ def submit(
     hub_api: Any = None,
     render: bool = True,
 ) -> SubmitResult:
-    """Check run folders and add them to the leaderboard, then re-render it.
+    """Check run folders and add them to the leaderboard with its re-rendered pages.
 
-    Every run is checked (:func:`~thyroid_bench.leaderboard.checks.check_run`, against the
-    stored entries and the other runs of the call) before anything is written: one refusal
-    and nothing changes. Accepted entries are staged in a temporary folder inside the
-    leaderboard and renamed into ``entries/<task>/<dataset>@<version>/<entry id>/``;
-    README.md, index.html and schema/entry-v1.json are then rewritten atomically. With
-    ``hub`` (a Hub dataset repository id), a pull request with the new entries is opened
-    first (``hub_api``: a stand-in for ``huggingface_hub.HfApi``, for tests).
+    A transaction (see the module doc): every run is checked against the re-checked stored
+    entries and the other runs of the call, the would-be leaderboard is loaded back and
+    rendered in a staging folder, and only then are the entries (under
+    ``entries/<task>/<dataset>@<version>/<entry id>/``) and README.md, index.html and
+    schema/entry-v1.json moved in; any failure before that changes nothing. Without
+    ``render`` the pages are still rendered (a board that cannot render is refused) but
+    not moved in. With ``hub`` (a Hub dataset repository id), a pull request with the new
+    entries is opened before anything moves (``hub_api``: a stand-in for
+    ``huggingface_hub.HfApi``, for tests).
     """
     runs = [run_dirs] if isinstance(run_dirs, (str, os.PathLike)) else list(run_dirs)
     if not runs:
         raise ThyroidBenchError("submit needs at least one run folder")
-    root = Path(leaderboard)
-    checked = _check_all(runs, root, home)
-    root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=root))
-    try:
-        moves = _stage(checked, staging, root)
-        staged = [StoredEntry(c.entry, c.entry_id, staging / ENTRIES / c.entry_id,
-                              c.section / c.entry_id) for c in checked]
-        pr_url = push_to_hub(staged, hub, api=hub_api) if hub else None
-        for src, dst in moves:
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(src, dst)
-        if render:
-            render_leaderboard(root)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    root = check_leaderboard_folder(leaderboard, must_exist=False)
+    with writer_lock(root):
+        _remove_stale_staging(root)
+        checked = _check_all(runs, root, home)
+        exists = root.is_dir()
+        staging = make_temp_dir(_STAGING if exists else f".{root.name}{_STAGING}",
+                                root if exists else root.parent)
+        try:
+            board, moves = _would_be(checked, root, staging / "board", render=render)
+            staged = [StoredEntry(c.entry, c.entry_id, board.joinpath(*c.section.parts, c.entry_id),
+                                  c.section / c.entry_id) for c in checked]
+            pr_url = push_to_hub(staged, hub, api=hub_api) if hub else None
+            _move_in(board, root, moves, exists)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     return SubmitResult([c.entry_id for c in checked],
                         [root.joinpath(*c.section.parts, c.entry_id) for c in checked], pr_url)
 
 
 def _check_all(runs: Sequence[str | os.PathLike], root: Path, home: Path | None) -> list[CheckedRun]:
-    """Check every run against the stored entries, the earlier runs and the stored sections."""
-    existing = load_entries(root) if (root / ENTRIES).is_dir() else []
+    """Check every run against the re-checked stored entries, the earlier runs and the stored
+    sections (:class:`LeaderboardError` if a stored entry fails its own checks)."""
+    existing = load_checked(root).entries if (root / ENTRIES).is_dir() else []
     seen = [s.entry for s in existing]
     cache: dict[tuple[str, str], Truth] = {}
     checked: list[CheckedRun] = []
@@ -107,19 +126,61 @@ def _check_stored_section(run: str | os.PathLike, root: Path, c: CheckedRun) -> 
                                   "share a version")
 
 
-def _stage(checked: Sequence[CheckedRun], staging: Path, root: Path) -> list[tuple[Path, Path]]:
-    """Copy entries (and new dataset sections) under ``staging``; return (staged, final) moves."""
-    moves: list[tuple[Path, Path]] = []
-    new_sections: set[PurePosixPath] = set()
+# --------------------------------------------------------------------------- the would-be board
+def _would_be(checked: Sequence[CheckedRun], root: Path, board: Path, *,
+              render: bool) -> tuple[Path, list[PurePosixPath]]:
+    """Build the would-be leaderboard in ``board``: the stored entries, the new entries and new
+    sections' files, loaded back with every check and rendered. Returns ``board`` and the
+    paths (relative to it) to move into the leaderboard, in order."""
+    if (root / ENTRIES).is_dir():
+        shutil.copytree(root / ENTRIES, board / ENTRIES, copy_function=_link_or_copy)
+    board.mkdir(parents=True, exist_ok=True)
+    moves: list[PurePosixPath] = []
     for c in checked:
-        final_section = root.joinpath(*c.section.parts)
-        if not (final_section / "dataset.json").is_file() and c.section not in new_sections:
-            staged_section = staging / "sections" / f"{len(new_sections)}"
-            write_section_files(staged_section, c.truth)
-            new_sections.add(c.section)
-            for item in sorted(staged_section.iterdir()):
-                moves.append((item, final_section / item.name))
-        dest = staging / ENTRIES / c.entry_id
-        copy_entry(c.run_dir, c.entry, dest)
-        moves.append((dest, final_section / c.entry_id))
-    return moves
+        section = board.joinpath(*c.section.parts)
+        if not (section / "dataset.json").is_file():
+            if (section / "labels").exists():  # never written over: the copy's files are links
+                raise LeaderboardError(f"{root.joinpath(*c.section.parts)}: labels/ without "
+                                       "dataset.json; restore the section from git or remove it")
+            write_section_files(section, c.truth)
+            moves += [c.section / "labels", c.section / "dataset.json"]  # labels first
+        copy_entry(c.run_dir, c.entry, section / c.entry_id)
+        moves.append(c.section / c.entry_id)
+    pages = render_pages(build_board(load_checked(board).entries, board))
+    for rel, text in pages.items():
+        atomic_write_text(board / rel, text)
+    if render:
+        moves += [PurePosixPath(rel) for rel in pages]
+    return board, moves
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    """A hard link to a stored file (nothing in the staging copy is written in place), or a copy."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _move_in(board: Path, root: Path, moves: Sequence[PurePosixPath], exists: bool) -> None:
+    """Rename the staged files into the leaderboard: the whole board if there was none."""
+    if not exists:
+        for rel in PAGES:
+            if PurePosixPath(rel) not in moves:  # not rendered into place (render=False)
+                board.joinpath(rel).unlink()
+        os.replace(board, root)
+        return
+    for rel in moves:
+        dst = root.joinpath(*rel.parts)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(board.joinpath(*rel.parts), dst)
+
+
+def _remove_stale_staging(root: Path) -> None:
+    """Staging folders a killed ``submit`` left behind (only writers, under the lock, make them)."""
+    if root.is_dir():
+        for stale in root.glob(f"{_STAGING}*"):
+            shutil.rmtree(stale, ignore_errors=True)
+    if root.parent.is_dir():
+        for stale in root.parent.glob(f".{root.name}{_STAGING}*"):
+            shutil.rmtree(stale, ignore_errors=True)

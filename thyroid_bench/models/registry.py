@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from thyroid_bench.bounds import Label, Name
 from thyroid_bench.errors import ThyroidBenchError
 
 __all__ = [
@@ -38,28 +39,29 @@ class ModelError(ThyroidBenchError):
 
 
 class ModelMeta(BaseModel):
-    """What a leaderboard entry records about a model (validated, unknown fields rejected)."""
+    """What a leaderboard entry records about a model (validated, unknown fields rejected; every
+    field bounded: :mod:`thyroid_bench.bounds`)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(description="the name given to --model, e.g. 'densenet169' or 'timm:resnet18'")
-    source: str = Field(description="where the model comes from: 'thyroid-bench', 'timm', "
+    name: Name = Field(description="the name given to --model, e.g. 'densenet169' or 'timm:resnet18'")
+    source: Label = Field(description="where the model comes from: 'thyroid-bench', 'timm', "
                         "'entry-point:<dist>', 'module:<mod:fn>', 'file:<file.py:fn>'")
-    architecture: str = Field(description="backbone architecture (timm name) or the factory")
-    head: str | None = Field(default=None, description="classifier head on the backbone's pooled features")
-    parameters: int = Field(ge=0, description="number of parameters of the built model (4 outputs)")
-    input_size: int = Field(gt=0, description="native square input size in pixels")
-    min_input_size: int = Field(default=32, gt=0, description="smallest input size the network "
+    architecture: Label = Field(description="backbone architecture (timm name) or the factory")
+    head: Label | None = Field(default=None, description="classifier head on the backbone's pooled features")
+    parameters: int = Field(ge=0, le=10**13, description="number of parameters of the built model (4 outputs)")
+    input_size: int = Field(gt=0, le=16384, description="native square input size in pixels")
+    min_input_size: int = Field(default=32, gt=0, le=16384, description="smallest input size the network "
                                 "accepts (a protocol's smaller size is raised to it)")
-    in_chans: int = Field(gt=0, description="input channels the model takes")
+    in_chans: int = Field(gt=0, le=1024, description="input channels the model takes")
     channel_policy: Literal["single", "replicate", "views"] = Field(
         description="'single': the grayscale image is the one input channel; "
         "'replicate': it is copied to every input channel; 'views': one input channel per "
         "view of the task's image columns (e.g. anterior, posterior)")
-    pretrained_tag: str | None = Field(default=None, description="weights loaded when a protocol asks "
+    pretrained_tag: Label | None = Field(default=None, description="weights loaded when a protocol asks "
                                        "for pretrained ones, e.g. 'timm/densenet169.tv_in1k'")
-    licence: str | None = Field(default=None, description="licence of the architecture / weights")
-    description: str = ""
+    licence: Label | None = Field(default=None, description="licence of the architecture / weights")
+    description: Label = ""
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,7 @@ def register_model(name: str, *, architecture: str, input_size: int, min_input_s
                    in_chans: int = 3,
                    channel_policy: str = "replicate", pretrained_tag: str | None = None,
                    licence: str | None = None, head: str | None = None,
-                   description: str = "") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+                   description: Label = "") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator: register ``factory`` under ``name`` with its metadata.
 
     ``head`` may hold ``{num_classes}``, filled in when a model is built for a task.

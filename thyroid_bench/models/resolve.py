@@ -26,8 +26,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 import thyroid_bench.models.paper  # noqa: F401  (registers the paper's four)
-from thyroid_bench.errors import did_you_mean
+from thyroid_bench.errors import did_you_mean, validation_problems
 from thyroid_bench.models.registry import ENTRY_POINT_GROUP, ModelError, ModelMeta, registered
 from thyroid_bench.tasks import Task
 
@@ -188,7 +190,12 @@ def create_model(name: str, *, num_classes: int, pretrained: bool = False,
         raise ModelError(f"model {name!r} was asked for in_chans={views} (one channel per view) but "
                          f"its first convolution takes {first} channels; its factory must build "
                          "the model with in_chans")
-    return model, _meta_for(name, source, model, num_classes, views)
+    try:
+        return model, _meta_for(name, source, model, num_classes, views)
+    except ValidationError as exc:
+        raise ModelError(f"model {name!r}: its metadata is out of the entry's bounds "
+                         f"({validation_problems(exc)}); a model name is ASCII letters, digits, "
+                         ". _ - : / @ + and space, at most 128 characters") from None
 
 
 def _meta_for(name: str, source: str, model: Any, num_classes: int,
