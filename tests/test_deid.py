@@ -45,9 +45,16 @@ def test_pseudonym_is_the_documented_hmac():
     uid = "1.2.3.4.5"
     expected = hmac.new(key, b"thyroid-bench/v1/case\x00" + uid.encode(), hashlib.sha256).hexdigest()
     assert p.case(uid) == "c-" + expected[:PSEUDONYM_HEX_CHARS]
-    expected_patient = hmac.new(key, b"thyroid-bench/v1/patient\x00c1\x00\x00MRN1",
+    # Without an issuer the patient is (centre, Patient ID); with one (issuer, Patient ID).
+    expected_patient = hmac.new(key, b"thyroid-bench/v1/patient\x00centre\x00c1\x00MRN1",
                                 hashlib.sha256).hexdigest()
     assert p.patient("c1", "", "MRN1") == "p-" + expected_patient[:PSEUDONYM_HEX_CHARS]
+    expected_issued = hmac.new(key, b"thyroid-bench/v1/patient\x00issuer\x00ISS\x00MRN1",
+                               hashlib.sha256).hexdigest()
+    assert p.patient("c1", "ISS", "MRN1") == p.patient("c2", "ISS", "MRN1") == \
+        "p-" + expected_issued[:PSEUDONYM_HEX_CHARS]
+    expected_study = hmac.new(key, b"thyroid-bench/v1/study\x00study\x001.2.9", hashlib.sha256)
+    assert p.study("1.2.9", uid) == "s-" + expected_study.hexdigest()[:PSEUDONYM_HEX_CHARS]
 
 
 def test_pseudonyms_stable_per_key_and_separated():

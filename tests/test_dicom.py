@@ -16,6 +16,7 @@ from PIL import Image
 
 from thyroid_bench.data.dicom.deid import Pseudonymizer
 from thyroid_bench.data.dicom.ingest import list_archive, prepare_dicom, read_archive, stratified_group_bins
+from thyroid_bench.data.dicom.report import organiser_report_path
 from thyroid_bench.data.format import read_split
 from thyroid_bench.data.manifest import read_manifest
 from thyroid_bench.data.verify import verify_dataset
@@ -155,23 +156,23 @@ def _table(path: Path):
     return pd.concat(frames, ignore_index=True)
 
 
-def _rejected(path: Path) -> list[dict]:
-    return list(csv.DictReader(io.StringIO((path / "rejected.csv").read_text())))
+def _rejected(path: Path, key_file: Path) -> list[dict]:
+    """The organiser's report beside the key: real paths (the dataset's rejected.csv names
+    files by pseudonym only)."""
+    report = organiser_report_path(key_file, path.parent.name, path.name)
+    return list(csv.DictReader(io.StringIO(report.read_text())))
 
 
 # --------------------------------------------------------------------------- the generated archive
 def test_every_file_is_ingested_or_rejected_with_its_reason(built):
     files = list_archive(built["archive"].root)
-    table, rejected = _table(built["path"]), _rejected(built["path"])
+    table, rejected = _table(built["path"]), _rejected(built["path"], built["key_file"])
     assert len(table) + len(rejected) == len(files)
     reasons = {r["file"]: r["reason"] for r in rejected}
     assert len(reasons) == len(built["bad"])
     for file, why in built["bad"].items():
         if why == "truncated":
             assert "does not decode" in reasons[file] or "unreadable" in reasons[file]
-        elif why == "modality US":  # its folder is the patient's name: path pseudonymised
-            pseud = Pseudonymizer(built["key_file"].read_bytes()).path(file)
-            assert pseud in reasons and reasons[pseud].startswith("modality US, not NM; path withheld")
         else:
             assert why in reasons[file], (file, reasons[file])
     manifest = read_manifest(built["path"])
@@ -356,8 +357,8 @@ def test_burned_in_annotation_is_ingested_only_when_allowed(tmp_path):
                   key_file=tmp_path / "k", home=tmp_path / "h", workers=1)
     refused = prepare_dicom(version="1.0.0", **common)
     allowed = prepare_dicom(version="1.0.1", allow_burned_in=True, **common)
-    assert len(_table(refused)) == 4 and len(_rejected(refused)) == 1
-    assert len(_table(allowed)) == 5 and _rejected(allowed) == []
+    assert len(_table(refused)) == 4 and len(_rejected(refused, tmp_path / "k")) == 1
+    assert len(_table(allowed)) == 5 and _rejected(allowed, tmp_path / "k") == []
     assert read_manifest(allowed).provenance["burned_in_allowed"] is True
 
 
@@ -371,7 +372,7 @@ def test_same_pixel_sum_is_not_a_duplicate(tmp_path):
     out = prepare_dicom(dicom_dir=archive.root, labels=archive.labels_csv, name="dups",
                         version="1.0.0", key_file=tmp_path / "k", home=tmp_path / "h", workers=1)
     assert sorted(_table(out)["label"]) == [0, 1]
-    assert [(r["file"], r["reason"]) for r in _rejected(out)] == [
+    assert [(r["file"], r["reason"]) for r in _rejected(out, tmp_path / "k")] == [
         (archive.studies[2].path, "duplicate image: identical pixels to the study of labels line 2")]
 
 
@@ -444,7 +445,7 @@ def test_labels_by_sop_instance_uid(tmp_path):
     out = prepare_dicom(dicom_dir=archive.root, labels=tmp_path / "uid.csv", name="x",
                         version="1.0.0", key_file=tmp_path / "k", home=tmp_path / "h", workers=1)
     assert len(_table(out)) == 3
-    assert [r["reason"] for r in _rejected(out)] == ["no label row"]
+    assert [r["reason"] for r in _rejected(out, tmp_path / "k")] == ["no label row"]
 
 
 def test_key_must_live_outside_archive_and_existing_version_needs_force(tmp_path):
@@ -484,7 +485,7 @@ def test_every_local_pydicom_test_file_is_ingested_or_rejected(tmp_path):
         w.writerows([rel, "III", "c1"] for rel in rels)
     out = prepare_dicom(dicom_dir=tmp_path / "a", labels=tmp_path / "labels.csv", name="pydicom-files",
                         version="1.0.0", key_file=tmp_path / "k", home=tmp_path / "h", workers=2)
-    rejected = _rejected(out)
+    rejected = _rejected(out, tmp_path / "k")
     ingested = sum(len(read_split(out, s)) for s in ("train", "internal", "external"))
     assert ingested + len(rejected) == len(files)
     assert all(r["reason"].strip() for r in rejected)
@@ -495,11 +496,13 @@ def test_every_local_pydicom_test_file_is_ingested_or_rejected(tmp_path):
                       ("rtplan.dump", "not a DICOM file"),
                       ("waveform_ecg.dcm", "SOP class is 12-lead ECG Waveform Storage"),
                       ("dicomdirtests/DICOMDIR", "DICOMDIR")]:
-        if file in rels:  # a path naming a header's identifier is listed under its pseudonym
-            reason = reasons.get(file) or reasons[pseud.path(file)]
-            assert reason.startswith(why), (file, reason)
-    # pydicom's DICOMDIR example stores files under the patient ID 77654033: withheld.
-    assert not any("77654033" in f for f in reasons)
+        if file in rels:
+            assert reasons[file].startswith(why), (file, reasons[file])
+    # pydicom's DICOMDIR example stores files under the patient ID 77654033: the dataset names
+    # every rejected file by its pseudonym only.
+    published = list(csv.DictReader(io.StringIO((out / "rejected.csv").read_text())))
+    assert sorted(r["file"] for r in published) == sorted(pseud.path(f) for f in reasons)
+    assert "77654033" not in (out / "rejected.csv").read_text()
     assert verify_dataset(out).ok
 
 
@@ -525,7 +528,7 @@ def test_pydicom_images_rebadged_as_nm_exercise_every_decoder(tmp_path):
     (tmp_path / "labels.csv").write_text("path,label,center\n" + "".join(f"{n},I,c1\n" for n in names))
     out = prepare_dicom(dicom_dir=tmp_path / "a", labels=tmp_path / "labels.csv", name="rebadged",
                         version="1.0.0", key_file=tmp_path / "k", home=tmp_path / "h", workers=1)
-    reasons = {r["file"]: r["reason"] for r in _rejected(out)}
+    reasons = {r["file"]: r["reason"] for r in _rejected(out, tmp_path / "k")}
     table = _table(out)
     decodable = [n for n in names if n.startswith("MR_small") and "jpeg_ls" not in n]
     # The same pixels through every decoder: one is kept, the others are duplicates of it.
@@ -607,6 +610,10 @@ def test_cli_prepare_dicom_then_verify(tmp_path, capsys):
     assert "15 files seen = 12 ingested + 3 rejected" in out
     assert "rejected, not a regular file: 1" in out and "rejected, a link to a folder: 1" in out
     assert "created a new pseudonym key" in out
+    report = tmp_path / "keys" / "rejected-cli-test-1.0.0.csv"  # beside the key, real paths
+    assert f"organiser's report, real paths (private: keep it with the key): {report}" in out
+    assert "notes.txt" in report.read_text() and "notes.txt" not in (
+        home / "cli-test" / "1.0.0" / "rejected.csv").read_text()
     assert main(["verify", "cli-test", "--home", str(home)]) == 0
     assert "result    OK" in capsys.readouterr().out
     manifest = json.loads((home / "cli-test" / "1.0.0" / "manifest.json").read_text())

@@ -16,6 +16,7 @@ from PIL import Image
 from thyroid_bench.data.dicom.deid import Pseudonymizer
 from thyroid_bench.data.dicom.ingest import list_archive, prepare_dicom, read_dicom_file
 from thyroid_bench.data.dicom.labels_csv import read_labels_csv
+from thyroid_bench.data.dicom.report import organiser_report_path
 from thyroid_bench.data.dicom.wholebody import (
     BED_BELOW_FIELD_TOP_MM,
     MARGIN_DIVISOR,
@@ -247,13 +248,16 @@ def _table(path: Path):
     return pd.concat(frames, ignore_index=True)
 
 
-def _rejected(path: Path) -> dict[str, str]:
-    return {r["file"]: r["reason"] for r in csv.DictReader(io.StringIO((path / "rejected.csv").read_text()))}
+def _rejected(path: Path, key_file: Path) -> dict[str, str]:
+    """Real path -> reason, from the organiser's report beside the key (the dataset's
+    rejected.csv names files by pseudonym only)."""
+    report = organiser_report_path(key_file, path.parent.name, path.name)
+    return {r["file"]: r["reason"] for r in csv.DictReader(io.StringIO(report.read_text()))}
 
 
 def test_every_file_is_ingested_or_rejected_with_its_reason(built):
     files = list_archive(built["archive"].root)
-    table, rejected = _table(built["path"]), _rejected(built["path"])
+    table, rejected = _table(built["path"]), _rejected(built["path"], built["key_file"])
     assert len(files) == 37 and len(table) == 22
     expected = {s.path: r["bad"] for s, r in zip(built["archive"].studies, built["rows"]) if "bad" in r}
     assert {f: next(w for w in expected.values() if w in why) for f, why in rejected.items()} == expected
@@ -422,7 +426,7 @@ def test_awkward_archives_account_for_every_file_with_a_reason(tmp_path):
     path = prepare_dicom(dicom_dir=archive.root, labels=archive.labels_csv, name="awkward",
                          version="1.0.0", key_file=tmp_path / "k.key", external_centers=["center2"],
                          home=tmp_path / "home", workers=1, task="residual-tissue")
-    rejected = _rejected(path)
+    rejected = _rejected(path, tmp_path / "k.key")
     reasons = {s.path: rejected.get(s.path) for s in archive.studies}
     by_group, k = {}, len(good)
     for name, group in awkward.items():

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -137,7 +139,8 @@ def test_interrupted_write_leaves_nothing_that_loads(tiny_splits, tmp_path, monk
         _write(tiny_splits, tmp_path)
     assert calls == ["train", "internal"]
     assert not (tmp_path / "toy" / "1.0.0").exists()
-    assert list((tmp_path / "toy").iterdir()) == []
+    # Nothing is left but the version's writer lock (data/lock.py), which lies beside it.
+    assert [p.name for p in (tmp_path / "toy").iterdir()] in ([], [".1.0.0.lock"])
     with pytest.raises(DatasetError, match="no complete version"):
         fmt.resolve_dataset("toy", home=tmp_path)
     monkeypatch.setattr(fmt, "_write_shards", real)
@@ -438,3 +441,18 @@ def test_info_shows_present_of_unknown_grade(tmp_path, capsys):
     assert head.split()[1:] == ["absent", "low", "moderate", "high", "present", "total"]
     row = next(line for line in out.splitlines() if line.startswith("external"))
     assert row.split()[-6:] == ["0", "1", "1", "1", "1", "4"]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_dataset_files_and_folders_follow_the_umask(tiny_splits, tmp_path, umask):
+    # Before: folders 0700 and files 0600 whatever the umask (temporary folders and files).
+    old = os.umask(umask)
+    try:
+        path = _write(tiny_splits, tmp_path)
+    finally:
+        os.umask(old)
+    entries = [path.parent, path, *path.rglob("*")]
+    assert len(entries) > 6
+    for p in entries:
+        want = (0o777 if p.is_dir() else 0o666) & ~umask
+        assert stat.S_IMODE(p.stat().st_mode) == want, (p, oct(p.stat().st_mode))

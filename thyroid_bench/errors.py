@@ -8,10 +8,12 @@ CLI prints the message alone (no traceback) and exits with status 2.
 from __future__ import annotations
 
 import difflib
+import errno
+import os
 from collections.abc import Iterable
 
 __all__ = ["ThyroidBenchError", "DatasetError", "VerificationError", "PredictionsError",
-           "validation_problems", "did_you_mean"]
+           "validation_problems", "did_you_mean", "printable", "os_error_line"]
 
 
 class ThyroidBenchError(Exception):
@@ -40,3 +42,30 @@ def did_you_mean(name: str, known: Iterable[str], *, n: int = 2, cutoff: float =
     """``"did you mean a, b? "`` for the known names close to ``name``, or ``""``."""
     close = difflib.get_close_matches(name, list(known), n=n, cutoff=cutoff)
     return f"did you mean {', '.join(close)}? " if close else ""
+
+
+def printable(name: str | os.PathLike) -> str:
+    """A file name safe to write as UTF-8 and to print: bytes of a name that are not UTF-8
+    (which Python keeps as surrogates, so the file can still be opened) become ``\\xNN``
+    escapes; any other text is unchanged."""
+    return os.fsdecode(name).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+_OS_ADVICE = {
+    errno.ENOSPC: "the disk is full: free space there or choose another place",
+    errno.EDQUOT: "your disk quota is used up: free space or choose another place",
+    errno.EACCES: "your account may not do this there: change its permissions or choose another place",
+    errno.EPERM: "your account may not do this there: change its permissions or choose another place",
+    errno.EROFS: "that file system is read-only: choose another place",
+    errno.ENOENT: "it vanished while in use: make sure nothing else removes it and run again",
+    errno.EIO: "the disk reported an input/output error: check the disk and run again",
+}
+
+
+def os_error_line(exc: OSError, doing: str, advice: str | None = None) -> str:
+    """An operating-system error as one line: what was being done, the path, the system's
+    reason and what to do (``advice``, else a standard hint for the error number)."""
+    where = f"{printable(exc.filename)}: " if exc.filename is not None else ""
+    reason = exc.strerror or (os.strerror(exc.errno) if exc.errno else type(exc).__name__)
+    hint = advice or _OS_ADVICE.get(exc.errno or 0, "fix the cause and run again")
+    return f"{doing}: {where}{reason}; {hint}"

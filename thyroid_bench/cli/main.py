@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from thyroid_bench.errors import ThyroidBenchError
+from thyroid_bench.errors import ThyroidBenchError, os_error_line
 from thyroid_bench.tasks import DEFAULT_TASK, get_task, list_tasks
 
 __all__ = ["main", "build_parser"]
@@ -59,6 +59,12 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--split-seed", type=int, default=0, help="seed of the patient-level split")
     g.add_argument("--allow-burned-in", action="store_true",
                    help="ingest images flagged Burned In Annotation = YES (rejected by default)")
+    g.add_argument("--skip-unreadable", action="store_true",
+                   help="list folders and files that cannot be read as rejected and ingest the "
+                   "rest (by default they stop the run, named, before anything is written)")
+    g.add_argument("--keep-ages-over-89", action="store_true",
+                   help="store ages above 89 as recorded (by default they are stored as 90, "
+                   "HIPAA Safe Harbor style)")
     g = p.add_argument_group("Hub source")
     g.add_argument("--repo-id", help="Hugging Face dataset repository, e.g. ORG/tsb-synthetic")
     g.add_argument("--revision", default=None, help="branch, tag or commit of the repository")
@@ -87,7 +93,8 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
             external_centers=args.external_center, home=args.home,
             internal_fraction=args.internal_fraction, split_seed=args.split_seed,
             allow_burned_in=args.allow_burned_in, force=args.force, workers=args.workers,
-            task=args.task or DEFAULT_TASK,
+            task=args.task or DEFAULT_TASK, skip_unreadable=args.skip_unreadable,
+            keep_ages_over_89=args.keep_ages_over_89,
         )
     else:
         from thyroid_bench.data.hub import prepare_hub
@@ -219,6 +226,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except ThyroidBenchError as exc:
         print(f"thyroid-bench {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # one not turned into a ThyroidBenchError where it arose: one line
+        print(f"thyroid-bench {args.command}: error: {os_error_line(exc, 'operating-system error')}",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"thyroid-bench {args.command}: interrupted", file=sys.stderr)

@@ -96,8 +96,9 @@ def _features(task: Task) -> str:
 
 
 def front_matter(manifest: Manifest) -> str:
-    """The card's YAML front matter (between ``---`` lines), from the manifest and its task."""
-    task = manifest.get_task()
+    """The card's YAML front matter (between ``---`` lines), from the manifest and its task (with
+    the dataset's optional columns, e.g. ``study_id``, among the features)."""
+    task = manifest.dataset_task()
     data_files = "\n".join(f"  - split: {s}\n    path: data/{s}-*.parquet" for s in task.splits)
     tags = ["medical", "nuclear-medicine", "scintigraphy", "thyroid"]
     if manifest.synthetic:
@@ -190,7 +191,8 @@ def _extra_columns(task: Task) -> str:
     """The sentence on the task's extra columns (empty without them)."""
     if not task.extra_columns:
         return ""
-    kinds = {"image": "16-bit grayscale PNG", "float": "float64, null when missing"}
+    kinds = {"image": "16-bit grayscale PNG", "float": "float64, null when missing",
+             "string": "string"}
     listed = "; ".join(f"`{c.name}` ({kinds[c.kind]}: {c.description})" for c in task.extra_columns)
     unknown = (f" A `label` of -1 (no label) means {task.detection.present_label}, grade unknown."
                if task.detection else "")
@@ -511,7 +513,10 @@ def _dicom_splits(task: Task, prov: dict[str, Any]) -> str:
     return f"""\
 ## Splits
 
-Splits follow {_split_rule(prov)}. No patient is in two splits. `train` rows carry a `fold` ({_fold_range(task)})
+Splits follow {_split_rule(prov)}. No patient and no study is in two splits (a patient is
+the Issuer of Patient ID and Patient ID across centres, the centre and Patient ID without an
+issuer; a study is its Study Instance UID; a seeded split puts a patient seen at an external
+centre in `external` with all their studies). `train` rows carry a `fold` ({_fold_range(task)})
 assigned by patient and stratified by label."""
 
 
@@ -529,13 +534,23 @@ Only these columns come from the files, and nothing else from any header is stor
 | `acquisition_s` | Actual Frame Duration / 1000 (NaN if absent) |
 | `total_counts` | the sum of the pixels |
 | `sex` | Patient's Sex reduced to F, M or unknown |
-| `age` | whole years, from Patient's Age or from birth date to study date (the dates are not stored) |
+| `age` | whole years, from Patient's Age or from birth date to study date (the dates are not stored){_age_note(prov)} |
 
 `label` and `center` come from the labels CSV. The manifest's provenance holds counts over the
 archive of technical values (manufacturers, camera models, collimators, energy windows,
 matrices, transfer syntaxes); a free-text value is listed only if at least
 {prov['min_patients_per_reported_value']} patients share it and it repeats no identifier, else it is counted as
 withheld."""
+
+
+def _age_note(prov: dict[str, Any]) -> str:
+    """How ages above 89 were stored (empty for a dataset built before the rule)."""
+    rule = prov.get("pseudonymisation", {}).get("ages_over_89")
+    if rule is None:
+        return ""
+    if rule.startswith("stored as"):
+        return "; ages above 89 are stored as 90 (HIPAA Safe Harbor)"
+    return "; ages above 89 are kept as recorded (the builder chose `--keep-ages-over-89`)"
 
 
 def _dicom_identifiers(prov: dict[str, Any]) -> str:
@@ -545,12 +560,25 @@ def _dicom_identifiers(prov: dict[str, Any]) -> str:
 ## How identifiers were replaced
 
 - `case_id` = `c-` + HMAC-SHA-256(key, SOP Instance UID), first {pseud['hex_digits_kept']} hex digits.
-- `patient_id` = `p-` + HMAC-SHA-256(key, centre, Issuer of Patient ID, Patient ID), same length.
+- `patient_id` = `p-` + {pseud.get('patient_id', _OLD_PATIENT_RULE)}, same length.{_study_line(pseud)}
 - The key is a secret file kept outside the dataset (key id `{pseud['key_id']}`): the same key
   gives the same pseudonyms on a rebuild; without it the pseudonyms cannot be linked to the
   originals. Names, IDs, UIDs, dates, institutions, physicians, descriptions, comments and
   private tags are not stored.
 - Images flagged Burned In Annotation = YES were {burned_in}."""
+
+
+#: The patient pseudonym's input in datasets whose provenance does not state it (built before
+#: the issuer named a patient across centres).
+_OLD_PATIENT_RULE = "HMAC-SHA-256(key, centre, Issuer of Patient ID, Patient ID)"
+
+
+def _study_line(pseud: dict[str, Any]) -> str:
+    """The card line on ``study_id`` (empty for a dataset built before it was stored)."""
+    if "study_id" not in pseud:
+        return ""
+    return (f"\n- `study_id` = `s-` + {pseud['study_id']}, same length. No patient and no study is "
+            "in two splits (`thyroid-bench verify` re-checks it from these two columns).")
 
 
 def _dicom_rejected(ingest: dict[str, Any], rejected_file: str) -> str:
@@ -560,10 +588,10 @@ def _dicom_rejected(ingest: dict[str, Any], rejected_file: str) -> str:
 ## Files not ingested
 
 {ingest['files_seen']} files were seen: {ingest['ingested']} ingested, {ingest['rejected']} rejected.
-`{rejected_file}` lists each rejected file with its reason and its labels-CSV line. Paths are
-relative to the archive folder; a path that contains a name, ID, UID or date from any header of
-the archive is replaced by its keyed pseudonym (`f-...`). Folder and file names are the
-archive's own: check them before publishing.
+`{rejected_file}` lists each rejected file by its keyed pseudonym (`f-` + HMAC-SHA-256(key,
+path relative to the archive)), with its reason (fixed wording that quotes no header value) and
+its labels-CSV line. No file or folder name of the archive is published: the organiser's report
+with the real paths was written beside the key, outside the dataset.
 
 | reason | files |
 | --- | --- |

@@ -4,18 +4,27 @@ The column list is the task layer's (:data:`thyroid_bench.tasks.BASE_COLUMNS`, t
 task's ``extra_columns``); this module says how each is stored and hashed. A task's extra
 column of kind ``image`` is stored like ``image`` (a 16-bit grayscale PNG of the counts);
 one of kind ``float`` is a ``float64`` value, null when missing.
+
+A dataset may also carry an *optional* column (:data:`OPTIONAL_COLUMNS`, e.g. the study
+pseudonym ``study_id`` of a DICOM-built dataset) when every row has it: it follows the task's
+columns, the manifest lists it (``optional_columns``) and the fingerprint hashes it. A dataset
+without it keeps exactly its task's columns and fingerprint.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
+from typing import Any
 
-from thyroid_bench.tasks import BASE_COLUMNS, Task
+from thyroid_bench.errors import DatasetError
+from thyroid_bench.tasks import BASE_COLUMNS, ExtraColumn, Task
 
 __all__ = [
     "COLUMNS", "META_COLUMNS", "VALUE_DTYPES", "FLOAT_COLUMNS", "INT_COLUMNS", "EXTRA_DTYPES",
     "task_columns", "image_columns", "extra_image_columns", "extra_float_columns",
     "meta_columns", "value_dtype", "PERCENT_SUFFIX", "extra_float_rule", "extra_float_ok",
+    "OPTIONAL_COLUMNS", "with_optional", "optional_columns_in",
 ]
 
 #: Column order of every shard of a task without extra columns (format v1's base columns).
@@ -31,7 +40,13 @@ VALUE_DTYPES: dict[str, str] = {
 FLOAT_COLUMNS: tuple[str, ...] = tuple(c for c, t in VALUE_DTYPES.items() if t.startswith("float"))
 INT_COLUMNS: tuple[str, ...] = ("label", *(c for c, t in VALUE_DTYPES.items() if t.startswith("int")))
 #: The Hugging Face ``Value`` dtype of a task's extra column of each non-image kind.
-EXTRA_DTYPES: dict[str, str] = {"float": "float64"}
+EXTRA_DTYPES: dict[str, str] = {"float": "float64", "string": "string"}
+#: Columns a dataset may add after its task's when every row has them (see the module docstring).
+OPTIONAL_COLUMNS: dict[str, ExtraColumn] = {
+    "study_id": ExtraColumn(name="study_id", kind="string", description="pseudonymous study "
+                            "(keyed HMAC of the Study Instance UID), for grouping: no study is "
+                            "in two splits"),
+}
 #: A float extra column named ``..._pct`` is a percentage (e.g. ``uptake_pct``, % of the
 #: administered activity): its values lie in [0, 100].
 PERCENT_SUFFIX = "_pct"
@@ -92,3 +107,32 @@ def extra_float_ok(column: str, value: float) -> bool:
     rule for the writer, ``verify`` and the DICOM labels CSV."""
     low, high = _float_bounds(column)
     return math.isfinite(value) and low <= value <= high
+
+
+def with_optional(task: Task, names: Iterable[str]) -> Task:
+    """``task`` with the optional columns ``names`` appended to its columns (``task`` itself when
+    there are none): what the writer, the shards, the fingerprint and ``verify`` work with."""
+    names = tuple(names)
+    unknown = [n for n in names if n not in OPTIONAL_COLUMNS]
+    if unknown:
+        raise DatasetError(f"unknown optional column(s) {unknown}; format v1 knows "
+                           f"{sorted(OPTIONAL_COLUMNS)}")
+    if not names:
+        return task
+    return task.model_copy(update={"extra_columns": (*task.extra_columns,
+                                                     *(OPTIONAL_COLUMNS[n] for n in names))})
+
+
+def optional_columns_in(splits: Mapping[str, list[Mapping[str, Any]]]) -> tuple[str, ...]:
+    """The optional columns every row of ``splits`` has (in :data:`OPTIONAL_COLUMNS` order);
+    :class:`DatasetError` if some rows have one and others do not."""
+    rows = [r for split_rows in splits.values() for r in split_rows]
+    present = []
+    for name in OPTIONAL_COLUMNS:
+        having = sum(name in r for r in rows)
+        if having and having != len(rows):
+            raise DatasetError(f"{having} of {len(rows)} rows have the optional column {name!r}: "
+                               "give it for every row or for none")
+        if having:
+            present.append(name)
+    return tuple(present)

@@ -16,11 +16,13 @@ from the dataset's task (:mod:`thyroid_bench.tasks`).
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -37,9 +39,13 @@ from thyroid_bench.data.columns import (
     extra_float_rule,
     extra_image_columns,
     meta_columns,
+    optional_columns_in,
+    with_optional,
 )
 from thyroid_bench.data.fingerprint import dataset_fingerprint, split_fingerprint
 from thyroid_bench.data.images import encode_image
+from thyroid_bench.data.isolation import dataset_near_duplicates
+from thyroid_bench.data.lock import version_lock
 from thyroid_bench.data.manifest import (
     DATASET_NAME_PATTERN,
     FORMAT_VERSION,
@@ -52,7 +58,7 @@ from thyroid_bench.data.manifest import (
 from thyroid_bench.data.shards import features, read_split
 from thyroid_bench.data.shards import write_shards as _write_shards
 from thyroid_bench.data.verify import check_no_leakage, verify_or_raise
-from thyroid_bench.errors import DatasetError
+from thyroid_bench.errors import DatasetError, os_error_line
 from thyroid_bench.tasks import DEFAULT_TASK, NO_FOLD, SPLITS, TRAIN_SPLIT, UNKNOWN_GRADE, Task, get_task
 from thyroid_bench.version import __version__
 
@@ -80,6 +86,13 @@ ROWS_PER_SHARD = 1000
 _SEX_VALUES = ("F", "M", "unknown")
 _SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
 _NAME = re.compile(DATASET_NAME_PATTERN)
+_WRITE_ADVICE = {
+    errno.ENOSPC: "the disk is full; free space there or pass another --home (the previous "
+                  "version, if any, is left as it was)",
+    errno.EACCES: "your account may not write there; make the dataset home writable or pass "
+                  "another --home",
+    errno.EROFS: "that file system is read-only; pass another --home",
+}
 
 
 def default_home() -> Path:
@@ -181,21 +194,22 @@ def write_dataset(
     leaves a folder that looks finished; a rerun cleans up and succeeds.
     ``root`` is the exact target folder; otherwise ``<home>/<name>/<version>``.
     ``card`` is the dataset card's markdown body, or a function of the finished
-    manifest returning it; YAML front matter is added from the manifest.
+    manifest returning it; YAML front matter is added from the manifest. Rows may carry an
+    optional column (:data:`~thyroid_bench.data.columns.OPTIONAL_COLUMNS`, e.g. ``study_id``)
+    when every row has it; the manifest then lists it.
     """
     task = get_task(task) if isinstance(task, str) else task
     check_name_version(name, version)
     if set(splits) != set(SPLITS):
         raise DatasetError(f"splits must be exactly {SPLITS}, got {sorted(splits)}")
+    splits = {split: list(splits[split]) for split in SPLITS}
+    optional = optional_columns_in(splits)  # e.g. study_id: every row has it, or none
     target = Path(root) if root is not None else (home or default_home()) / name / version
     if target.exists() and not force:
         raise DatasetError(f"{target} already exists; pass force=True (--force) to rebuild it")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    for stale in target.parent.glob(f".tmp-{target.name}-*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = make_temp_dir(f".tmp-{target.name}-", target.parent)
-    try:
-        split_meta = _write_splits(splits, task, tmp, rows_per_shard, where=str(target))
+    with _writing(target, force) as tmp:
+        split_meta = _write_splits(splits, with_optional(task, optional), tmp, rows_per_shard,
+                                   where=str(target))
         manifest = Manifest(
             name=name, version=version, task=task.name, label_schema=task.label_schema(),
             synthetic=bool(synthetic), licence=licence,
@@ -203,6 +217,7 @@ def write_dataset(
             splits=split_meta, provenance=dict(provenance or {}),
             created_by=f"thyroid-bench {__version__}",
             created_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            optional_columns=list(optional),
         )
         for rel, content in (extra_files or {}).items():
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -210,11 +225,34 @@ def write_dataset(
         body = card(manifest) if callable(card) else (card or "")
         (tmp / "README.md").write_text(render_card(manifest, body), encoding="utf-8")
         write_manifest(tmp, manifest)  # last: a folder without it is never a dataset
-        _replace_dir(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return target
+
+
+@contextmanager
+def _writing(target: Path, force: bool) -> Iterator[Path]:
+    """A new temporary folder beside ``target`` for the block, renamed to ``target`` when the
+    block completes and removed when it fails; all under the version's writer lock
+    (:func:`~thyroid_bench.data.lock.version_lock`), which also makes it safe to remove the
+    temporary folders of earlier runs (their writers are dead). An operating-system error
+    becomes one line naming the path and what to do."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with version_lock(target):
+            if target.exists() and not force:  # written by the run this one waited for
+                raise DatasetError(f"{target} already exists; pass force=True (--force) to "
+                                   "rebuild it")
+            for stale in target.parent.glob(f".tmp-{target.name}-*"):
+                shutil.rmtree(stale, ignore_errors=True)
+            tmp = make_temp_dir(f".tmp-{target.name}-", target.parent)
+            try:
+                yield tmp
+                _replace_dir(tmp, target)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+    except OSError as exc:
+        advice = _WRITE_ADVICE.get(exc.errno or 0)
+        raise DatasetError(os_error_line(exc, f"could not write dataset {target}", advice)) from None
 
 
 def _write_splits(splits: Mapping[str, Iterable[Mapping[str, Any]]], task: Task, folder: Path,
@@ -345,7 +383,8 @@ def load_dataset(name_or_path: str | os.PathLike | None = None, *, home: Path | 
 
 def dataset_info(path: Path) -> str:
     """Counts per split x class x centre, as a text table (labels -1 under the task's present
-    label, e.g. ``present``, when there are any)."""
+    label, e.g. ``present``, when there are any), then a warning listing near-duplicate images
+    across splits (:mod:`thyroid_bench.data.isolation`) if there are any."""
     manifest = read_manifest(path)
     task = manifest.get_task()
     frames = []
@@ -365,4 +404,5 @@ def dataset_info(path: Path) -> str:
     head = (f"{manifest.name} {manifest.version}"
             f"{' (synthetic phantom study)' if manifest.synthetic else ''}\n"
             f"task {manifest.task}\nfingerprint {manifest.fingerprint}\n")
-    return head + table.to_string()
+    warning = dataset_near_duplicates(path)
+    return head + table.to_string() + (f"\nWARNING {warning}" if warning else "")

@@ -3,7 +3,8 @@
 ``manifest.json`` records the format version, the dataset's name and semver version, its
 task and label schema, whether it is synthetic, its licence, the dataset fingerprint, per
 split the rows, class and centre counts, shard files and fingerprint, the provenance and
-who built it when. :func:`read_manifest` is the one reader; :meth:`Manifest.dataset_ref`
+who built it when, and (only when there are any) the optional columns the dataset adds to its
+task's (:data:`~thyroid_bench.data.columns.OPTIONAL_COLUMNS`, e.g. ``study_id``). :func:`read_manifest` is the one reader; :meth:`Manifest.dataset_ref`
 the one place a result's dataset reference (name, version, fingerprint) comes from.
 """
 
@@ -16,8 +17,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_serializer
 
+from thyroid_bench.data.columns import OPTIONAL_COLUMNS, with_optional
 from thyroid_bench.errors import DatasetError, validation_problems
 from thyroid_bench.tasks import DEFAULT_TASK, UNKNOWN_GRADE, Task, TaskError, get_task
 
@@ -87,6 +89,8 @@ class Manifest(_Strict):
     provenance: dict[str, Any] = Field(default_factory=dict)
     created_by: str = ""
     created_utc: str = ""
+    optional_columns: list[str] = Field(default_factory=list, description="optional columns "
+                                        "after the task's (omitted from the JSON when none)")
     _file: Path | None = PrivateAttr(default=None)  # where it was read from, for messages
 
     def dataset_ref(self) -> DatasetRef:
@@ -103,9 +107,29 @@ class Manifest(_Strict):
             where = f"{self._file}: " if self._file else ""
             raise TaskError(f"{where}dataset {self.name} {self.version} is for {exc}") from None
 
+    def dataset_task(self) -> Task:
+        """The task with this dataset's optional columns appended: its shards' columns."""
+        return with_optional(self.get_task(), self.optional_columns)
+
+    @field_validator("optional_columns")
+    @classmethod
+    def _known_optional(cls, names: list[str]) -> list[str]:
+        unknown = [n for n in names if n not in OPTIONAL_COLUMNS]
+        if unknown or len(set(names)) != len(names):
+            raise ValueError(f"optional_columns {names} must be distinct names of "
+                             f"{sorted(OPTIONAL_COLUMNS)}")
+        return names
+
     @property
     def rows(self) -> int:
         return sum(s.rows for s in self.splits.values())
+
+    @model_serializer(mode="wrap")
+    def _omit_no_optional_columns(self, handler: Any) -> dict[str, Any]:
+        data = handler(self)
+        if not data.get("optional_columns"):
+            data.pop("optional_columns", None)  # manifests without them stay as they were
+        return data
 
     def to_json(self) -> str:
         return json.dumps(self.model_dump(mode="json"), indent=2) + "\n"

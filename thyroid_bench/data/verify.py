@@ -22,6 +22,12 @@ from thyroid_bench.data.columns import (
 )
 from thyroid_bench.data.fingerprint import dataset_fingerprint, image_digest, split_fingerprint
 from thyroid_bench.data.images import decode_image
+from thyroid_bench.data.isolation import (
+    isolation_problems,
+    near_duplicate_warning,
+    near_duplicates,
+    thumbnails,
+)
 from thyroid_bench.data.manifest import Manifest, SplitMeta, class_counts, read_manifest
 from thyroid_bench.data.shards import read_split
 from thyroid_bench.errors import DatasetError, VerificationError
@@ -43,6 +49,7 @@ class VerifyReport:
     rows: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # worth a look, not a failure
 
     @property
     def ok(self) -> bool:
@@ -60,6 +67,7 @@ class VerifyReport:
         elif self.official is False:
             lines.append(f"NOT official: fingerprint differs from the pinned {self.name} {self.version}")
         lines += [f"note      {n}" for n in self.notes]
+        lines += [f"WARNING   {w}" for w in self.warnings]
         if self.ok:
             lines.append("result    OK: manifest, schema, counts, images, fingerprints and split "
                          "isolation all check out")
@@ -77,15 +85,16 @@ def verify_dataset(path: Path) -> VerifyReport:
     manifest, every label is a class of the task (or -1, present of unknown grade, for a task
     with a detection reading), every image decodes and matches its ``matrix`` and
     ``total_counts``, every extra image decodes with ``image``'s shape, every extra float is
-    in its column's range or null, the content fingerprints, and that no case, patient or identical
-    image is in two splits.
+    in its column's range or null, the content fingerprints, and that no case, patient, study
+    (``study_id``, where stored) or identical image is in two splits. Near-duplicate images
+    across splits (:mod:`thyroid_bench.data.isolation`) are a warning, not a problem.
     """
     path = Path(path)
     report = VerifyReport(path=path)
     try:
         manifest = report.manifest = read_manifest(path)
         report.name, report.version = manifest.name, manifest.version
-        task = manifest.get_task()
+        task = manifest.dataset_task()  # with its optional columns (study_id)
     except (DatasetError, TaskError) as exc:
         report.problems.append(str(exc))
         return report
@@ -95,6 +104,7 @@ def verify_dataset(path: Path) -> VerifyReport:
     tables: dict[str, pd.DataFrame] = {}
     fingerprints: dict[str, str] = {}
     image_hashes: dict[str, set[str]] = {}
+    thumbs: dict[str, np.ndarray] = {}
     for split in SPLITS:
         meta = manifest.splits.get(split)
         if meta is None:
@@ -117,6 +127,7 @@ def verify_dataset(path: Path) -> VerifyReport:
         extra = _decode_extra(split, table, images, task, report)
         if images is None or extra is None:
             continue
+        thumbs[split] = thumbnails(images)
         image_hashes[split] = {image_digest(im) for im in images}
         image_hashes[split] |= {image_digest(im) for arrays in extra.values() for im in arrays}
         fingerprints[split] = split_fingerprint(table, images, task=task, extra_images=extra)
@@ -125,6 +136,10 @@ def verify_dataset(path: Path) -> VerifyReport:
                                    f"differs from the manifest's {meta.fingerprint[:16]}...: "
                                    "the data changed after it was written")
     _check_dataset(manifest, tables, fingerprints, image_hashes, report)
+    if len(thumbs) == len(SPLITS):
+        warning = near_duplicate_warning(near_duplicates(
+            thumbs, {s: tables[s]["case_id"].tolist() for s in SPLITS}))
+        report.warnings += [warning] if warning else []
     return report
 
 
@@ -139,10 +154,7 @@ def _check_dataset(manifest: Manifest, tables: Mapping[str, pd.DataFrame],
         if report.fingerprint != manifest.fingerprint:
             report.problems.append("dataset fingerprint differs from the manifest's")
     if len(tables) == len(SPLITS):
-        try:
-            check_no_leakage(tables, where=str(report.path))
-        except VerificationError as exc:
-            report.problems.append(str(exc))
+        report.problems += isolation_problems(tables)
         for a_i, a in enumerate(SPLITS):
             for b in SPLITS[a_i + 1:]:
                 shared = image_hashes.get(a, set()) & image_hashes.get(b, set())
@@ -245,13 +257,8 @@ def _decode_extra(split: str, table: pd.DataFrame, images: list[np.ndarray] | No
 
 
 def check_no_leakage(tables: Mapping[str, pd.DataFrame], where: str) -> None:
-    """Raise :class:`VerificationError` if a case or a patient appears in two splits."""
-    for column in ("case_id", "patient_id"):
-        seen: dict[str, str] = {}
-        for split in SPLITS:
-            for value in pd.unique(tables[split][column]):
-                other = seen.get(value)
-                if other is not None and other != split:
-                    raise VerificationError(f"{where}: {column} {value!r} is in both {other} and "
-                                            f"{split}: splits must not share {column.replace('_id', '')}s")
-                seen[value] = split
+    """Raise :class:`VerificationError` if a case, a patient or (where stored) a study appears
+    in two splits (:func:`~thyroid_bench.data.isolation.isolation_problems`)."""
+    problems = isolation_problems(tables)
+    if problems:
+        raise VerificationError(f"{where}: " + "; ".join(problems))

@@ -116,11 +116,12 @@ class ExtraColumn(_Frozen):
     """A column a task adds to dataset format v1's columns (after them, in declared order).
 
     ``image``: a second view, stored like ``image`` (a 16-bit grayscale PNG of the raw counts);
-    ``float``: a float64 value, missing as null.
+    ``float``: a float64 value, missing as null; ``string``: a string (e.g. the study
+    pseudonym ``study_id`` a DICOM-built dataset adds, :data:`thyroid_bench.data.columns.OPTIONAL_COLUMNS`).
     """
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
-    kind: Literal["image", "float"]
+    kind: Literal["image", "float", "string"]
     description: str
 
 

@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
 
+from thyroid_bench.data.dicom.identity import patient_identity, study_identity
 from thyroid_bench.errors import DatasetError
 
 __all__ = [
@@ -80,12 +81,18 @@ HEADER_ALLOW_LIST: dict[str, str] = {
     "DetectorInformationSequence/CollimatorType": "provenance: collimator types (rare values withheld)",
     "Manufacturer": "provenance: manufacturers (rare values withheld)",
     "ManufacturerModelName": "provenance: camera models (rare values withheld)",
-    "TransferSyntaxUID": "checked: decoded if an installed handler allows; provenance: counts",
+    "TransferSyntaxUID": "checked: lossy syntaxes rejected, JPEG 2000 / lossless JPEG codestreams "
+                         "checked for lossy coding; decoded if an installed handler allows; "
+                         "provenance: counts",
     "SOPInstanceUID": "pseudonym: case_id = HMAC(key, SOP Instance UID)",
-    "PatientID": "pseudonym: patient_id = HMAC(key, centre, Issuer of Patient ID, Patient ID)",
-    "IssuerOfPatientID": "pseudonym: part of the patient_id input",
+    "PatientID": "pseudonym: patient_id = HMAC(key, Issuer of Patient ID, Patient ID), or "
+                 "HMAC(key, centre, Patient ID) when the issuer is absent",
+    "IssuerOfPatientID": "pseudonym: part of the patient_id input (a patient across centres)",
+    "StudyInstanceUID": "pseudonym: study_id = HMAC(key, Study Instance UID); a study stays in "
+                        "one split",
     "PatientSex": "dataset column sex (F / M / unknown)",
-    "PatientAge": "dataset column age (whole years)",
+    "PatientAge": "dataset column age (whole years; above 89 stored as 90 unless "
+                  "--keep-ages-over-89)",
     "PatientBirthDate": "age only (birth date to study date, in whole years); never stored",
     "StudyDate": "age only; never stored (fallbacks: SeriesDate, AcquisitionDate, ContentDate)",
 }
@@ -143,7 +150,7 @@ class Pseudonymizer:
     def _mac(self, domain: str, *parts: str) -> str:
         # Domain separation plus NUL-joined parts: ("ab", "c") and ("a", "bc") differ.
         msg = f"thyroid-bench/v1/{domain}".encode() + b"".join(
-            b"\x00" + p.encode("utf-8") for p in parts)
+            b"\x00" + p.encode("utf-8", "surrogateescape") for p in parts)
         return hmac.new(self._key, msg, hashlib.sha256).hexdigest()[:PSEUDONYM_HEX_CHARS]
 
     def case(self, sop_instance_uid: str) -> str:
@@ -151,12 +158,19 @@ class Pseudonymizer:
         return "c-" + self._mac("case", sop_instance_uid.strip())
 
     def patient(self, center: str, issuer: str, patient_id: str) -> str:
-        """``p-...``: the patient pseudonym; the centre is part of the input because two
-        hospitals' patient-ID spaces are unrelated (ID 1001 at each is two people)."""
-        return "p-" + self._mac("patient", center.strip(), issuer.strip(), patient_id.strip())
+        """``p-...``: the patient pseudonym of (issuer, Patient ID) when the issuer is given,
+        else of (centre, Patient ID): two hospitals' ID 1001 are two people unless one
+        authority issued both (:func:`~thyroid_bench.data.dicom.identity.patient_identity`)."""
+        return "p-" + self._mac("patient", *patient_identity(center, issuer, patient_id))
+
+    def study(self, study_uid: str | None, sop_instance_uid: str) -> str:
+        """``s-...``: the study pseudonym of a Study Instance UID (of the SOP Instance UID for
+        a file without one: :func:`~thyroid_bench.data.dicom.identity.study_identity`)."""
+        return "s-" + self._mac("study", *study_identity(study_uid, sop_instance_uid))
 
     def path(self, relative_path: str) -> str:
-        """``f-...``: a pseudonym standing in for a file path that names an identifier."""
+        """``f-...``: the pseudonym that stands in for a rejected file's path (relative to the
+        archive; a name that is not UTF-8 is taken as its bytes) in the published dataset."""
         return "f-" + self._mac("path", relative_path)
 
 

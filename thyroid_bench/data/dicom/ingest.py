@@ -31,8 +31,9 @@ Documented choices
   16-bit unsigned data, the usual NM case, is read straight from the bytes,
   which is exactly what the decoder would return); Rescale Slope/Intercept
   applied; the result must be whole counts in 0-65535 with at least one count.
-  Lossy compression (Lossy Image Compression 01, JPEG baseline/extended,
-  JPEG-LS near-lossless) is rejected: its pixel values are no longer counts.
+  Lossy compression is rejected, whatever the header says: Lossy Image Compression 01, a
+  lossy transfer syntax, or a codestream that is (an irreversible JPEG 2000 wavelet, a DCT
+  JPEG process, near-lossless JPEG-LS); see :mod:`thyroid_bench.data.dicom.lossy`.
 * Duplicates: a second file with the SOP Instance UID or the exact pixels of an
   earlier one (in path order) is rejected.
 
@@ -51,8 +52,6 @@ study) + files rejected.
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 import re
 import sys
@@ -79,9 +78,27 @@ from thyroid_bench.data.dicom.deid import (
     normalise_sex,
 )
 from thyroid_bench.data.dicom.duplicates import ImageIndex
+from thyroid_bench.data.dicom.identity import (
+    STUDY_PATIENTS_DIFFER,
+    inconsistent_studies,
+    isolation_groups,
+    split_conflicts,
+)
 from thyroid_bench.data.dicom.labels_csv import LabelRow, grades_known, read_labels_csv
+from thyroid_bench.data.dicom.lossy import lossy_reason
 from thyroid_bench.data.dicom.pairing import VIEWS, pair_studies, view_name
-from thyroid_bench.errors import DatasetError
+from thyroid_bench.data.dicom.report import (
+    cap_ages,
+    check_report_folder,
+    organiser_report,
+    organiser_report_path,
+    publication_notes,
+    published_rejections,
+    write_organiser_report,
+)
+from thyroid_bench.data.dicom.preflight import check_paths
+from thyroid_bench.data.dicom.walk import list_archive, walk_archive
+from thyroid_bench.errors import DatasetError, os_error_line, printable
 from thyroid_bench.tasks import (
     DEFAULT_TASK,
     NO_FOLD,
@@ -118,11 +135,11 @@ _DICOMDIR = "1.2.840.10008.1.3.10"
 #: SNOMED CT codes of CID 26 (Nuclear Medicine Projections) meaning an anterior view.
 ANTERIOR_VIEW_CODES = frozenset({"399321004", "399348003"})
 _ANTERIOR_MEANINGS = frozenset({"anterior", "anterior projection", "antero-posterior", "ap"})
-_LOSSY_SYNTAXES = frozenset({
-    "1.2.840.10008.1.2.4.50",  # JPEG Baseline (8-bit)
-    "1.2.840.10008.1.2.4.51",  # JPEG Extended (12-bit)
-    "1.2.840.10008.1.2.4.81",  # JPEG-LS Near-Lossless
-})
+# Defined terms of Photometric Interpretation (PS3.3 C.7.6.3.1.2), the only values a reason
+# names; any other is "unrecognised", never echoed.
+_PHOTOMETRIC = frozenset({"MONOCHROME1", "MONOCHROME2", "PALETTE COLOR", "RGB", "HSV", "ARGB",
+                          "CMYK", "YBR_FULL", "YBR_FULL_422", "YBR_PARTIAL_422", "YBR_PARTIAL_420",
+                          "YBR_ICT", "YBR_RCT", "XYB"})
 _NM_IMAGE_TYPES = frozenset({"STATIC", "DYNAMIC", "GATED", "WHOLE BODY", "TOMO", "GATED TOMO",
                              "RECON TOMO", "RECON GATED TOMO"})
 # Defined terms of Modality (PS3.3 C.7.3.1.1.1); a value outside is shown as "unrecognised",
@@ -136,7 +153,6 @@ REJECTED_CSV = "rejected.csv"
 _INTERNAL, _EXTERNAL = SPLITS[1:]  # held out at the training centres; other centres
 _WITHHELD = "[withheld]"
 _RARE = "[rare values withheld]"
-_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 #: The dataset column of the posterior view: a task with it among its image columns is read
 #: for both views of each study.
 _POSTERIOR_COLUMN = "image_posterior"
@@ -145,8 +161,8 @@ VIEW_HEADER_ALLOW_LIST: dict[str, str] = {
     "ImageType": "checked (NM Image Storage): value 3, when present, must be STATIC or WHOLE BODY",
     "DetectorInformationSequence/ViewCodeSequence": "the anterior and the posterior view",
     "DetectorVector": "which detector (view) each frame comes from",
-    "StudyInstanceUID": "pairs the files of one study (anterior and posterior views); never "
-                        "stored",
+    "StudyInstanceUID": "pairs the files of one study (anterior and posterior views); "
+                        "pseudonym: study_id = HMAC(key, Study Instance UID)",
     "PixelSpacing": "dataset column pixel_spacing_mm (row spacing); places the head-and-neck "
                     "window of a whole-body sweep wider than 256 pixels",
 }
@@ -160,13 +176,22 @@ def reads_views(task: Task) -> bool:
 
 # --------------------------------------------------------------------------- reading one file
 class _Reject(Exception):
-    """A file is not ingested; the message is its reason (fixed wording, no header text)."""
+    """A file is not ingested; the message is its reason (fixed wording, no header text, as it
+    is published); ``detail`` is free text for the organiser's report only."""
+
+    def __init__(self, reason: str, detail: str | None = None) -> None:
+        super().__init__(reason)
+        self.detail = detail
 
 
 def _exc_text(exc: BaseException) -> str:
-    # Library messages can quote header values; quoted text is dropped, the rest capped.
-    msg = _QUOTED.sub("'...'", " ".join(str(exc).split()))
-    return f"{type(exc).__name__}: {msg[:160]}" if msg else type(exc).__name__
+    # Library messages can quote header values (or paths): a reason names the error's kind only.
+    return type(exc).__name__
+
+
+def _exc_detail(exc: BaseException) -> str:
+    """The library's message, for the organiser's report (never published)."""
+    return " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
 
 
 def _values(value: Any) -> list[str]:
@@ -339,14 +364,19 @@ def _read(path: Path) -> Any:
 
     if path.is_dir():
         raise _Reject("a link to a folder (not followed: point --dicom-dir at the real folder)")
+    if not os.path.lexists(path):
+        raise _Reject("vanished after the archive was listed")
     if not path.is_file():  # reading a FIFO would block; a broken link cannot be read
         raise _Reject("not a regular file (a broken link or a special file)")
     try:
         return pydicom.dcmread(path)
     except InvalidDicomError:
         pass  # no 'DICM' preamble: try once more as a bare data set
+    except OSError as exc:  # changed after the archive was listed (permissions, I/O error)
+        why = os.strerror(exc.errno) if exc.errno else _exc_text(exc)
+        raise _Reject(f"file cannot be read ({why})") from None
     except Exception as exc:  # noqa: BLE001 - any reader failure is a rejection reason
-        raise _Reject(f"unreadable DICOM file ({_exc_text(exc)})") from None
+        raise _Reject(f"unreadable DICOM file ({_exc_text(exc)})", _exc_detail(exc)) from None
     try:
         ds = pydicom.dcmread(path, force=True)
     except Exception:  # noqa: BLE001
@@ -379,9 +409,10 @@ def read_dicom_file(path: Path, relative: str, allow_burned_in: bool = False,
             _read_into(Path(path), out, allow_burned_in, views)
             out["ok"] = True
         except _Reject as rej:
-            out["reason"] = str(rej)
+            out["reason"], out["detail"] = str(rej), rej.detail
         except Exception as exc:  # noqa: BLE001 - one bad file never stops the run
             out["reason"] = f"unexpected error while reading ({_exc_text(exc)})"
+            out["detail"] = _exc_detail(exc)
     if not out["ok"]:
         out.pop("image", None)
     return out
@@ -472,8 +503,9 @@ def _check_geometry(ds: Any, text: Callable[[str], str], square: bool = True) ->
     matrix (``square``), or on a matrix at least as long as wide (a whole-body sweep)."""
     photometric = text("PhotometricInterpretation").upper()
     if photometric != "MONOCHROME2" or (_us(ds, "SamplesPerPixel") or 1) != 1:
-        shown = photometric if re.fullmatch(r"[A-Z0-9_]{1,16}", photometric) else "unrecognised"
-        raise _Reject(f"photometric interpretation {shown or 'missing'}: counts need "
+        shown = photometric if photometric in _PHOTOMETRIC else (
+            "unrecognised" if photometric else "missing")
+        raise _Reject(f"photometric interpretation {shown}: counts need "
                       "MONOCHROME2 with one sample per pixel")
     rows, cols = _us(ds, "Rows") or 0, _us(ds, "Columns") or 0
     if not square and rows >= cols > 0:
@@ -506,8 +538,9 @@ def _transfer_syntax(ds: Any, text: Callable[[str], str]) -> tuple[Any, str]:
         tsyntax = ImplicitVRLittleEndian  # the DICOM default when a file states none
     known_ts = _is_transfer_syntax(tsyntax)
     ts_name = tsyntax.name if known_ts else "unrecognised"
-    if text("LossyImageCompression") == "01" or tsyntax in _LOSSY_SYNTAXES:
-        raise _Reject(f"lossy compression ({ts_name}): pixel values are no longer counts")
+    lossy = lossy_reason(ds, tsyntax, text("LossyImageCompression"))
+    if lossy is not None:  # by the header, the syntax or the codestream itself
+        raise _Reject(lossy)
     if known_ts:
         try:
             decoder = get_decoder(tsyntax)
@@ -529,7 +562,7 @@ def _pixels(ds: Any, tsyntax: Any, n_frames: int, rows: int, cols: int) -> np.nd
         try:
             pixels = ds.pixel_array
         except Exception as exc:  # noqa: BLE001
-            raise _Reject(f"pixel data does not decode ({_exc_text(exc)})") from None
+            raise _Reject(f"pixel data does not decode ({_exc_text(exc)})", _exc_detail(exc)) from None
     return pixels
 
 
@@ -628,6 +661,7 @@ def _fields(ds: Any, text: Callable[[str], str], codec: str | None, image: np.nd
         image=image,
         total_counts=int(image.sum(dtype=np.int64)),
         patient=(text("IssuerOfPatientID"), patient_id),
+        study_uid=text("StudyInstanceUID") or None,
         sex=normalise_sex(text("PatientSex")),
         age=age_in_years(text("PatientAge"), text("PatientBirthDate"), study_date),
         pixel_spacing_mm=spacing[0] if spacing and spacing[0] and spacing[0] > 0 else float("nan"),
@@ -639,23 +673,6 @@ def _fields(ds: Any, text: Callable[[str], str], codec: str | None, image: np.nd
 
 
 # --------------------------------------------------------------------------- reading an archive
-def list_archive(dicom_dir: Path) -> list[str]:
-    """Every entry under ``dicom_dir`` that is not a folder (recursively; broken links,
-    links to folders and special files included, so they are reported rather than
-    skipped), as sorted POSIX paths relative to it."""
-    root = Path(dicom_dir)
-    if not root.is_dir():
-        raise DatasetError(f"--dicom-dir {root} is not a folder; point it at the DICOM archive")
-    files = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        # os.walk does not follow links to folders (no loops); list them to report them.
-        links = [d for d in dirnames if (Path(dirpath) / d).is_symlink()]
-        for name in filenames + links:
-            files.append((Path(dirpath) / name).relative_to(root).as_posix())
-    return sorted(files)
-
-
 def _read_one(args: tuple[str, str, bool, bool]) -> dict[str, Any]:
     root, relative, allow, views = args
     return read_dicom_file(Path(root) / relative, relative, allow, views)
@@ -800,27 +817,27 @@ def _official_splits(studies: list[dict[str, Any]], external: set[str]) -> list[
         if s["center"] in external and s["split"] != _EXTERNAL:
             problems.append(f"line {s['row'].line}: centre {s['center']!r} is an "
                             f"--external-center but the split column says {s['split']!r}")
-    first: dict[str, LabelRow] = {}
-    for s in studies:
-        other = first.setdefault(s["patient_id"], s["row"])
-        if other.split != s["row"].split:
-            problems.append(f"lines {other.line} and {s['row'].line}: the same patient "
-                            f"(Patient ID) is in splits {other.split!r} and {s['row'].split!r}; "
-                            "a patient must stay in one split")
-    return problems
+    return problems + split_conflicts(studies)  # one patient, one study: one split
 
 
 def _seeded_splits(studies: list[dict[str, Any]], task: Task, external: set[str],
                    internal_fraction: float, seed: int) -> None:
-    """External centres -> ``external``; the other patients -> ``train`` / ``internal``,
-    stratified by the task's classes."""
-    pool = [s for s in studies if s["center"] not in external]
-    for s in studies:
-        if s["center"] in external:
+    """Groups of studies sharing a patient or a study
+    (:func:`~thyroid_bench.data.dicom.identity.isolation_groups`) with a study from an external
+    centre -> ``external`` whole; the other groups -> ``train`` / ``internal``, stratified by
+    the task's classes."""
+    groups = isolation_groups(studies)
+    external_groups = {g for s, g in zip(studies, groups) if s["center"] in external}
+    pool, pool_groups = [], []
+    for s, g in zip(studies, groups):
+        if g in external_groups:
             s["split"] = _EXTERNAL
+        else:
+            pool.append(s)
+            pool_groups.append(g)
     if pool:
         strata, n_strata = _strata(pool, task)
-        bins = stratified_group_bins(strata, [s["patient_id"] for s in pool],
+        bins = stratified_group_bins(strata, pool_groups,
                                      [1.0 - internal_fraction, internal_fraction], seed,
                                      num_classes=n_strata)
         for s, b in zip(pool, bins):
@@ -837,10 +854,11 @@ def _strata(studies: list[dict[str, Any]], task: Task) -> tuple[list[int], int]:
 
 
 def _assign_folds(studies: list[dict[str, Any]], task: Task, seed: int) -> None:
-    """``train`` studies get the task's folds by patient, stratified by class; the rest NO_FOLD."""
+    """``train`` studies get the task's folds by patient (and study), stratified by class; the
+    rest NO_FOLD."""
     train = [s for s in studies if s["split"] == TRAIN_SPLIT]
     strata, n_strata = _strata(train, task)
-    folds = (stratified_group_bins(strata, [s["patient_id"] for s in train],
+    folds = (stratified_group_bins(strata, isolation_groups(train),
                                    [1.0] * task.folds, np.random.default_rng([seed, 1]).integers(2**31),
                                    num_classes=n_strata)
              if train else [])
@@ -857,9 +875,9 @@ def _aggregate(studies: list[dict[str, Any]], identifiers: IdentifierIndex) -> d
         studies_with: Counter = Counter()
         for s in studies:
             for v in values_of(s):
-                text = " ".join(str(v).split())[:64]
-                if identifiers.mentions(text):
-                    text = _WITHHELD
+                # Checked whole, then shortened: a cut could leave a name's prefix unmatched.
+                text = " ".join(str(v).split())
+                text = _WITHHELD if identifiers.mentions(text) else text[:64]
                 patients[text].add(s["patient_id"])
                 studies_with[text] += 1
         out: dict[str, int] = {}
@@ -888,15 +906,6 @@ def _aggregate(studies: list[dict[str, Any]], identifiers: IdentifierIndex) -> d
     }
 
 
-def _rejected_csv(rejected: list[dict[str, Any]]) -> bytes:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["file", "reason", "labels_line"])
-    for r in sorted(rejected, key=lambda r: r["file"]):
-        writer.writerow([r["file"], r["reason"], r["labels_line"] or ""])
-    return buf.getvalue().encode("utf-8")
-
-
 def _reason_kind(reason: str) -> str:
     # Group reasons for the summary: the wording before any detail.
     return re.split(r" \(|:|;", reason)[0]
@@ -916,24 +925,33 @@ def prepare_dicom(
     force: bool = False,
     workers: int | None = None,
     task: str = DEFAULT_TASK,
+    skip_unreadable: bool = False,
+    keep_ages_over_89: bool = False,
 ) -> Path:
     """Build dataset ``name`` ``version`` of ``task`` from a DICOM archive and a labels CSV.
 
     The labels CSV names classes of ``task`` (a registered task name); labels, class
     counts and the stratified split all follow that task. See the module docstring
     and README 'Labels CSV'. Every file under ``dicom_dir`` ends up as a row or in
-    ``rejected.csv``; a summary is printed. Returns the dataset folder.
+    ``rejected.csv`` (by pseudonym; the organiser's report with the real paths is written
+    beside ``key_file``: :mod:`thyroid_bench.data.dicom.report`); a summary is printed. Ages
+    above 89 are stored as 90 unless ``keep_ages_over_89``. Returns the dataset folder.
     """
     from thyroid_bench.data.format import write_dataset
 
     dicom_dir, labels, key_file = Path(dicom_dir), Path(labels), Path(key_file).expanduser()
     external = [str(c).strip() for c in external_centers]
     _check_options(dicom_dir, key_file, name, version, home, internal_fraction, workers, force)
+    check_paths(dicom_dir=dicom_dir, labels=labels, key_file=key_file, home=home, name=name,
+                version=version)
     the_task = get_task(task)
     rows, has_split, centers = _read_labels(labels, the_task, external)
-    files = list_archive(dicom_dir)
-    _check_files_named(rows, files, labels, dicom_dir)
+    listing = walk_archive(dicom_dir, skip_unreadable=skip_unreadable)  # refuses by default
+    files = listing.files
+    _check_files_named([r for r in rows if not listing.covers(r.path)], files, labels, dicom_dir)
     key, pseud = _pseudonymizer(key_file)
+    report = organiser_report_path(key_file, name, version)
+    check_report_folder(report)
 
     views = reads_views(the_task)
     results = read_archive(dicom_dir, files, allow_burned_in=allow_burned_in, workers=workers,
@@ -943,21 +961,26 @@ def prepare_dicom(
                                   (e for r in results for e in r["exact"]))
     studies, rejected = (pair_studies(results, matched, pseud, labels) if views
                          else _screen(results, matched, pseud))
-    _withhold_identifying_paths(rejected, identifiers, pseud)
+    rejected += listing.rejected({r.path: r.line for r in rows if r.path})
+    cap_ages(studies, keep_ages_over_89)
     _assign_splits(studies, the_task, has_split, set(external), float(internal_fraction),
                    int(split_seed), labels)
-    summary = _summary(len(files), studies, rejected, key, allow_burned_in, the_task, views)
+    summary = _summary(listing.seen, studies, rejected, key, allow_burned_in, the_task, views)
     splits = _split_rows(studies, the_task)
     provenance = _provenance(summary, studies, identifiers, the_task, labels_rows=len(rows),
                              has_split=has_split, centers=centers, external=external,
                              internal_fraction=float(internal_fraction), split_seed=int(split_seed),
                              allow_burned_in=allow_burned_in)
+    provenance["pseudonymisation"].update(publication_notes(keep_ages_over_89))
     path = write_dataset(
         name, version, splits, task=the_task, home=home, provenance=provenance, licence="other",
         card=partial(dicom_card, rejected_file=REJECTED_CSV),
-        extra_files={REJECTED_CSV: _rejected_csv(rejected)}, force=force,
+        extra_files={REJECTED_CSV: published_rejections(rejected, pseud, identifiers)}, force=force,
     )
+    details = {r["file"]: r["detail"] for r in results if r.get("detail")}
+    write_organiser_report(report, organiser_report(rejected, pseud, details))  # folder checked
     _print_summary(summary, splits, rejected, path, the_task)
+    print(f"  organiser's report, real paths (private: keep it with the key): {printable(report)}")
     return path
 
 
@@ -1005,7 +1028,11 @@ def _check_files_named(rows: list[LabelRow], files: list[str], labels: Path, dic
 
 def _pseudonymizer(key_file: Path) -> tuple[bytes, Pseudonymizer]:
     """The key (created, with a notice, if the file does not exist) and its pseudonymizer."""
-    key, created = load_or_create_key(key_file)
+    try:
+        key, created = load_or_create_key(key_file)
+    except OSError as exc:
+        raise DatasetError(os_error_line(exc, f"--key-file {printable(key_file)}: cannot read or "
+                                         "create the pseudonym key")) from None
     if created:
         print(f"created a new pseudonym key at {key_file} (mode 0600): keep it secret, keep it "
               "outside the dataset and back it up; the same key gives the same pseudonyms")
@@ -1034,7 +1061,8 @@ class _Seen:
 def _screen(results: list[dict[str, Any]], matched: dict[str, LabelRow], pseud: Pseudonymizer
             ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Split read files (in path order) into studies and rejections: unreadable or refused
-    files, files without a label row and duplicates of an earlier study are rejected."""
+    files, files without a label row, duplicates of an earlier study and the files of a study
+    (Study Instance UID) that name different patients are rejected."""
     rejected: list[dict[str, Any]] = []
     studies: list[dict[str, Any]] = []
     seen = _Seen()
@@ -1051,7 +1079,10 @@ def _screen(results: list[dict[str, Any]], matched: dict[str, LabelRow], pseud: 
             continue
         seen.add(res, row)
         studies.append(_study(res, row, pseud))
-    return studies, rejected
+    bad = set(inconsistent_studies(studies))
+    rejected += [{"file": studies[i]["file"], "reason": STUDY_PATIENTS_DIFFER,
+                  "labels_line": studies[i]["row"].line} for i in sorted(bad)]
+    return [s for i, s in enumerate(studies) if i not in bad], rejected
 
 
 def _study(res: dict[str, Any], row: LabelRow, pseud: Pseudonymizer) -> dict[str, Any]:
@@ -1060,6 +1091,7 @@ def _study(res: dict[str, Any], row: LabelRow, pseud: Pseudonymizer) -> dict[str
     return {
         "case_id": pseud.case(res["sop_uid"]),
         "patient_id": pseud.patient(row.center, *res["patient"]),
+        "study_id": pseud.study(res["study_uid"], res["sop_uid"]), "file": res["file"],
         "image": image, "label": row.label, "center": row.center,
         "matrix": int(image.shape[0]), "pixel_spacing_mm": float(res["pixel_spacing_mm"]),
         "total_counts": res["total_counts"],
@@ -1067,15 +1099,6 @@ def _study(res: dict[str, Any], row: LabelRow, pseud: Pseudonymizer) -> dict[str
         "row": row, "frame_choice": res["frame_choice"],
         "transfer_syntax": res["transfer_syntax"], "technical": res["technical"],
     }
-
-
-def _withhold_identifying_paths(rejected: list[dict[str, Any]], identifiers: IdentifierIndex,
-                                pseud: Pseudonymizer) -> None:
-    """A rejected file's path that mentions a header identifier becomes its keyed pseudonym."""
-    for r in rejected:
-        if identifiers.mentions(r["file"]):
-            r["file"] = pseud.path(r["file"])
-            r["reason"] += "; path withheld: it contains an identifier from a DICOM header"
 
 
 def _summary(files_seen: int, studies: list[dict[str, Any]], rejected: list[dict[str, Any]],
@@ -1101,7 +1124,8 @@ def _summary(files_seen: int, studies: list[dict[str, Any]], rejected: list[dict
 def _split_rows(studies: list[dict[str, Any]], task: Task) -> dict[str, list[dict[str, Any]]]:
     """The dataset rows of each of the task's splits, in case_id order."""
     ordered = sorted(studies, key=lambda s: s["case_id"])
-    return {split: [{c: s[c] for c in task.columns} for s in ordered if s["split"] == split]
+    columns = (*task.columns, "study_id")  # the study pseudonym, an optional column of format v1
+    return {split: [{c: s[c] for c in columns} for s in ordered if s["split"] == split]
             for split in task.splits}
 
 
@@ -1123,15 +1147,18 @@ def _provenance(summary: dict[str, Any], studies: list[dict[str, Any]], identifi
                                            "studies") if k in summary},
         "labels_csv": labels_csv,
         "split": {"method": "official split column" if has_split else
-                  "patient-level, stratified by label (greedy, seeded)",
+                  "by patient and study (a patient with a study at an external centre is "
+                  "external), stratified by label (greedy, seeded)",
                   "external_centers": external, "internal_fraction": internal_fraction,
                   "seed": split_seed, "folds": task.folds},
         "pseudonymisation": {
             "method": "HMAC-SHA-256", "key_id": summary["key_id"],
             "hex_digits_kept": PSEUDONYM_HEX_CHARS,
             "case_id": "HMAC(key, SOP Instance UID)",
-            "patient_id": "HMAC(key, centre, Issuer of Patient ID, Patient ID)",
-            "rejected_paths": "relative to the archive; pseudonymised when they contain an identifier",
+            "patient_id": "HMAC(key, Issuer of Patient ID, Patient ID) when the issuer is given "
+                          "(one patient across centres), else HMAC(key, centre, Patient ID)",
+            "study_id": "HMAC(key, Study Instance UID) (of the SOP Instance UID for a file "
+                        "without one)",
         },
         "header_allow_list": allow,
         "burned_in_allowed": bool(allow_burned_in),
@@ -1157,5 +1184,5 @@ def _print_summary(summary: dict[str, Any], splits: dict[str, list[dict[str, Any
         print(f"  rejected, {reason}: {n}")
     print("  splits: " + ", ".join(f"{s} {len(v)}" for s, v in splits.items()))
     if rejected:
-        print(f"  rejected files and reasons: {path / REJECTED_CSV}")
+        print(f"  rejected files (by pseudonym) and reasons: {path / REJECTED_CSV}")
     sys.stdout.flush()

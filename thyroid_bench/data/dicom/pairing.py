@@ -33,6 +33,7 @@ import numpy as np
 
 from thyroid_bench.data.dicom.deid import Pseudonymizer
 from thyroid_bench.data.dicom.duplicates import ImageIndex
+from thyroid_bench.data.dicom.identity import STUDY_PATIENTS_DIFFER
 from thyroid_bench.data.dicom.labels_csv import LabelRow
 from thyroid_bench.data.dicom.wholebody import crop, head_and_neck_window
 from thyroid_bench.errors import DatasetError
@@ -131,8 +132,7 @@ def _pair(members: list[dict[str, Any]], matched: dict[str, LabelRow]
     if not labelled:
         return None, {m["file"]: "no label row" for m in members}
     if len({m["patient"] for m in members}) > 1:
-        return None, {m["file"]: "the files of its study name different patients (Patient ID)"
-                      for m in members}
+        return None, {m["file"]: STUDY_PATIENTS_DIFFER for m in members}
     chosen, missing = _choose_views(members, matched)
     if chosen is None:
         return None, {m["file"]: missing for m in members}
@@ -183,7 +183,7 @@ def _cut(chosen: dict[str, dict[str, Any]], row: LabelRow) -> dict[str, Any]:
         raise ValueError(f"anterior {image.shape} and posterior {posterior.shape} views differ in "
                          "shape")
     files = list(dict.fromkeys([ant["file"], post["file"]]))
-    return {**{k: ant[k] for k in ("sop_uid", "patient", "sex", "age", "acquisition_s",
+    return {**{k: ant[k] for k in ("sop_uid", "study_uid", "patient", "sex", "age", "acquisition_s",
                                    "transfer_syntax", "technical")},
             "image": image, "image_posterior": posterior, "row": row, "files": files,
             "pixel_spacing_mm": spacing, "frame_choice": choice,
@@ -196,6 +196,7 @@ def _finish(study: dict[str, Any], pseud: Pseudonymizer) -> dict[str, Any]:
     return {
         "case_id": pseud.case(study["sop_uid"]),
         "patient_id": pseud.patient(row.center, *study["patient"]),
+        "study_id": pseud.study(study["study_uid"], study["sop_uid"]),
         "image": study["image"], "image_posterior": study["image_posterior"],
         "label": row.label, "center": row.center, "matrix": int(study["image"].shape[0]),
         "pixel_spacing_mm": float(study["pixel_spacing_mm"]), "total_counts": study["total_counts"],

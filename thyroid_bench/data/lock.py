@@ -1,0 +1,62 @@
+"""One writer per dataset version (:func:`version_lock`).
+
+``prepare`` (synthetic, DICOM and Hub sources alike, through
+:func:`thyroid_bench.data.format.write_dataset`) holds a lock on ``<home>/<name>/<version>``
+from before it clears old temporary folders until the finished version is renamed into
+place. A second writer of the same version waits for the first, saying so on stderr and
+naming the lock file; once it holds the lock it finds the version written and stops (unless
+``--force``). The lock is an operating-system file lock (:mod:`filelock`): the system releases
+it when its holder exits or is killed, so a lock that can be taken proves that no live run owns
+the temporary folders of that version, and only then are they removed.
+
+The lock file ``.<version>.lock`` lies beside the version folder, never inside it (nothing is
+added to what is published); it is created with the umask's mode so that a group sharing a
+dataset home can take it.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from thyroid_bench.errors import DatasetError
+
+__all__ = ["lock_path", "version_lock"]
+
+
+def lock_path(target: str | Path) -> Path:
+    """The lock file of a dataset version folder: ``.<version>.lock`` beside it (links
+    resolved, so two spellings of one home share one lock)."""
+    target = Path(target)
+    return target.parent.resolve() / f".{target.name}.lock"
+
+
+@contextmanager
+def version_lock(target: str | Path, *, timeout: float | None = None) -> Iterator[Path]:
+    """Hold the writer lock of version folder ``target`` for the block.
+
+    If another process holds it, a line on stderr names the lock and the wait begins: for
+    ever (``timeout`` None; the lock dies with its holder) or ``timeout`` seconds, then a
+    :class:`DatasetError`. The folder holding ``target`` must exist.
+    """
+    path = lock_path(target)
+    lock = FileLock(path)  # no explicit mode: created with the umask's
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        print(f"another thyroid-bench process is writing {target} (it holds the lock {path}); "
+              "waiting for it to finish", file=sys.stderr, flush=True)
+        try:
+            lock.acquire(timeout=-1 if timeout is None else timeout)
+        except Timeout:
+            raise DatasetError(f"{target}: another thyroid-bench process has been writing it for "
+                               f"over {timeout:.0f} s (lock {path}); run again when it has "
+                               "finished") from None
+    try:
+        yield path
+    finally:
+        lock.release()
