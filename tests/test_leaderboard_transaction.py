@@ -191,14 +191,18 @@ def test_section_record_pins_each_labels_file(lb):
 
 
 def test_committed_section_pins_its_labels_and_every_entry_rechecks():
-    """The repository's board: its dataset.json pins the committed labels files, and every
-    committed entry's figures recompute from its stored predictions and labels."""
-    section = REPO / "leaderboard" / "entries" / "four-pattern" / "tsb-synthetic@1.0.0"
-    info = json.loads((section / "dataset.json").read_text())
-    for split in ("internal", "external"):
-        assert info["splits"][split]["sha256"] == sha256_file(section / "labels" / f"{split}.csv")
+    """The repository's board: each section's dataset.json pins its committed labels files, and
+    every committed entry (of both tasks) recomputes from its stored predictions and labels."""
+    sections = sorted((REPO / "leaderboard" / "entries").glob("*/*@*"))
+    assert {s.parent.name for s in sections} == {"four-pattern", "residual-tissue"}
+    for section in sections:
+        info = json.loads((section / "dataset.json").read_text())
+        for split in ("internal", "external"):
+            assert info["splits"][split]["sha256"] == sha256_file(section / "labels" / f"{split}.csv")
     checked = recheck.load_checked(REPO / "leaderboard")
-    assert len(checked.entries) == 12 and checked.invalid == []
+    on_disk = sorted(p.parent.name for p in (REPO / "leaderboard" / "entries").glob("*/*/*/entry.json"))
+    assert sorted(s.entry_id for s in checked.entries) == on_disk and checked.invalid == []
+    assert len(on_disk) == 27  # 12 four-pattern + 15 residual-tissue baselines
 
 
 def test_recomputations_are_cached_by_content(lb, monkeypatch):
