@@ -17,7 +17,7 @@ import thyroid_bench
 
 PACKAGE = Path(thyroid_bench.__file__).parent
 STAGES = ("tasks", "data", "models", "evaluation", "harness", "leaderboard", "cli")
-SHARED = ("errors", "atomic", "hashing", "version", "bounds")
+SHARED = ("errors", "atomic", "hashing", "version", "bounds", "locking")
 MAX_FUNCTION_LINES = 100
 FOUR_PATTERN_NAMES = ("diffusely_increased", "diffusely_decreased", "focal_increased",
                       "heterogeneous_uptake")

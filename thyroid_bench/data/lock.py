@@ -16,23 +16,14 @@ dataset home can take it.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from filelock import FileLock, Timeout
-
 from thyroid_bench.errors import DatasetError
+from thyroid_bench.locking import folder_lock, lock_path
 
 __all__ = ["lock_path", "version_lock"]
-
-
-def lock_path(target: str | Path) -> Path:
-    """The lock file of a dataset version folder: ``.<version>.lock`` beside it (links
-    resolved, so two spellings of one home share one lock)."""
-    target = Path(target)
-    return target.parent.resolve() / f".{target.name}.lock"
 
 
 @contextmanager
@@ -41,22 +32,13 @@ def version_lock(target: str | Path, *, timeout: float | None = None) -> Iterato
 
     If another process holds it, a line on stderr names the lock and the wait begins: for
     ever (``timeout`` None; the lock dies with its holder) or ``timeout`` seconds, then a
-    :class:`DatasetError`. The folder holding ``target`` must exist.
+    :class:`DatasetError`.
     """
-    path = lock_path(target)
-    lock = FileLock(path)  # no explicit mode: created with the umask's
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        print(f"another thyroid-bench process is writing {target} (it holds the lock {path}); "
-              "waiting for it to finish", file=sys.stderr, flush=True)
-        try:
-            lock.acquire(timeout=-1 if timeout is None else timeout)
-        except Timeout:
-            raise DatasetError(f"{target}: another thyroid-bench process has been writing it for "
-                               f"over {timeout:.0f} s (lock {path}); run again when it has "
-                               "finished") from None
-    try:
+    def refuse(path: Path) -> DatasetError:
+        return DatasetError(f"{target}: another thyroid-bench process has been writing it for "
+                            f"over {timeout:.0f} s (lock {path}); run again when it has finished")
+
+    announce = (f"another thyroid-bench process is writing {target} (it holds the lock {{lock}}); "
+                "waiting for it to finish")
+    with folder_lock(target, timeout=timeout, refuse=refuse, announce=announce) as path:
         yield path
-    finally:
-        lock.release()

@@ -15,9 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from filelock import FileLock, Timeout
-
 from thyroid_bench.leaderboard.errors import LeaderboardError
+from thyroid_bench.locking import folder_lock, lock_path
 
 __all__ = ["LOCK_TIMEOUT_S", "lock_path", "writer_lock"]
 
@@ -25,27 +24,14 @@ __all__ = ["LOCK_TIMEOUT_S", "lock_path", "writer_lock"]
 LOCK_TIMEOUT_S = 600.0
 
 
-def lock_path(leaderboard: str | os.PathLike) -> Path:
-    """The lock file of a leaderboard folder: ``.<name>.lock`` beside it (symbolic links
-    resolved, so two spellings of one folder share one lock)."""
-    root = Path(leaderboard).resolve()
-    return root.parent / f".{root.name}.lock"
-
-
 @contextmanager
 def writer_lock(leaderboard: str | os.PathLike, *, timeout: float = LOCK_TIMEOUT_S) -> Iterator[Path]:
     """Hold the leaderboard folder's writer lock for the block (waiting up to ``timeout``
     seconds for another writer); :class:`LeaderboardError` if it stays held."""
-    path = lock_path(leaderboard)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(path, timeout=timeout)
-    try:
-        lock.acquire()
-    except Timeout:
-        raise LeaderboardError(f"{leaderboard}: another thyroid-bench process has been writing it "
-                               f"for over {timeout:.0f} s (lock {path}); try again when it has "
-                               "finished") from None
-    try:
+    def refuse(path: Path) -> LeaderboardError:
+        return LeaderboardError(f"{leaderboard}: another thyroid-bench process has been writing it "
+                                f"for over {timeout:.0f} s (lock {path}); try again when it has "
+                                "finished")
+
+    with folder_lock(leaderboard, timeout=timeout, refuse=refuse) as path:
         yield path
-    finally:
-        lock.release()
