@@ -57,3 +57,32 @@ def tiny_run_dataset(tmp_path_factory):
                                            "internal": make_rows("internal", 16, start=100),
                                            "external": make_rows("external", 16, start=200)},
                          root=root, provenance={"made_by": "tests"}, licence="cc0-1.0")
+
+
+def output_haystacks(folder) -> list[bytes]:
+    """Every byte of every file under ``folder``, plus every decoded parquet cell, the shards'
+    metadata and each PNG's text chunks (shards are compressed, so their bytes alone would hide
+    text): what a test searches for identifiers that must not be published."""
+    import io
+    from pathlib import Path
+
+    import pyarrow.parquet as pq
+    from PIL import Image
+
+    folder = Path(folder)
+    out = [f.read_bytes() for f in folder.rglob("*") if f.is_file()]
+    for shard in folder.rglob("*.parquet"):
+        table = pq.read_table(shard)
+        out.append(repr(table.schema.metadata).encode())
+        for column in table.column_names:
+            for value in table.column(column).to_pylist():
+                if isinstance(value, dict):  # an image struct: bytes + path
+                    out.append(repr(value.get("path")).encode())
+                    value = value.get("bytes")
+                if isinstance(value, bytes):
+                    out.append(value)
+                    with Image.open(io.BytesIO(value)) as im:
+                        out.append(repr(im.info).encode())
+                elif value is not None:
+                    out.append(str(value).encode())
+    return out

@@ -10,10 +10,10 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from conftest import output_haystacks
 from thyroid_bench.data.dicom.deid import Pseudonymizer
 from thyroid_bench.data.dicom.ingest import list_archive, prepare_dicom, read_archive, stratified_group_bins
 from thyroid_bench.data.dicom.report import organiser_report_path
@@ -211,28 +211,10 @@ def test_dataset_verifies(built):
     assert report.rows["external"] == 8
 
 
-def _haystacks(folder: Path) -> list[bytes]:
-    """Every byte of every file, plus every decoded parquet cell, PNG text chunk and metadata."""
-    out = [f.read_bytes() for f in folder.rglob("*") if f.is_file()]
-    for shard in (folder / "data").glob("*.parquet"):
-        table = pq.read_table(shard)
-        out.append(repr(table.schema.metadata).encode())
-        for column in table.column_names:
-            for value in table.column(column).to_pylist():
-                if isinstance(value, dict):  # the image struct: bytes + path
-                    out.append(repr(value.get("path")).encode())
-                    value = value.get("bytes")
-                if isinstance(value, bytes):
-                    out.append(value)
-                    with Image.open(io.BytesIO(value)) as im:
-                        out.append(repr(im.info).encode())
-                elif value is not None:
-                    out.append(str(value).encode())
-    return out
 
 
 def test_no_identifier_or_canary_anywhere_in_the_output(built):
-    hay = [h.lower() for h in _haystacks(built["path"])]
+    hay = [h.lower() for h in output_haystacks(built["path"])]
     planted = {p for p in built["planted"] if len(p) >= 4}
     assert any(built["archive"].studies[0].canary in p for p in planted)
     assert len(planted) > 200

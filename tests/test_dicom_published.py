@@ -8,12 +8,11 @@ import csv
 import io
 import os
 import stat
-from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 
+from conftest import output_haystacks
 from thyroid_bench.data.dicom.deid import Pseudonymizer
 from thyroid_bench.data.dicom.ingest import list_archive, prepare_dicom
 from thyroid_bench.data.dicom.report import AGE_CAP, organiser_report_path
@@ -65,26 +64,10 @@ def built(tmp_path_factory):
     return {"tmp": tmp, "archive": archive, "key": key, "path": path}
 
 
-def _haystacks(folder: Path) -> list[bytes]:
-    """Every byte of every file in the dataset folder, plus every decoded parquet cell (the
-    shards are compressed, so their bytes alone would hide text)."""
-    out = [f.read_bytes() for f in folder.rglob("*") if f.is_file()]
-    for shard in folder.rglob("*.parquet"):
-        table = pq.read_table(shard)
-        out.append(repr(table.schema.metadata).encode())
-        for column in table.column_names:
-            for value in table.column(column).to_pylist():
-                if isinstance(value, dict):
-                    out.extend(v if isinstance(v, bytes) else repr(v).encode() for v in value.values())
-                elif isinstance(value, bytes):
-                    out.append(value)
-                else:
-                    out.append(repr(value).encode())
-    return out
 
 
 def test_nothing_from_paths_or_header_text_is_published(built):
-    hay = [h.lower() for h in _haystacks(built["path"])]
+    hay = [h.lower() for h in output_haystacks(built["path"])]
     files = list_archive(built["archive"].root)
     components = {c.removesuffix(".dcm") for f in files for c in f.split("/")} - {"center1"}
     planted = {BIRTH, BIRTH_SPELLED, PATIENT_ID, PATIENT_ID_FOLDER, PHOTOMETRIC, "XYLOPH",

@@ -9,10 +9,9 @@ import io
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
-from PIL import Image
 
+from conftest import output_haystacks
 from thyroid_bench.data.dicom.deid import Pseudonymizer
 from thyroid_bench.data.dicom.ingest import list_archive, prepare_dicom, read_dicom_file
 from thyroid_bench.data.dicom.labels_csv import read_labels_csv
@@ -312,28 +311,10 @@ def test_dataset_verifies_and_counts_grades(built):
     assert manifest.provenance["labels_csv"]["grades_known"] is True
 
 
-def _haystacks(folder: Path) -> list[bytes]:
-    """Every byte of every file, plus every decoded parquet cell and PNG text chunk."""
-    out = [f.read_bytes() for f in folder.rglob("*") if f.is_file()]
-    for shard in (folder / "data").glob("*.parquet"):
-        table = pq.read_table(shard)
-        out.append(repr(table.schema.metadata).encode())
-        for column in table.column_names:
-            for value in table.column(column).to_pylist():
-                if isinstance(value, dict):
-                    out.append(repr(value.get("path")).encode())
-                    value = value.get("bytes")
-                if isinstance(value, bytes):
-                    out.append(value)
-                    with Image.open(io.BytesIO(value)) as im:
-                        out.append(repr(im.info).encode())
-                elif value is not None:
-                    out.append(str(value).encode())
-    return out
 
 
 def test_no_identifier_or_canary_anywhere_in_the_output(built):
-    hay = [h.lower() for h in _haystacks(built["path"])]
+    hay = [h.lower() for h in output_haystacks(built["path"])]
     planted = {p for p in built["archive"].planted() if len(p) >= 4}
     assert len(planted) > 150
     assert sorted(p for p in planted if any(p.lower().encode() in h for h in hay)) == []
