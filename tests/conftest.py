@@ -86,3 +86,15 @@ def output_haystacks(folder) -> list[bytes]:
                 elif value is not None:
                     out.append(str(value).encode())
     return out
+
+
+def assert_modes_follow_umask(path, umask: int) -> None:
+    """Every folder (0777) and file (0666) of dataset folder ``path``, and its parent, has the
+    mode ``umask`` leaves."""
+    import stat
+
+    entries = [path.parent, path, *path.rglob("*")]
+    assert len(entries) > 6
+    for p in entries:
+        want = (0o777 if p.is_dir() else 0o666) & ~umask
+        assert stat.S_IMODE(p.stat().st_mode) == want, (p, oct(p.stat().st_mode))

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 import thyroid_bench.data.format as fmt
+from conftest import assert_modes_follow_umask
 from thyroid_bench.data.dicom import ingest
 from thyroid_bench.data.dicom.ingest import prepare_dicom
 from thyroid_bench.data.verify import verify_dataset
@@ -170,9 +171,5 @@ def test_a_prepared_dicom_dataset_follows_the_umask_but_the_key(world, tmp_path,
         path = _run(root, home=tmp_path / "home", key_file=tmp_path / "keys" / "k.key")
     finally:
         os.umask(old)
-    entries = [path.parent, path, *path.rglob("*")]
-    assert len(entries) > 6
-    for p in entries:
-        want = (0o777 if p.is_dir() else 0o666) & ~umask
-        assert stat.S_IMODE(p.stat().st_mode) == want, (p, oct(p.stat().st_mode))
+    assert_modes_follow_umask(path, umask)
     assert stat.S_IMODE((tmp_path / "keys" / "k.key").stat().st_mode) == 0o600  # on purpose

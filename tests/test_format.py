@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import make_rows
+from conftest import assert_modes_follow_umask, make_rows
 from thyroid_bench.cli import main
 from thyroid_bench.data import format as fmt
 from thyroid_bench.errors import DatasetError, VerificationError
@@ -451,8 +450,4 @@ def test_dataset_files_and_folders_follow_the_umask(tiny_splits, tmp_path, umask
         path = _write(tiny_splits, tmp_path)
     finally:
         os.umask(old)
-    entries = [path.parent, path, *path.rglob("*")]
-    assert len(entries) > 6
-    for p in entries:
-        want = (0o777 if p.is_dir() else 0o666) & ~umask
-        assert stat.S_IMODE(p.stat().st_mode) == want, (p, oct(p.stat().st_mode))
+    assert_modes_follow_umask(path, umask)
