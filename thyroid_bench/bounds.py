@@ -11,6 +11,8 @@ set for every string. They are declared here once, as pydantic types the entry s
 - :data:`Label`: one line of text (submitter, run id, environment, weights): any printable
   character, but no control character, no line break and no bidirectional override or
   invisible formatting character; at most :data:`LABEL_MAX` characters.
+- :data:`URL`: a link (code, weights): ``http(s)://`` and the characters of RFC 3986 but
+  the quote ``'`` (so it cannot end an HTML attribute), at most :data:`LABEL_MAX` characters.
 - :data:`JSONValue`: a free-form value (metrics, model selection): ``null``, a boolean, an
   integer within ±:data:`MAX_INT`, a finite number within ±:data:`MAX_NUMBER`, a string of
   at most :data:`TEXT_MAX` characters without control characters, or a list / object of
@@ -33,7 +35,7 @@ from pydantic import AfterValidator, Field, WithJsonSchema
 
 __all__ = [
     "NAME_MAX", "LABEL_MAX", "TEXT_MAX", "MAX_INT", "MAX_NUMBER", "MAX_ITEMS", "MAX_DEPTH",
-    "SEED_MAX", "NAME_PATTERN", "LABEL_PATTERN", "UNSAFE_CHARS", "Name", "Label", "JSONValue",
+    "SEED_MAX", "NAME_PATTERN", "LABEL_PATTERN", "URL_PATTERN", "URL", "UNSAFE_CHARS", "Name", "Label", "JSONValue",
     "StrictJSONError", "loads_strict", "check_json_value", "strip_unsafe", "escape_unsafe",
 ]
 
@@ -63,6 +65,10 @@ _UNSAFE = re.compile(f"[{UNSAFE_CHARS}]")
 
 Name = Annotated[str, Field(min_length=1, max_length=NAME_MAX, pattern=NAME_PATTERN)]
 Label = Annotated[str, Field(max_length=LABEL_MAX, pattern=LABEL_PATTERN)]
+#: A link shown on the pages: http(s), no space, quote or angle bracket (nothing that can end
+#: an HTML attribute or open a tag), at most :data:`LABEL_MAX` characters.
+URL_PATTERN = r"^https?://[A-Za-z0-9._~:/?#\[\]@!$&()*+,;=%-]+$"
+URL = Annotated[str, Field(max_length=LABEL_MAX, pattern=URL_PATTERN)]
 
 
 class StrictJSONError(ValueError):

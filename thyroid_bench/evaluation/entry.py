@@ -27,7 +27,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator,
+                      model_validator)
 
 from thyroid_bench.atomic import atomic_write_text
 from thyroid_bench.bounds import (
@@ -192,12 +193,30 @@ class Entry(_Strict):
                                              description="model selection on train fold 0: best epoch, score")
     metrics: dict[Name, _SplitMetrics] = Field(max_length=8, description="metrics.evaluate() per split")
     predictions: dict[Name, PredictionsFile] = Field(max_length=8)
-    environment: Environment
+    environment: Environment | None = Field(default=None, description="software and hardware of "
+                                            "the run; required when origin is 'harness'")
     wall_time_s: float = Field(ge=0, le=MAX_WALL_TIME_S, allow_inf_nan=False,
                                description="training plus evaluation, seconds")
     submitter: Label = Field(min_length=1)
     date: datetime = Field(strict=False, description="UTC time the run finished (a time without "
                            "a time zone is read as UTC)")
+    origin: Literal["harness", "external"] = Field(
+        default="harness", description="'harness': trained and evaluated by `thyroid-bench run`; "
+        "'external': predictions made elsewhere, turned into an entry by `thyroid-bench entry new` "
+        "(training not done, nor reproducible, by the harness)")
+    checkpoint_sha256: str | None = Field(
+        default=None, pattern=_SHA256, description="SHA-256 of the run's model.safetensors (the "
+        "checkpoint stays out of the leaderboard; a reproduction check takes the run folder)")
+    training_data: Label | None = Field(default=None, description="what the model was trained on, "
+                                        "in the submitter's words (external entries)")
+    notes: Label | None = Field(default=None, description="free text from the submitter")
+
+    @model_validator(mode="after")
+    def _harness_environment(self) -> "Entry":
+        """A harness run records its environment (an external entry may not know it)."""
+        if self.origin == "harness" and self.environment is None:
+            raise ValueError("environment: required for an entry of origin 'harness'")
+        return self
 
     @field_validator("date")
     @classmethod

@@ -675,6 +675,8 @@ def _write_results(plan: _Plan, run_dir: Path, threads: int, pretrained: _Pretra
         environment=env, wall_time_s=round(wall, 1),
         submitter=plan.submitter or os.environ.get("THYROID_BENCH_SUBMITTER") or "anonymous",
         date=finished.replace(microsecond=0),
+        checkpoint_sha256=sha256_file(plan.checkpoint if plan.eval_only and plan.checkpoint
+                                      else run_dir / "model.safetensors"),
     )
     write_entry(run_dir / "entry.json", entry)
     log(f"finished in {wall:.0f} s (evaluation {ev.seconds:.0f} s): {run_dir}")

@@ -390,6 +390,8 @@ def hardware(sec: Section) -> list[tuple[str, list[str]]]:
     for g in sec.groups:
         for s in g.entries:
             env = s.entry.environment
+            if env is None:
+                continue
             text = (f"{env.device_name} ({env.device}, {env.num_threads} thread"
                     f"{'s' if env.num_threads != 1 else ''}, deterministic "
                     f"{'on' if env.deterministic else 'off'}, AMP {'on' if env.amp else 'off'}); "

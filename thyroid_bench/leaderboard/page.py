@@ -130,7 +130,7 @@ def _seed_table(g: Group, task: Task) -> str:
         beside = "".join(f"<td>{d.e(d.value_text(m[main.split].get(f), f))}</td>" for f in figures.beside)
         rows.append(
             f"<tr><td>{s.entry.seed}{mark}</td>{scores}{beside}"
-            f"<td>{s.entry.wall_time_s:.0f} s</td><td>{d.e(s.entry.environment.device_name)}</td>"
+            f"<td>{s.entry.wall_time_s:.0f} s</td><td>{d.e(s.entry.environment.device_name if s.entry.environment else 'external')}</td>"
             f"<td>{d.e(s.entry.submitter)}</td><td>{d.e(s.entry.date.strftime('%Y-%m-%d %H:%M'))}</td>"
             f'<td><a href="{d.e(s.rel)}/entry.json">{d.e(s.entry_id)}</a></td></tr>')
     return (f'<div><h3>Seeds (each with its {CI_LEVEL:.0%} bootstrap CI), %</h3><table class="small">'

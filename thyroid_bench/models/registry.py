@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from thyroid_bench.bounds import Label, Name
+from thyroid_bench.bounds import URL, Label, Name
 from thyroid_bench.errors import ThyroidBenchError
 
 __all__ = [
@@ -62,6 +62,10 @@ class ModelMeta(BaseModel):
                                        "for pretrained ones, e.g. 'timm/densenet169.tv_in1k'")
     licence: Label | None = Field(default=None, description="licence of the architecture / weights")
     description: Label = ""
+    kind: Literal["model", "human reader"] = Field(
+        default="model", description="'model': an algorithm; 'human reader': a person's reads")
+    code_url: URL | None = Field(default=None, description="where the model's code is (https)")
+    weights_url: URL | None = Field(default=None, description="where its trained weights are (https)")
 
 
 @dataclass(frozen=True)
