@@ -98,3 +98,14 @@ def assert_modes_follow_umask(path, umask: int) -> None:
     for p in entries:
         want = (0o777 if p.is_dir() else 0o666) & ~umask
         assert stat.S_IMODE(p.stat().st_mode) == want, (p, oct(p.stat().st_mode))
+
+
+def fuzz_settings(examples: int):
+    """Hypothesis settings of the fuzz tests: ``examples`` inputs, derandomized (the same inputs
+    on every run, so the suite is reproducible); ``THYROID_BENCH_FUZZ_EXAMPLES=N`` instead tries
+    N fresh random inputs per test, to explore."""
+    from hypothesis import HealthCheck, settings
+
+    explore = int(os.environ.get("THYROID_BENCH_FUZZ_EXAMPLES", "0"))
+    return settings(max_examples=explore or examples, derandomize=not explore, deadline=None,
+                    database=None, suppress_health_check=list(HealthCheck))

@@ -31,9 +31,17 @@ from thyroid_bench.tasks import (
     register_task,
     unregister_task,
 )
-from thyroid_bench.testing.dicom_writer import CANARY_PREFIX, make_identity, write_archive
+from thyroid_bench.testing.dicom_writer import (
+    CANARY_PREFIX,
+    FILLER_CENTERS,
+    filler_rows,
+    make_identity,
+    write_archive,
+)
 
 SEED = 11
+#: Studies filler_rows() adds to a small archive so that every split and fold has one.
+FILL = len(filler_rows())
 SR_TEXT = "ZZCANARYZZSRTEXT"
 FOUR = get_task("four-pattern")
 # A two-class task defined here alone: ingestion must need no change to serve it.
@@ -154,6 +162,19 @@ def _table(path: Path):
         t["split"] = split
         frames.append(t)
     return pd.concat(frames, ignore_index=True)
+
+
+def _own(table):
+    """The rows of a test's own studies, without filler_rows()."""
+    return table[~table["center"].isin(FILLER_CENTERS)].reset_index(drop=True)
+
+
+def _filler_into(archive: Path):
+    """filler_rows() written as DICOM files under ``<archive>/filler/`` (their labels CSV
+    outside it); returns the written archive (paths relative to ``filler/``)."""
+    filler = write_archive(archive.parent / "filler-src" / "filler", filler_rows())
+    shutil.copytree(filler.root, archive / "filler")
+    return filler
 
 
 def _rejected(path: Path, key_file: Path) -> list[dict]:
@@ -321,26 +342,28 @@ def test_realistic_technical_values_are_reported(tmp_path):
     rows = [{"image": _image(rng, 8), "label": i % 4, "patient": f"p{i}"} for i in range(6)]
     name = make_identity(0, "p5", "center1").patient_name
     rows[5]["overrides"] = {"ManufacturerModelName": f"Gammascope {name}"}
-    archive = write_archive(tmp_path / "a", rows, canary_technical=False)
+    archive = write_archive(tmp_path / "a", rows + filler_rows(), canary_technical=False)
     out = prepare_dicom(dicom_dir=archive.root, labels=archive.labels_csv, name="tech",
-                        version="1.0.0", key_file=tmp_path / "k", home=tmp_path / "h", workers=1)
+                        version="1.0.0", key_file=tmp_path / "k", home=tmp_path / "h", workers=1,
+                        external_centers=[FILLER_CENTERS[1]])
     tech = read_manifest(out).provenance["technical"]
-    assert tech["manufacturers"] == {"ACME Medical Systems": 6}
-    assert tech["models"] == {"Gammascope 3000": 5, "[rare values withheld]": 1}
-    assert tech["collimators"] == {"LEHR": 6}
+    assert tech["manufacturers"] == {"ACME Medical Systems": 6 + FILL}
+    assert tech["models"] == {"Gammascope 3000": 5 + FILL, "[rare values withheld]": 1}
+    assert tech["collimators"] == {"LEHR": 6 + FILL}
 
 
 def test_burned_in_annotation_is_ingested_only_when_allowed(tmp_path):
     rng = np.random.default_rng(5)
     rows = [{"image": _image(rng, 8), "label": i % 4, "patient": f"p{i}",
              "overrides": {"BurnedInAnnotation": "YES"} if i == 0 else {}} for i in range(5)]
-    archive = write_archive(tmp_path / "a", rows)
+    archive = write_archive(tmp_path / "a", rows + filler_rows())
     common = dict(dicom_dir=archive.root, labels=archive.labels_csv, name="burn",
-                  key_file=tmp_path / "k", home=tmp_path / "h", workers=1)
+                  key_file=tmp_path / "k", home=tmp_path / "h", workers=1,
+                  external_centers=[FILLER_CENTERS[1]])
     refused = prepare_dicom(version="1.0.0", **common)
     allowed = prepare_dicom(version="1.0.1", allow_burned_in=True, **common)
-    assert len(_table(refused)) == 4 and len(_rejected(refused, tmp_path / "k")) == 1
-    assert len(_table(allowed)) == 5 and _rejected(allowed, tmp_path / "k") == []
+    assert len(_own(_table(refused))) == 4 and len(_rejected(refused, tmp_path / "k")) == 1
+    assert len(_own(_table(allowed))) == 5 and _rejected(allowed, tmp_path / "k") == []
     assert read_manifest(allowed).provenance["burned_in_allowed"] is True
 
 
@@ -350,10 +373,11 @@ def test_same_pixel_sum_is_not_a_duplicate(tmp_path):
     rows = [{"image": image, "label": 0, "patient": "a"},
             {"image": image[::-1].copy(), "label": 1, "patient": "b"},  # same sum, other pixels
             {"image": image.copy(), "label": 2, "patient": "c"}]        # the same pixels
-    archive = write_archive(tmp_path / "a", rows)
+    archive = write_archive(tmp_path / "a", rows + filler_rows())
     out = prepare_dicom(dicom_dir=archive.root, labels=archive.labels_csv, name="dups",
-                        version="1.0.0", key_file=tmp_path / "k", home=tmp_path / "h", workers=1)
-    assert sorted(_table(out)["label"]) == [0, 1]
+                        version="1.0.0", key_file=tmp_path / "k", home=tmp_path / "h", workers=1,
+                        external_centers=[FILLER_CENTERS[1]])
+    assert sorted(_own(_table(out))["label"]) == [0, 1]
     assert [(r["file"], r["reason"]) for r in _rejected(out, tmp_path / "k")] == [
         (archive.studies[2].path, "duplicate image: identical pixels to the study of labels line 2")]
 
@@ -397,10 +421,11 @@ def test_another_tasks_archive_is_labelled_counted_and_stratified_by_its_classes
 
 
 # --------------------------------------------------------------------------- errors
-def _small_archive(tmp_path, n=4):
+def _small_archive(tmp_path, n=4, fill=False):
+    """``n`` studies at centre 1 (with ``fill``, filler_rows() after them)."""
     rng = np.random.default_rng(9)
     rows = [{"image": _image(rng, 8), "label": i % 4, "patient": f"p{i}"} for i in range(n)]
-    return write_archive(tmp_path / "a", rows)
+    return write_archive(tmp_path / "a", rows + (filler_rows() if fill else []))
 
 
 def test_labels_naming_missing_files_or_unknown_uids_are_errors(tmp_path):
@@ -418,15 +443,16 @@ def test_labels_naming_missing_files_or_unknown_uids_are_errors(tmp_path):
 
 
 def test_labels_by_sop_instance_uid(tmp_path):
-    archive = _small_archive(tmp_path)
+    archive = _small_archive(tmp_path, fill=True)
     with open(tmp_path / "uid.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["sop_instance_uid", "label", "center"])
-        for s in archive.studies[:3]:
-            w.writerow([s.uids[2], s.label, "center1"])
+        for s in archive.studies[:3] + archive.studies[4:]:  # the fourth study unlabelled
+            w.writerow([s.uids[2], s.label, s.center])
     out = prepare_dicom(dicom_dir=archive.root, labels=tmp_path / "uid.csv", name="x",
-                        version="1.0.0", key_file=tmp_path / "k", home=tmp_path / "h", workers=1)
-    assert len(_table(out)) == 3
+                        version="1.0.0", key_file=tmp_path / "k", home=tmp_path / "h", workers=1,
+                        external_centers=[FILLER_CENTERS[1]])
+    assert len(_own(_table(out))) == 3
     assert [r["reason"] for r in _rejected(out, tmp_path / "k")] == ["no label row"]
 
 
@@ -461,15 +487,19 @@ def test_every_local_pydicom_test_file_is_ingested_or_rejected(tmp_path):
     shutil.copytree(root, tmp_path / "a", ignore=shutil.ignore_patterns("*.py", "__pycache__"))
     rels = list_archive(tmp_path / "a")
     assert len(rels) == len(files)
+    # pydicom's files alone make no study, which is refused (tests/test_sizes.py): add some
+    filler = _filler_into(tmp_path / "a")
     with open(tmp_path / "labels.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["path", "label", "center"])
         w.writerows([rel, "III", "c1"] for rel in rels)
+        w.writerows([f"filler/{s.path}", s.label, s.center] for s in filler.studies)
     out = prepare_dicom(dicom_dir=tmp_path / "a", labels=tmp_path / "labels.csv", name="pydicom-files",
-                        version="1.0.0", key_file=tmp_path / "k", home=tmp_path / "h", workers=2)
+                        version="1.0.0", key_file=tmp_path / "k", home=tmp_path / "h", workers=2,
+                        external_centers=[FILLER_CENTERS[1]])
     rejected = _rejected(out, tmp_path / "k")
     ingested = sum(len(read_split(out, s)) for s in ("train", "internal", "external"))
-    assert ingested + len(rejected) == len(files)
+    assert ingested + len(rejected) == len(files) + FILL
     assert all(r["reason"].strip() for r in rejected)
     reasons = {r["file"]: r["reason"] for r in rejected}
     pseud = Pseudonymizer((tmp_path / "k").read_bytes())
@@ -507,11 +537,15 @@ def test_pydicom_images_rebadged_as_nm_exercise_every_decoder(tmp_path):
         ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
         ds.Modality, ds.PatientID = "NM", f"ID{i:04d}"
         ds.save_as(tmp_path / "a" / name)
-    (tmp_path / "labels.csv").write_text("path,label,center\n" + "".join(f"{n},I,c1\n" for n in names))
+    filler = _filler_into(tmp_path / "a")
+    (tmp_path / "labels.csv").write_text("path,label,center\n" + "".join(f"{n},I,c1\n" for n in names)
+                                         + "".join(f"filler/{s.path},{s.label},{s.center}\n"
+                                                   for s in filler.studies))
     out = prepare_dicom(dicom_dir=tmp_path / "a", labels=tmp_path / "labels.csv", name="rebadged",
-                        version="1.0.0", key_file=tmp_path / "k", home=tmp_path / "h", workers=1)
+                        version="1.0.0", key_file=tmp_path / "k", home=tmp_path / "h", workers=1,
+                        external_centers=[FILLER_CENTERS[1]])
     reasons = {r["file"]: r["reason"] for r in _rejected(out, tmp_path / "k")}
-    table = _table(out)
+    table = _own(_table(out))
     decodable = [n for n in names if n.startswith("MR_small") and "jpeg_ls" not in n]
     # The same pixels through every decoder: one is kept, the others are duplicates of it.
     assert len(table) == 1
@@ -579,17 +613,18 @@ def test_read_archive_parallel_equals_serial(built):
 def test_cli_prepare_dicom_then_verify(tmp_path, capsys):
     from thyroid_bench.cli import main
 
-    archive = _small_archive(tmp_path, n=12)
+    archive = _small_archive(tmp_path, n=12, fill=True)
     (archive.root / "notes.txt").write_text("not an image")
     (archive.root / "gone.dcm").symlink_to(archive.root / "missing.dcm")  # a broken link
     (archive.root / "linked").symlink_to(archive.root / "center1")        # a link to a folder
     home = tmp_path / "home"
     rc = main(["prepare", "--source", "dicom", "--dicom-dir", str(archive.root), "--labels",
                str(archive.labels_csv), "--name", "cli-test", "--version", "1.0.0", "--key-file",
-               str(tmp_path / "keys" / "k.key"), "--home", str(home)])
+               str(tmp_path / "keys" / "k.key"), "--home", str(home),
+               "--external-center", FILLER_CENTERS[1]])
     out = capsys.readouterr().out
     assert rc == 0
-    assert "15 files seen = 12 ingested + 3 rejected" in out
+    assert f"{15 + FILL} files seen = {12 + FILL} ingested + 3 rejected" in out
     assert "rejected, not a regular file: 1" in out and "rejected, a link to a folder: 1" in out
     assert "created a new pseudonym key" in out
     report = tmp_path / "keys" / "rejected-cli-test-1.0.0.csv"  # beside the key, real paths

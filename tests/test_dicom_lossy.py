@@ -25,7 +25,7 @@ from thyroid_bench.data.dicom.lossy import (
 )
 from thyroid_bench.data.dicom.report import organiser_report_path
 from thyroid_bench.data.shards import read_split
-from thyroid_bench.testing.dicom_writer import write_archive
+from thyroid_bench.testing.dicom_writer import FILLER_CENTERS, filler_rows, write_archive
 
 J2K = "1.2.840.10008.1.2.4.91"            # JPEG 2000 (lossless or lossy)
 J2K_LOSSLESS = "1.2.840.10008.1.2.4.90"   # "lossless only": the codestream is checked anyway
@@ -134,7 +134,7 @@ def test_an_irreversible_jpeg2000_file_is_rejected_and_a_reversible_one_kept(tmp
     rng = np.random.default_rng(8)
     images = [rng.poisson(300.0, (32, 32)).astype(np.uint16) for _ in range(3)]
     archive = write_archive(tmp_path / "a", [{"image": im, "label": i, "patient": f"p{i}"}
-                                             for i, im in enumerate(images)])
+                                             for i, im in enumerate(images)] + filler_rows())
     encoded = {}
     for study, irreversible in zip(archive.studies[:2], (True, False)):
         buf = io.BytesIO()
@@ -148,12 +148,14 @@ def test_an_irreversible_jpeg2000_file_is_rejected_and_a_reversible_one_kept(tmp
     decoded = np.asarray(Image.open(io.BytesIO(encoded[lossy.path]))).astype(int)
     assert np.abs(decoded - lossy.image.astype(int)).max() > 0
     out = prepare_dicom(dicom_dir=archive.root, labels=archive.labels_csv, name="j2k",
-                        version="1.0.0", key_file=tmp_path / "k", home=tmp_path / "h", workers=1)
+                        version="1.0.0", key_file=tmp_path / "k", home=tmp_path / "h", workers=1,
+                        external_centers=[FILLER_CENTERS[1]])
     report = organiser_report_path(tmp_path / "k", "j2k", "1.0.0")
     reasons = {r["file"]: r["reason"] for r in csv.DictReader(io.StringIO(report.read_text()))}
     assert reasons == {lossy.path: J2K_IRREVERSIBLE}
     totals = sorted(int(t) for s in ("train", "internal", "external")
-                    for t in read_split(out, s)["total_counts"])
+                    for t, c in zip(read_split(out, s)["total_counts"], read_split(out, s)["center"])
+                    if c not in FILLER_CENTERS)
     assert totals == sorted(int(im.sum()) for im in images[1:])  # the reversible file, bit-exact
 
 
@@ -161,9 +163,10 @@ def test_the_lossy_flag_alone_rejects(tmp_path):
     rng = np.random.default_rng(9)
     rows = [{"image": rng.poisson(5.0, (8, 8)).astype(np.uint16), "label": i, "patient": f"p{i}",
              "overrides": {"LossyImageCompression": "01"} if i == 0 else {}} for i in range(3)]
-    archive = write_archive(tmp_path / "a", rows)
+    archive = write_archive(tmp_path / "a", rows + filler_rows())
     prepare_dicom(dicom_dir=archive.root, labels=archive.labels_csv, name="flag", version="1.0.0",
-                  key_file=tmp_path / "k", home=tmp_path / "h", workers=1)
+                  key_file=tmp_path / "k", home=tmp_path / "h", workers=1,
+                  external_centers=[FILLER_CENTERS[1]])
     report = organiser_report_path(tmp_path / "k", "flag", "1.0.0")
     reasons = [r["reason"] for r in csv.DictReader(io.StringIO(report.read_text()))]
     assert reasons == [LOSSY_FLAG]

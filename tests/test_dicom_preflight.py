@@ -26,7 +26,7 @@ from thyroid_bench.data.dicom.ingest import prepare_dicom
 from thyroid_bench.data.verify import verify_dataset
 from thyroid_bench.errors import DatasetError, ThyroidBenchError
 from thyroid_bench.testing.as_user import SKIP_REASON, can_drop_privileges, run_as_user, shared_temp_dir
-from thyroid_bench.testing.dicom_writer import write_archive
+from thyroid_bench.testing.dicom_writer import FILLER_CENTERS, filler_rows, write_archive
 
 as_nobody = pytest.mark.skipif(not can_drop_privileges(), reason=SKIP_REASON)
 
@@ -40,7 +40,7 @@ def world():
     rng = np.random.default_rng(5)
     rows = [{"image": rng.poisson(6.0, (8, 8)).astype(np.uint16), "label": i % 4,
              "patient": f"p{i}"} for i in range(4)]
-    archive = write_archive(root / "a", rows)
+    archive = write_archive(root / "a", rows + filler_rows())
     for dirpath, dirnames, filenames in os.walk(root):
         for d in dirnames:
             os.chmod(Path(dirpath) / d, 0o755)
@@ -53,7 +53,8 @@ def world():
 
 def _run(root: Path, **options) -> Path:
     args = dict(dicom_dir=root / "a", labels=root / "labels.csv", name="pre", version="1.0.0",
-                key_file=root / "keys" / "k.key", home=root / "home", workers=1)
+                key_file=root / "keys" / "k.key", home=root / "home", workers=1,
+                external_centers=[FILLER_CENTERS[1]])
     args.update(options)
     return prepare_dicom(**args)
 
@@ -154,7 +155,8 @@ def test_a_full_disk_is_one_line_and_the_old_version_survives(world, tmp_path, m
 
     rc = main(["prepare", "--source", "dicom", "--dicom-dir", str(root / "a"), "--labels",
                str(root / "labels.csv"), "--name", "pre", "--version", "1.0.0", "--key-file",
-               str(tmp_path / "k.key"), "--home", str(home), "--force", "--workers", "1"])
+               str(tmp_path / "k.key"), "--home", str(home), "--force", "--workers", "1",
+               "--external-center", FILLER_CENTERS[1]])
     err_text = capsys.readouterr().err
     assert rc == 2 and "Traceback" not in err_text
     lines = [line for line in err_text.splitlines() if "error:" in line]

@@ -18,7 +18,7 @@ from thyroid_bench.data.dicom.ingest import list_archive, prepare_dicom
 from thyroid_bench.data.dicom.report import AGE_CAP, organiser_report_path
 from thyroid_bench.data.manifest import read_manifest
 from thyroid_bench.data.shards import read_split
-from thyroid_bench.testing.dicom_writer import write_archive
+from thyroid_bench.testing.dicom_writer import FILLER_CENTERS, filler_rows, write_archive
 
 pytestmark = pytest.mark.filterwarnings("ignore:The value length")
 
@@ -55,12 +55,13 @@ def _rows() -> list[dict]:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("published")
-    archive = write_archive(tmp / "archive", _rows(), canary_technical=False)
+    archive = write_archive(tmp / "archive", _rows() + filler_rows(), canary_technical=False)
     with open(os.path.join(os.fsencode(archive.root), ODD_NAME), "wb") as fh:
         fh.write(b"not a DICOM file")
     key = tmp / "keys" / "pseudonym.key"
     path = prepare_dicom(dicom_dir=archive.root, labels=archive.labels_csv, name="published",
-                         version="1.0.0", key_file=key, home=tmp / "home", workers=1)
+                         version="1.0.0", key_file=key, home=tmp / "home", workers=1,
+                         external_centers=[FILLER_CENTERS[1]])
     return {"tmp": tmp, "archive": archive, "key": key, "path": path}
 
 
@@ -69,7 +70,8 @@ def built(tmp_path_factory):
 def test_nothing_from_paths_or_header_text_is_published(built):
     hay = [h.lower() for h in output_haystacks(built["path"])]
     files = list_archive(built["archive"].root)
-    components = {c.removesuffix(".dcm") for f in files for c in f.split("/")} - {"center1"}
+    components = {c.removesuffix(".dcm") for f in files for c in f.split("/")} - {"center1",
+                                                                                 *FILLER_CENTERS}
     planted = {BIRTH, BIRTH_SPELLED, PATIENT_ID, PATIENT_ID_FOLDER, PHOTOMETRIC, "XYLOPH",
                "QUIRINA", "scan", "colourful", "export"}
     planted |= {c for c in components if len(c) >= 4 and not c.isdigit()}
@@ -115,12 +117,14 @@ def test_organiser_report_lives_beside_the_key_outside_the_dataset(built, capsys
 def test_free_text_is_checked_before_it_is_shortened(built):
     tech = read_manifest(built["path"]).provenance["technical"]
     # Six patients share the manufacturer text, but it ends with a patient's name: withheld.
-    assert tech["manufacturers"] == {"[rare values withheld]": 6}
+    assert tech["manufacturers"] == {"[rare values withheld]": 6,
+                                     "ACME Medical Systems": len(filler_rows())}
 
 
 def test_ages_above_89_are_stored_as_90_unless_kept(built):
     ages = sorted(int(a) for s in ("train", "internal", "external")
-                  for a in read_split(built["path"], s)["age"].dropna())
+                  for a, c in zip(read_split(built["path"], s)["age"], read_split(built["path"], s)["center"])
+                  if c not in FILLER_CENTERS and a == a)
     assert ages == [40, 42, 43, 44, 45, AGE_CAP]
     prov = read_manifest(built["path"]).provenance["pseudonymisation"]
     assert prov["ages_over_89"] == "stored as 90 (HIPAA Safe Harbor)"
@@ -128,7 +132,8 @@ def test_ages_above_89_are_stored_as_90_unless_kept(built):
     assert "ages above 89 are stored as 90" in card
     kept = prepare_dicom(dicom_dir=built["archive"].root, labels=built["archive"].labels_csv,
                          name="published", version="1.0.1", key_file=built["key"],
-                         home=built["tmp"] / "home", workers=1, keep_ages_over_89=True)
+                         home=built["tmp"] / "home", workers=1, keep_ages_over_89=True,
+                         external_centers=[FILLER_CENTERS[1]])
     ages = sorted(int(a) for s in ("train", "internal", "external")
                   for a in read_split(kept, s)["age"].dropna())
     assert ages[-1] == 95

@@ -31,7 +31,13 @@ from thyroid_bench.data.synthetic.residual import CAMERAS
 from thyroid_bench.data.verify import verify_dataset
 from thyroid_bench.errors import DatasetError
 from thyroid_bench.tasks import UNKNOWN_GRADE, get_task
-from thyroid_bench.testing.dicom_writer import CANARY_PREFIX, sweep_phantom, write_archive
+from thyroid_bench.testing.dicom_writer import (
+    CANARY_PREFIX,
+    FILLER_CENTERS,
+    filler_rows,
+    sweep_phantom,
+    write_archive,
+)
 
 SEED = 23
 TASK = get_task("residual-tissue")
@@ -402,10 +408,12 @@ def test_awkward_archives_account_for_every_file_with_a_reason(tmp_path):
         "two patients": [dict(r, patient=f"pt-{r['view']}")
                          for r in pair("mixed", [_static(rng, 32), _static(rng, 32)])],
     }
-    rows = good + [r for group in awkward.values() for r in group]
+    fill = filler_rows(TASK)  # two-view studies enough for every split and fold
+    rows = good + [r for group in awkward.values() for r in group] + fill
     archive = write_archive(tmp_path / "archive", rows, seed=SEED, task=TASK, label_column="grade")
     path = prepare_dicom(dicom_dir=archive.root, labels=archive.labels_csv, name="awkward",
-                         version="1.0.0", key_file=tmp_path / "k.key", external_centers=["center2"],
+                         version="1.0.0", key_file=tmp_path / "k.key",
+                         external_centers=["center2", FILLER_CENTERS[1]],
                          home=tmp_path / "home", workers=1, task="residual-tissue")
     rejected = _rejected(path, tmp_path / "k.key")
     reasons = {s.path: rejected.get(s.path) for s in archive.studies}
@@ -422,5 +430,5 @@ def test_awkward_archives_account_for_every_file_with_a_reason(tmp_path):
     assert all("name different patients" in r for r in by_group["two patients"])
     ingest = read_manifest(path).provenance["ingest"]
     assert (ingest["files_seen"], ingest["ingested"], ingest["rejected"], ingest["studies"]) == \
-        (len(rows), 10, len(rows) - 10, 5)
-    assert len(_table(path)) == 5 and verify_dataset(path).ok
+        (len(rows), 10 + len(fill), len(rows) - 10 - len(fill), 5 + len(fill) // 2)
+    assert len(_table(path)) == 5 + len(fill) // 2 and verify_dataset(path).ok

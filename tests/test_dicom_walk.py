@@ -24,7 +24,9 @@ from thyroid_bench.data.dicom.ingest import prepare_dicom
 from thyroid_bench.data.dicom.walk import walk_archive
 from thyroid_bench.errors import DatasetError, printable
 from thyroid_bench.testing.as_user import SKIP_REASON, can_drop_privileges, run_as_user, shared_temp_dir
-from thyroid_bench.testing.dicom_writer import write_archive
+from thyroid_bench.testing.dicom_writer import FILLER_CENTERS, filler_rows, write_archive
+
+FILL = len(filler_rows())  # studies added so that every split and fold has one
 
 as_nobody = pytest.mark.skipif(not can_drop_privileges(), reason=SKIP_REASON)
 
@@ -175,7 +177,7 @@ def _archive(shared: Path):
     rng = np.random.default_rng(3)
     rows = [{"image": rng.poisson(6.0, (8, 8)).astype(np.uint16), "label": i % 4,
              "patient": f"p{i}"} for i in range(6)]
-    archive = write_archive(shared / "a", rows)
+    archive = write_archive(shared / "a", rows + filler_rows())
     hidden = archive.root / "hidden"
     hidden.mkdir()
     text = archive.labels_csv.read_text()
@@ -195,7 +197,7 @@ def _archive(shared: Path):
 def _prepare(shared: Path, skip: bool, home: str = "home") -> dict:
     path = prepare_dicom(dicom_dir=shared / "a", labels=shared / "labels.csv", name="walk",
                          version="1.0.0", key_file=shared / home / "k.key", home=shared / home,
-                         workers=1, skip_unreadable=skip)
+                         workers=1, skip_unreadable=skip, external_centers=[FILLER_CENTERS[1]])
     return json.loads((path / "manifest.json").read_text())["provenance"]["ingest"]
 
 
@@ -205,7 +207,7 @@ def test_a_folder_that_cannot_be_listed_stops_the_run_or_is_rejected(shared, cap
     # As root first (it reads the folder: 6 files), which also imports every module the run
     # needs: the child as nobody cannot read the interpreter's library under /root.
     ingest = _prepare(shared, False, home="root-home")
-    assert (ingest["files_seen"], ingest["ingested"], ingest["rejected"]) == (6, 6, 0)
+    assert (ingest["files_seen"], ingest["ingested"], ingest["rejected"]) == (6 + FILL, 6 + FILL, 0)
     capfd.readouterr()
     # The defect: os.walk skipped the folder, "4 files seen = 4 ingested + 0 rejected" with 6
     # files on disk. Now the run stops first, naming the folder, and writes nothing.
@@ -215,22 +217,23 @@ def test_a_folder_that_cannot_be_listed_stops_the_run_or_is_rejected(shared, cap
     assert not (shared / "home" / "walk").exists()
     # With --skip-unreadable the folder is one rejected entry: seen = ingested + rejected.
     ingest = run_as_user(_prepare, shared, True)
-    assert (ingest["files_seen"], ingest["ingested"], ingest["rejected"]) == (5, 4, 1)
-    assert "5 files seen = 4 ingested + 1 rejected" in capfd.readouterr().out
+    assert (ingest["files_seen"], ingest["ingested"], ingest["rejected"]) == (5 + FILL, 4 + FILL, 1)
+    assert f"{5 + FILL} files seen = {4 + FILL} ingested + 1 rejected" in capfd.readouterr().out
 
 
 def test_names_that_are_not_utf8_never_crash_and_are_written_escaped(tmp_path, capsys):
     rng = np.random.default_rng(4)
     rows = [{"image": rng.poisson(6.0, (8, 8)).astype(np.uint16), "label": i % 4,
              "patient": f"p{i}"} for i in range(4)]
-    archive = write_archive(tmp_path / "a", rows)
+    archive = write_archive(tmp_path / "a", rows + filler_rows())
     odd = archive.root / "d\udcff\udce9r"  # bytes ff e9: a folder name that is not UTF-8
     odd.mkdir()
     (odd / "notes-\udcfe.txt").write_bytes(b"not DICOM")
     path = prepare_dicom(dicom_dir=archive.root, labels=archive.labels_csv, name="odd",
-                         version="1.0.0", key_file=tmp_path / "k.key", home=tmp_path / "h", workers=1)
+                         version="1.0.0", key_file=tmp_path / "k.key", home=tmp_path / "h", workers=1,
+                         external_centers=[FILLER_CENTERS[1]])
     out = capsys.readouterr().out
-    assert "5 files seen = 4 ingested + 1 rejected" in out
+    assert f"{5 + FILL} files seen = {4 + FILL} ingested + 1 rejected" in out
     text = "".join(p.read_text(encoding="utf-8") for p in [*path.rglob("*.csv"), *path.rglob("*.md")])
     assert "\udcff" not in text  # every written file is valid UTF-8 (read_text would fail)
     report = [p for p in tmp_path.rglob("*") if p.is_file() and "\\xff\\xe9" in p.read_text(

@@ -284,7 +284,8 @@ def test_date_without_timezone_is_read_as_utc_and_renders(world, case):
     """A date without time zone, in a row whose other entry's date ends in Z, used to crash
     every later render (can't compare offset-naive and offset-aware datetimes)."""
     run, lb = case
-    other = make_run(run.parent / "toy-a-s1", world["dataset"], seed=1)
+    # skill 0.3: not toy-b seed 1's predictions (the same ones would be refused as a copy)
+    other = make_run(run.parent / "toy-a-s1", world["dataset"], seed=1, skill=0.3)
     submit(other, leaderboard=lb, home=world["home"])
     edit_entry(run, lambda d: d.update(date="2025-03-04T05:06:07"))
     submit(run, leaderboard=lb, home=world["home"])

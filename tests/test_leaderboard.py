@@ -464,7 +464,9 @@ def test_not_significant_rows_share_rank_and_are_marked(world, tmp_path):
               for s in ("internal", "external")}
     same = {s: predictions_for(labels[s], 0.2, 7) for s in labels}
     a = make_run(tmp_path / "a", world["dataset"], model="twin-a", probs=same)
-    b = make_run(tmp_path / "b", world["dataset"], model="twin-b", probs=same)
+    # The same predicted classes from other probabilities (the same ones would be a copy).
+    b = make_run(tmp_path / "b", world["dataset"], model="twin-b",
+                 probs={s: 0.999 * p + 0.001 / 4 for s, p in same.items()})
     lb = tmp_path / "lb"
     submit([a, b], leaderboard=lb, home=world["home"])
     (section,) = build_board(load_entries(lb), lb).sections
@@ -481,7 +483,7 @@ def test_markdown_table_rows_and_order(board_world):
     rows = [line for line in text.splitlines() if line.startswith("| ") and "`" in line.split("|")[2]]
     assert [r.split("|")[2].strip() for r in rows] == ["`strong`", "`medium`", "`weak`"]
     assert [r.split("|")[1].strip() for r in rows] == ["1", "2", "2 ≈"]
-    assert "(n.s.)" in rows[2].split("|")[12] and "(n.s.)" not in rows[1]
+    assert "(n.s.)" in rows[2].split("|")[13] and "(n.s.)" not in rows[1]
     assert [r.split("|")[5].strip() for r in rows] == ["3 (0, 1, 2)", "2 (0, 1)", "1 (0)"]
     # the primary column: mean ± sd over seeds (numpy), then the median seed's CI
     entries = [read_entry(r / "entry.json") for r in board_world["runs"] if r.name.startswith("strong")]
@@ -489,7 +491,7 @@ def test_markdown_table_rows_and_order(board_world):
     median = sorted(entries, key=lambda e: e.metrics["external"]["macro_f1"])[1]
     lo, hi = median.metrics["external"]["ci"]["macro_f1"]
     expected = f"**{100 * f1.mean():.1f} ± {100 * f1.std(ddof=1):.1f} [{100 * lo:.1f}, {100 * hi:.1f}]**"
-    assert rows[0].split("|")[9].strip() == expected
+    assert rows[0].split("|")[10].strip() == expected
     # the page states the primary metric, the protocol parameters, the hardware and how to submit
     assert "Primary metric: external macro F1" in text
     assert re.search(r"^- `quick`: CPU default: .*\. epochs=6, batch_size=32, optimizer=adamw,", text, re.M)
@@ -516,7 +518,9 @@ def test_committed_pages_are_the_rendered_ones(tmp_path):
     """Rendering the repository's stored entries rewrites its pages byte for byte."""
     copy = Path(shutil.copytree(REPO / "leaderboard", tmp_path / "lb"))
     render_leaderboard(copy)
-    for name in ("README.md", "index.html", "schema/entry-v1.json"):
+    csvs = sorted(p.name for p in copy.glob("ranking-*.csv"))
+    assert csvs == ["ranking-four-pattern.csv", "ranking-residual-tissue.csv"]
+    for name in ("README.md", "index.html", "schema/entry-v1.json", *csvs):
         assert (copy / name).read_bytes() == (REPO / "leaderboard" / name).read_bytes(), (
             f"leaderboard/{name} is not what the stored entries render to: run "
             "`thyroid-bench leaderboard --render`")
@@ -711,7 +715,7 @@ def test_other_task_ranked_by_its_main_score(three_level):
 def test_other_task_columns_and_texts_follow_its_main_score(three_level):
     lb = three_level["lb"]
     readme = (lb / "README.md").read_text()
-    assert ("| Rank | Model | Protocol | Pretrained | Seeds | **Int. accuracy** | Ext. accuracy | "
+    assert ("| Rank | Model | Protocol | Pretrained | Seeds | Reproduced | **Int. accuracy** | Ext. accuracy | "
             "Macro AUC int. / ext. | Gap (accuracy, pp) | vs. row above | Params | Date |") in readme
     assert "**Primary metric: internal accuracy**" in readme and "macro F1" not in readme
     text = render_text(render_leaderboard(lb, write=False))
@@ -857,14 +861,15 @@ def test_residual_section_columns_and_published_reference_lines(two_tasks):
     readme = (lb / "README.md").read_text()
     residual_part = readme.split("## residual-tissue")[1].split("## How to submit")[0]
     header = next(line for line in residual_part.splitlines() if line.startswith("| Rank"))
-    assert header == ("| Rank | Model | Protocol | Pretrained | Seeds | Int. detection balanced accuracy | "
+    assert header == ("| Rank | Model | Protocol | Pretrained | Seeds | Reproduced | "
+                      "Int. detection balanced accuracy | "
                       "**Ext. detection balanced accuracy** | Quadratic kappa int. / ext. | "
                       "Detection sensitivity int. / ext. | Detection specificity int. / ext. | "
                       "Detection AUC int. / ext. | Gap (detection balanced accuracy, pp) | vs. row above | "
                       "Params | Date |")
     # the four-pattern section keeps its columns
-    assert ("| Rank | Model | Protocol | Pretrained | Seeds | Int. accuracy | Int. macro F1 | Ext. accuracy | "
-            "**Ext. macro F1** | Macro AUC int. / ext. | Gap (macro F1, pp) | vs. row above | Params | Date |"
+    assert ("| Rank | Model | Protocol | Pretrained | Seeds | Reproduced | Int. accuracy | Int. macro F1 | "
+            "Ext. accuracy | **Ext. macro F1** | Macro AUC int. / ext. | Gap (macro F1, pp) | vs. row above | Params | Date |"
             ) in readme.split("## residual-tissue")[0]
     # reference lines: every published result, its figures in percent, marked; never a table row
     rows = [line for line in residual_part.splitlines() if line.startswith("| ") and "`" in line]

@@ -75,7 +75,7 @@ def test_table_renders_in_rank_order(browser_page, page_file):
     assert all(page.locator("table.ranking tr.main").nth(i).is_visible() for i in range(3))
     assert page.locator("tr.detail").first.is_hidden()
     first = page.locator("tr.main").first.inner_text()
-    assert "zeta" in first and "2 (0, 1)" in first
+    assert "zeta" in first and "2\n(0, 1)" in first  # two seeds, listed below their count
 
 
 def test_sorting_by_a_column_reorders_rows(browser_page):
@@ -172,3 +172,105 @@ def test_two_task_page_sections_sort_and_reference_lines(browser_page, tmp_path_
     finally:
         page.close()
     assert errors == []
+
+
+# --------------------------------------------------------------------------- fits 1280 px, CSV download
+REPO_PAGE = Path(__file__).resolve().parents[1] / "leaderboard" / "index.html"
+
+
+@pytest.fixture(scope="module")
+def wide_board(tmp_path_factory):
+    """Both tasks on one page with the widest rows the page has: long model names, an external
+    entry with code and weights links, a human reader, several seeds, ties."""
+    from test_leaderboard import make_residual_run, residual_rows
+    from thyroid_bench.data.format import read_split, write_dataset
+    from thyroid_bench.leaderboard.external import ExternalModel, new_entry
+    from thyroid_bench.tasks.residual_tissue import RESIDUAL_TISSUE
+
+    base = tmp_path_factory.mktemp("lb-wide")
+    home = base / "home"
+    four = make_dataset(home)
+    residual = write_dataset("tiny-residual", "1.0.0", {
+        "train": residual_rows("train", 8), "internal": residual_rows("internal", 24),
+        "external": residual_rows("external", 24, unknown=3, matrix=16)}, task=RESIDUAL_TISSUE, home=home)
+    runs = [make_run(base / f"irv2-{s}", four, model="inception_resnet_v2", seed=s, skill=0.3 - 0.02 * s)
+            for s in range(3)]
+    runs += [make_residual_run(base / f"r-{m}-{s}", residual, model=m, seed=s, skill=k, uptake=True)
+             for m, k in (("inception_resnet_v2", 0.4), ("timm:efficientnet_b0", 0.1)) for s in range(2)]
+    for name, folder in (("four", four), ("residual", residual)):
+        source = (make_run if name == "four" else
+                  lambda d, f, **kw: make_residual_run(d, f, **kw, uptake=True))(
+            base / f"src-{name}", folder, model="src", seed=9, skill=0.2)
+        out = base / f"ext-{name}"
+        new_entry(source / "predictions", dataset=str(folder), home=home, out=out,
+                  model=ExternalModel(name="vendor-ai:thyroid-scan-pro/v2.1", parameters=7_000_000,
+                                      input_size=512, code_url="https://example.org/vendor/code?x=1&y=2",
+                                      weights_url="https://example.org/vendor/weights"))
+        calls = base / f"reader-{name}"
+        calls.mkdir()
+        for split in ("internal", "external"):
+            t = read_split(folder, split, columns=["case_id", "label"])
+            lines = [f"{c},{max(int(y), 1)}" for c, y in zip(t["case_id"], t["label"])]
+            (calls / f"{split}.csv").write_text("case_id,prediction\n" + "\n".join(lines) + "\n")
+        new_entry(calls, dataset=str(folder), home=home, out=base / f"read-{name}",
+                  model=ExternalModel(name="reader-1", kind="human reader"))
+        runs += [out, base / f"read-{name}"]
+    submit(runs, leaderboard=base / "lb", home=home)
+    return base / "lb"
+
+
+def _widths(page) -> dict:
+    return page.evaluate("""() => ({doc: document.documentElement.scrollWidth, view: window.innerWidth,
+        wraps: Array.from(document.querySelectorAll('.table-wrap')).map(w => [w.scrollWidth, w.clientWidth]),
+        pres: Array.from(document.querySelectorAll('pre')).map(w => [w.scrollWidth, w.clientWidth])})""")
+
+
+def _assert_fits(page, rows: int) -> None:
+    """No horizontal scrolling: not the document, not a ranking table, not a command block;
+    with every row closed, then with every row's details open."""
+    for opened in (False, True):
+        if opened:  # every row's per-class tables, confusion matrices and seeds shown
+            page.evaluate("document.querySelectorAll('button.expand').forEach(b => b.click())")
+            assert page.locator("tr.detail:visible").count() == page.locator("tr.detail").count() == rows
+        w = _widths(page)
+        assert len(w["wraps"]) == 2, w  # both tasks' sections
+        assert w["doc"] <= w["view"] == 1280, (opened, w)
+        assert all(scroll <= client for scroll, client in w["wraps"] + w["pres"]), (opened, w)
+
+
+@pytest.mark.parametrize("which", ["test board", "committed"])
+def test_page_fits_a_1280_pixel_window_with_every_row_open(browser_page, wide_board, which):
+    """The widest rows the tests make (long names, marks, links, several seeds), and the
+    committed leaderboard, fit a 1280-pixel-wide window (issue 14: the last column was cut
+    at 1400 px)."""
+    path = wide_board / "index.html" if which == "test board" else REPO_PAGE
+    page = browser_page[0].context.new_page()
+    try:
+        page.set_viewport_size({"width": 1280, "height": 900})
+        page.goto(path.as_uri())
+        page.wait_for_load_state("load")
+        if which == "test board":
+            assert page.locator("tbody.group[data-mark='external']").count() == 2
+            assert page.locator("tbody.group[data-mark='human reader'] .badge.reader").count() == 2
+            links = page.locator("tbody.group[data-mark='external'] a.link")
+            assert links.first.get_attribute("href") == "https://example.org/vendor/code?x=1&y=2"
+        _assert_fits(page, page.locator("tbody.group").count())
+    finally:
+        page.close()
+
+
+def test_csv_link_downloads_the_rendered_csv(browser_page, wide_board):
+    page = browser_page[0].context.new_page()
+    try:
+        page.goto((wide_board / "index.html").as_uri())
+        page.wait_for_load_state("load")
+        for index, name in enumerate(("ranking-four-pattern.csv", "ranking-residual-tissue.csv")):
+            with page.expect_download() as info:
+                page.locator(f"#section-{index} a.csv-download").click()
+            download = info.value
+            assert download.suggested_filename == name
+            got = Path(download.path()).read_text(encoding="utf-8")
+            assert got == (wide_board / name).read_text(encoding="utf-8")
+            assert got.count("\n") == 1 + (3 if index == 0 else 4)  # header and one line per row
+    finally:
+        page.close()

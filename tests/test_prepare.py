@@ -164,11 +164,18 @@ def test_dicom_card_is_rendered_from_the_manifest(toy_manifest):
     assert "were rejected." in card and "at least\n5 patients share it" in card
     assert "9 files were seen: 7 ingested, 2 rejected.\n`rejected.csv` lists" in card
     # most frequent first, then by name
-    assert card.endswith("| reason | files |\n| --- | --- |\n| duplicate image | 1 |\n"
-                         "| no label row | 1 |\n")
+    assert ("| reason | files |\n| --- | --- |\n| duplicate image | 1 |\n"
+            "| no label row | 1 |\n\n## How to load it\n") in card
+    # then licence and citation: nothing that depends on where the card will be published
+    assert 'thyroid_bench.load_dataset("toy-ds")' in card and "huggingface.co" not in card
+    assert "Licence: `other`. The terms of use are those of the organisers" in card
+    assert "and the task's source, Toy et al. 2030.\n" in card
+    assert card.endswith(f"@misc{{toy-ds-0.1.0,\n  title = {{{{toy-ds 0.1.0}}: a thyroid-bench "
+                         f"dataset of task toy-card}},\n  note  = {{thyroid-bench dataset format "
+                         f"v1, fingerprint {'a' * 64}}}\n}}\n```\n")
     provenance["labels_csv"]["split_column"] = True
     provenance["ingest"]["rejected_by_reason"] = {}
     card = dicom_card(toy_manifest.model_copy(update={"provenance": provenance}),
                       rejected_file="rejected.csv")
     assert "Splits follow the labels CSV's split column (an official split)." in card
-    assert card.endswith("| (none) | 0 |\n")
+    assert "| (none) | 0 |\n\n## How to load it" in card

@@ -52,7 +52,8 @@ def test_preview_grid_grows_with_per_cell(rows, tmp_path):
 def test_preview_from_a_dataset_folder(rows, tmp_path):
     from thyroid_bench.data.format import write_dataset
 
-    splits = {"train": S.generate_split("train", 3, counts=(1, 1, 1, 1), progress=False), **rows}
+    # five train studies: one in each fold (a dataset needs that: thyroid_bench/data/sizes.py)
+    splits = {"train": S.generate_split("train", 3, counts=(2, 1, 1, 1), progress=False), **rows}
     path = write_dataset("tsb-preview-test", "1.0.0", splits, home=tmp_path, synthetic=True)
     out = render_preview(None, tmp_path / "d.png", dataset_path=path, per_cell=1)
     with Image.open(out) as im:

@@ -137,10 +137,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from thyroid_bench.evaluation.report import format_tables
     from thyroid_bench.tasks import get_task
 
+    from thyroid_bench.evaluation.withheld import is_withheld
+    from thyroid_bench.harness.run import WITHHELD_NOTE
+
     task = get_task(result.entry.task)
     for split, m in result.metrics.items():
         print(f"\n{split} (n = {m['n']})")
-        print(format_tables(m, task=task))
+        print(WITHHELD_NOTE if is_withheld(m) else format_tables(m, task=task))
     print(f"\nrun folder: {result.run_dir}")
     sys.stdout.flush()
     return 0

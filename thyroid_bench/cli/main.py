@@ -45,6 +45,14 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=None,
                    help="processes that render phantoms (synthetic) or read files (dicom); "
                    "default: all cores")
+    p.add_argument("--private-labels", default=None, metavar="SPLITS",
+                   help="withhold the labels of these evaluation splits (comma-separated, e.g. "
+                   "external or internal,external): the dataset folder holds none of them, the "
+                   "organisers get a separate labels file (synthetic: builds the unofficial "
+                   "variant <cohort>-private); hub: the published version decides")
+    p.add_argument("--private-labels-file", type=Path, default=None, metavar="FILE",
+                   help="with --private-labels: where the organisers' labels file goes (default: "
+                   "<home>/private/<name>@<version>/labels.csv; never inside the dataset folder)")
     g = p.add_argument_group("DICOM source")
     g.add_argument("--dicom-dir", type=Path, help="folder searched recursively for DICOM files")
     g.add_argument("--labels", type=Path, help="labels CSV (see README: 'Labels CSV')")
@@ -72,12 +80,17 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
+    if args.private_labels_file is not None and not args.private_labels:
+        raise ThyroidBenchError("--private-labels-file needs --private-labels SPLITS (the splits "
+                                "whose labels it holds)")
     if args.source == "synthetic":
         from thyroid_bench.data.synthetic.prepare import prepare_synthetic
 
         path = prepare_synthetic(home=args.home, seed=args.seed, force=args.force,
                                  preview=args.preview, workers=args.workers,
-                                 dataset=_synthetic_cohort(args.task, args.dataset))
+                                 dataset=_synthetic_cohort(args.task, args.dataset),
+                                 private_labels=args.private_labels,
+                                 labels_file=args.private_labels_file)
     elif args.source == "dicom":
         from thyroid_bench.data.dicom.ingest import prepare_dicom
 
@@ -94,13 +107,17 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
             internal_fraction=args.internal_fraction, split_seed=args.split_seed,
             allow_burned_in=args.allow_burned_in, force=args.force, workers=args.workers,
             task=args.task or DEFAULT_TASK, skip_unreadable=args.skip_unreadable,
-            keep_ages_over_89=args.keep_ages_over_89,
+            keep_ages_over_89=args.keep_ages_over_89, private_labels=args.private_labels,
+            labels_file=args.private_labels_file,
         )
     else:
         from thyroid_bench.data.hub import prepare_hub
 
         if not args.repo_id:
             raise ThyroidBenchError("--source hub needs --repo-id ORG/NAME")
+        if args.private_labels or args.private_labels_file:
+            raise ThyroidBenchError("--private-labels: a version pulled from the Hub withholds the "
+                                    "labels its publisher withheld; drop the option")
         path = prepare_hub(repo_id=args.repo_id, revision=args.revision, home=args.home,
                            force=args.force, task=args.task)
     print(f"dataset ready: {path}")
@@ -216,6 +233,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_harness.add_commands(sub)
     cli_results.add_commands(sub)
+    from thyroid_bench.cli import entries as cli_entries
+
+    cli_entries.add_commands(sub)
+    from thyroid_bench.cli import publish as cli_publish
+
+    cli_publish.add_commands(sub)
     return parser
 
 

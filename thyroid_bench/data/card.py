@@ -15,11 +15,21 @@ finished manifest, composed of section functions that take the task from the man
 * :func:`residual_card`, the tsb-residual body (task ``residual-tissue``): what is simulated
   and what is known of the real data it stands in for;
 * :func:`dicom_card`, the body of a dataset built by ``thyroid-bench prepare --source dicom``,
-  rendered from the manifest's provenance.
+  rendered from the manifest's provenance, with how to load it, its licence and how to cite it
+  (:func:`licence_and_citation_section`: nothing that depends on where it will be published);
+* :func:`published_card`, the card ``thyroid-bench publish`` uploads: the folder's card with a
+  section on the Hub repository (:func:`hub_section`: ``datasets.load_dataset("ORG/NAME")``,
+  ``prepare --source hub``) and, for gated access, ``extra_gated_prompt`` /
+  ``extra_gated_fields`` (:data:`GATED_FIELDS`) in its front matter. The content fingerprint
+  covers the shards' decoded content, not the card, so the published card may say more than
+  the local one and ``verify`` still gives the same fingerprint on the version downloaded.
 """
 
 from __future__ import annotations
 
+import json
+import re
+import unicodedata
 from typing import Any
 
 from thyroid_bench.data.columns import image_columns, value_dtype
@@ -39,6 +49,11 @@ __all__ = [
     "synthetic_card",
     "residual_card",
     "dicom_card",
+    "licence_and_citation_section",
+    "GATED_FIELDS",
+    "hub_section",
+    "published_card",
+    "gated_text_problem",
 ]
 
 #: BibTeX of the works the cards cite, by DOI (a card lists the ones it names).
@@ -121,8 +136,12 @@ def front_matter(manifest: Manifest) -> str:
 
 
 def render_card(manifest: Manifest, body: str) -> str:
-    """A Hugging Face dataset card: YAML front matter from the manifest, then ``body``."""
-    return front_matter(manifest) + "\n\n" + body.strip() + "\n"
+    """A Hugging Face dataset card: YAML front matter from the manifest, then ``body`` (and the
+    paragraph on withheld labels, :func:`~thyroid_bench.data.private.card_section`, if any)."""
+    from thyroid_bench.data.private import card_section
+
+    withheld = card_section(manifest)
+    return front_matter(manifest) + "\n\n" + body.strip() + "\n" + (f"\n{withheld}\n" if withheld else "")
 
 
 # --------------------------------------------------------------------------- shared sections
@@ -151,7 +170,8 @@ def counts_table(manifest: Manifest) -> str:
     lines = [head, rule]
     for split, meta in manifest.splits.items():
         centres = ", ".join(meta.center_counts)
-        counts = [str(meta.class_counts.get(n, 0)) for n in names]
+        counts = [("withheld" if split in manifest.withheld_splits else str(meta.class_counts.get(n, 0)))
+                  for n in names]
         lines.append(f"| {split} | {centres} | " + " | ".join(counts) + f" | {meta.rows} |")
     return "\n".join(lines)
 
@@ -460,6 +480,8 @@ def dicom_card(manifest: Manifest, *, rejected_file: str) -> str:
         _dicom_headers(prov),
         _dicom_identifiers(prov),
         _dicom_rejected(prov["ingest"], rejected_file),
+        how_to_load_section(manifest),
+        licence_and_citation_section(manifest),
     ] if part) + "\n"
 
 
@@ -596,3 +618,117 @@ with the real paths was written beside the key, outside the dataset.
 | reason | files |
 | --- | --- |
 {reasons or '| (none) | 0 |'}"""
+
+
+# --------------------------------------------------------------------------- licence, citation
+def licence_and_citation_section(manifest: Manifest) -> str:
+    """``## Licence and citation`` of a dataset whose card has no citation of its own (a DICOM
+    build): the licence (``other``: the organisers' terms, to be written into the card), how to
+    cite it (name, version, fingerprint, as results name it) and the task's source."""
+    task = manifest.get_task()
+    if manifest.licence == "other":
+        licence = ("Licence: `other`. The terms of use are those of the organisers who hold the "
+                   "archive, not a\nstandard licence: write them into this card before it is "
+                   "published. On the Hugging Face\nHub, access can be gated so that each user "
+                   "agrees to them first (`thyroid-bench publish --gated\nTEXT`).")
+    else:
+        licence = f"Licence: `{manifest.licence}`."
+    ref = task.reference
+    source = f"{ref.citation}" + (f", doi {ref.doi}" if ref.doi else "")
+    key = re.sub(r"[^A-Za-z0-9.-]+", "-", f"{manifest.name}-{manifest.version}")
+    bib = [f"""\
+@misc{{{key},
+  title = {{{{{manifest.name} {manifest.version}}}: a thyroid-bench dataset of task {task.name}}},
+  note  = {{thyroid-bench dataset format v1, fingerprint {manifest.fingerprint}}}
+}}"""]
+    bib += [_BIBTEX[ref.doi]] if ref.doi in _BIBTEX else []
+    return (f"## Licence and citation\n\n{licence}\n\nCite this dataset by its name, version and "
+            f"fingerprint (every result names the same\nthree), and the task's source, {source}.\n\n"
+            "```bibtex\n" + "\n".join(bib) + "\n```")
+
+
+# --------------------------------------------------------------------------- the published card
+#: What a user of a gated repository is asked before access (Hub ``extra_gated_fields``).
+GATED_FIELDS: dict[str, str] = {
+    "Name": "text",
+    "Affiliation": "text",
+    "Country": "country",
+    "Intended use": "text",
+    "I agree to the terms above and will not try to identify any person in this dataset": "checkbox",
+}
+_HUB_BEGIN, _HUB_END = "<!-- thyroid-bench publish: begin -->", "<!-- thyroid-bench publish: end -->"
+_HUB_BLOCK = re.compile(re.escape(_HUB_BEGIN) + r".*?" + re.escape(_HUB_END) + r"\n*", re.S)
+_CITATION_HEADING = re.compile(r"^## (Licence and citation|Citation)\b", re.M)
+_GATED_KEY = re.compile(r"^extra_gated_\w*:.*\n(?:[ \t-].*\n)*", re.M)
+
+
+def hub_section(manifest: Manifest, repo_id: str, revision: str | None = None,
+                gated: bool = False) -> str:
+    """``## On the Hugging Face Hub``: the repository, how to load it from there with
+    ``datasets`` and with thyroid-bench (verified), and how to cite it; between markers, so a
+    version published again gets one such section."""
+    url = f"https://huggingface.co/datasets/{repo_id}"
+    at = f" (revision `{revision}`)" if revision else ""
+    access = ("\nAccess is gated: request it on the repository's page, where the organisers "
+              "approve each\nrequest, and log in (`hf auth login`) before loading." if gated else "")
+    load_rev = f', revision="{revision}"' if revision else ""
+    prepare_rev = f" --revision {revision}" if revision else ""
+    return f"""\
+{_HUB_BEGIN}
+## On the Hugging Face Hub
+
+Published with `thyroid-bench publish` as the dataset repository
+[`{repo_id}`]({url}){at}.{access}
+
+```python
+import datasets
+ds = datasets.load_dataset("{repo_id}"{load_rev})   # no thyroid-bench code needed
+```
+
+```bash
+thyroid-bench prepare --source hub --repo-id {repo_id}{prepare_rev}   # downloads, verifies, installs
+thyroid-bench verify {manifest.name}@{manifest.version}   # fingerprint {manifest.fingerprint}
+```
+
+Cite it with its address, {url},
+beside its name, version and fingerprint.
+{_HUB_END}"""
+
+
+def published_card(card: str, manifest: Manifest, repo_id: str, revision: str | None = None,
+                   gated: str | None = None) -> str:
+    """The card ``publish`` uploads: ``card`` (the folder's README.md) with :func:`hub_section`
+    before its citation (at the end if it has none), any earlier such section replaced, and with
+    ``gated`` (the access terms) its front matter's ``extra_gated_prompt`` and
+    ``extra_gated_fields`` (:data:`GATED_FIELDS`) set, replacing earlier ones."""
+    card = _HUB_BLOCK.sub("", card)
+    if gated is not None:
+        card = _set_gated(card, gated)
+    section = hub_section(manifest, repo_id, revision, gated=gated is not None
+                          or "\nextra_gated_prompt:" in card.split("\n---\n", 1)[0])
+    m = _CITATION_HEADING.search(card)
+    if m is None:
+        return card.rstrip("\n") + "\n\n" + section + "\n"
+    return card[:m.start()] + section + "\n\n" + card[m.start():]
+
+
+def _set_gated(card: str, text: str) -> str:
+    """The card with its front matter's gating keys set to ``text`` and :data:`GATED_FIELDS`."""
+    if not card.startswith("---\n") or "\n---\n" not in card[3:]:
+        raise ValueError("the card has no YAML front matter to put the access terms in")
+    end = card.index("\n---\n", 3) + 1
+    front = _GATED_KEY.sub("", card[4:end])
+    prompt = json.dumps(text, ensure_ascii=False)  # a JSON string is a YAML double-quoted scalar
+    fields = "".join(f"  {json.dumps(k, ensure_ascii=False)}: {v}\n" for k, v in GATED_FIELDS.items())
+    return f"---\n{front}extra_gated_prompt: {prompt}\nextra_gated_fields:\n{fields}" + card[end:]
+
+
+def gated_text_problem(text: str) -> str | None:
+    """Why ``text`` cannot be the access terms of a gated repository, or None."""
+    if not text.strip():
+        return "it is empty"
+    if len(text) > 4000:
+        return f"it has {len(text)} characters, more than 4000"
+    if any(unicodedata.category(ch).startswith("C") and ch not in "\n\t" for ch in text):
+        return "it holds control characters"
+    return None

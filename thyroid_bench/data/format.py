@@ -21,7 +21,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from thyroid_bench.atomic import make_temp_dir
+from thyroid_bench.data import private
 from thyroid_bench.data.card import render_card
 from thyroid_bench.data.columns import (
     COLUMNS,
@@ -56,6 +57,7 @@ from thyroid_bench.data.manifest import (
     write_manifest,
 )
 from thyroid_bench.data.shards import features, read_split
+from thyroid_bench.data.sizes import absent_class_warnings, check_split_sizes, size_problems
 from thyroid_bench.data.shards import write_shards as _write_shards
 from thyroid_bench.data.verify import check_no_leakage, verify_or_raise
 from thyroid_bench.errors import DatasetError, os_error_line
@@ -154,12 +156,14 @@ def _check_extras(where: str, row: Mapping[str, Any], task: Task) -> None:
 
 
 def _encode_split(split: str, rows: Iterable[Mapping[str, Any]], pool: ThreadPoolExecutor,
-                  task: Task) -> tuple[pd.DataFrame, dict[str, list[np.ndarray]]]:
+                  task: Task, withheld: bool = False) -> tuple[pd.DataFrame, dict[str, list[np.ndarray]]]:
     """Check the rows, encode every image column; return the table (task column order) and
-    the decoded images per image column."""
+    the decoded images per image column. A ``withheld`` split's labels are checked, then
+    left out (:func:`~thyroid_bench.data.private.public_rows`)."""
     rows = list(rows)
     for i, row in enumerate(rows):
         _check_row(split, i, row, task)
+    rows = private.public_rows(rows, task) if withheld else rows
     images = {col: [np.asarray(r[col]) for r in rows] for col in ("image", *extra_image_columns(task))}
     pngs = {col: list(pool.map(encode_image, arrays)) for col, arrays in images.items()}
     columns = {c: [r[c] for r in rows] for c in meta_columns(task)}
@@ -186,6 +190,8 @@ def write_dataset(
     extra_files: Mapping[str, bytes] | None = None,
     force: bool = False,
     rows_per_shard: int = ROWS_PER_SHARD,
+    private_labels: Sequence[str] = (),
+    labels_file: Path | None = None,
 ) -> Path:
     """Write a dataset version of ``task`` atomically and return its folder.
 
@@ -196,28 +202,42 @@ def write_dataset(
     ``card`` is the dataset card's markdown body, or a function of the finished
     manifest returning it; YAML front matter is added from the manifest. Rows may carry an
     optional column (:data:`~thyroid_bench.data.columns.OPTIONAL_COLUMNS`, e.g. ``study_id``)
-    when every row has it; the manifest then lists it.
+    when every row has it; the manifest then lists it. ``private_labels`` (evaluation splits)
+    withholds those splits' labels (:mod:`thyroid_bench.data.private`): their rows are published
+    with label -1 and no regression value, and their labels go to the organisers' labels file
+    ``labels_file`` (default ``<home>/private/<name>@<version>/labels.csv``; required with
+    ``root``), outside the folder.
     """
     task = get_task(task) if isinstance(task, str) else task
     check_name_version(name, version)
     if set(splits) != set(SPLITS):
         raise DatasetError(f"splits must be exactly {SPLITS}, got {sorted(splits)}")
     splits = {split: list(splits[split]) for split in SPLITS}
+    check_split_sizes(splits, task, what=f"dataset {name} {version}")  # no empty split or fold
     optional = optional_columns_in(splits)  # e.g. study_id: every row has it, or none
     target = Path(root) if root is not None else (home or default_home()) / name / version
     if target.exists() and not force:
         raise DatasetError(f"{target} already exists; pass force=True (--force) to rebuild it")
+    hidden = private.private_splits(private_labels, task) if private_labels else ()
+    if hidden:
+        if labels_file is None and root is not None:
+            raise DatasetError(f"withheld labels of {', '.join(hidden)} need a labels_file when the "
+                               f"dataset's folder ({root}) is given rather than a home")
+        labels_file = private.check_labels_path(labels_file or private.default_labels_path(
+            target.parent.parent, name, version), target)
     with _writing(target, force) as tmp:
         split_meta = _write_splits(splits, with_optional(task, optional), tmp, rows_per_shard,
-                                   where=str(target))
+                                   where=str(target), withheld=hidden)
+        withheld = private.withheld_labels(splits, hidden, task) if hidden else None
         manifest = Manifest(
             name=name, version=version, task=task.name, label_schema=task.label_schema(),
             synthetic=bool(synthetic), licence=licence,
             fingerprint=dataset_fingerprint({s: m.fingerprint for s, m in split_meta.items()}),
-            splits=split_meta, provenance=dict(provenance or {}),
+            splits=split_meta, provenance=private.redact_provenance(provenance or {}, splits, hidden),
             created_by=f"thyroid-bench {__version__}",
             created_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             optional_columns=list(optional),
+            private_labels=withheld.record() if withheld else None,
         )
         for rel, content in (extra_files or {}).items():
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -225,6 +245,8 @@ def write_dataset(
         body = card(manifest) if callable(card) else (card or "")
         (tmp / "README.md").write_text(render_card(manifest, body), encoding="utf-8")
         write_manifest(tmp, manifest)  # last: a folder without it is never a dataset
+        if withheld:  # before the folder moves in: no published version without its labels file
+            private.write_labels_file(labels_file, withheld.content)
     return target
 
 
@@ -256,11 +278,13 @@ def _writing(target: Path, force: bool) -> Iterator[Path]:
 
 
 def _write_splits(splits: Mapping[str, Iterable[Mapping[str, Any]]], task: Task, folder: Path,
-                  rows_per_shard: int, where: str) -> dict[str, SplitMeta]:
-    """Encode every split, refuse leakage, then write the shards; return each split's summary."""
+                  rows_per_shard: int, where: str, withheld: Sequence[str] = ()) -> dict[str, SplitMeta]:
+    """Encode every split, refuse leakage, then write the shards; return each split's summary
+    (a withheld split's class counts are withheld too: empty)."""
     (folder / "data").mkdir()
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        encoded = {split: _encode_split(split, splits[split], pool, task) for split in SPLITS}
+        encoded = {split: _encode_split(split, splits[split], pool, task, split in withheld)
+                   for split in SPLITS}
     # Leakage is refused before any shard is written.
     check_no_leakage({split: table for split, (table, _) in encoded.items()}, where=where)
     meta = {}
@@ -268,6 +292,8 @@ def _write_splits(splits: Mapping[str, Iterable[Mapping[str, Any]]], task: Task,
         files = _write_shards(table, split, folder / "data", rows_per_shard, task)
         fingerprint = split_fingerprint(table, images["image"], task=task, extra_images=images)
         meta[split] = _split_summary(table, files, fingerprint, task)
+        if split in withheld:
+            meta[split].class_counts = {}
     return meta
 
 
@@ -383,20 +409,26 @@ def load_dataset(name_or_path: str | os.PathLike | None = None, *, home: Path | 
 
 def dataset_info(path: Path) -> str:
     """Counts per split x class x centre, as a text table (labels -1 under the task's present
-    label, e.g. ``present``, when there are any), then a warning listing near-duplicate images
-    across splits (:mod:`thyroid_bench.data.isolation`) if there are any."""
+    label, e.g. ``present``, when there are any; a withheld split's rows under ``withheld``),
+    then warnings: an empty split or train fold (:func:`~thyroid_bench.data.sizes.size_problems`),
+    an evaluation split without a case of some class, near-duplicate images across splits
+    (:mod:`thyroid_bench.data.isolation`)."""
     manifest = read_manifest(path)
     task = manifest.get_task()
     frames = []
     for split in SPLITS:
-        t = read_split(path, split, columns=["label", "center"])
+        t = read_split(path, split, columns=["label", "center", "fold"])
         t["split"] = split
         frames.append(t)
     df = pd.concat(frames, ignore_index=True)
+    warnings = _info_warnings(df, manifest, task)
+    withheld = df["split"].isin(manifest.withheld_splits)  # their labels: a "withheld" column
     names = list(task.class_names)
-    if (df["label"] == UNKNOWN_GRADE).any():  # names[-1] is then the present label
+    if (df.loc[~withheld, "label"] == UNKNOWN_GRADE).any():  # names[-1] is then the present label
         names.append(task.detection.present_label if task.detection else "unknown")
-    df["class"] = pd.Categorical([names[i] for i in df["label"]], categories=names)
+    shown = [*names, *(["withheld"] if withheld.any() else [])]
+    df["class"] = pd.Categorical(["withheld" if w else names[i] for i, w in zip(df["label"], withheld)],
+                                 categories=shown)
     df["split"] = pd.Categorical(df["split"], categories=SPLITS)
     table = pd.crosstab([df["split"], df["center"]], df["class"], margins=True, margins_name="total",
                         dropna=False)
@@ -404,5 +436,14 @@ def dataset_info(path: Path) -> str:
     head = (f"{manifest.name} {manifest.version}"
             f"{' (synthetic phantom study)' if manifest.synthetic else ''}\n"
             f"task {manifest.task}\nfingerprint {manifest.fingerprint}\n")
-    warning = dataset_near_duplicates(path)
-    return head + table.to_string() + (f"\nWARNING {warning}" if warning else "")
+    warnings += [w for w in [dataset_near_duplicates(path)] if w]
+    return head + table.to_string() + "".join(f"\nWARNING {w}" for w in warnings)
+
+
+def _info_warnings(df: pd.DataFrame, manifest: Manifest, task: Task) -> list[str]:
+    """An empty split or train fold, and evaluation splits without a case of some class."""
+    train = df.loc[df["split"] == TRAIN_SPLIT, "fold"]
+    rows = {s: int((df["split"] == s).sum()) for s in SPLITS}
+    return [*size_problems(rows, {int(k): int(v) for k, v in train.value_counts().items()}, task),
+            *absent_class_warnings({s: m.class_counts for s, m in manifest.splits.items()}, task,
+                                   skip=manifest.withheld_splits)]

@@ -16,7 +16,7 @@ from thyroid_bench.data.format import default_home
 from thyroid_bench.data.verify import verify_or_raise
 from thyroid_bench.errors import DatasetError
 
-__all__ = ["prepare_hub"]
+__all__ = ["prepare_hub", "hub_errors"]
 
 
 def prepare_hub(repo_id: str, *, revision: str | None = None, home: Path | None = None,
@@ -57,3 +57,17 @@ def prepare_hub(repo_id: str, *, revision: str | None = None, home: Path | None 
         return target
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def hub_errors() -> tuple[type[BaseException], ...]:
+    """What ``huggingface_hub`` and its HTTP client (httpx2, httpx or requests, whichever the
+    installed version uses) raise when the Hub refuses or cannot be reached: the exceptions a
+    command turns into one line."""
+    errors: list[type[BaseException]] = [OSError, ValueError, TimeoutError]
+    for module, name in (("httpx2", "HTTPError"), ("httpx", "HTTPError"),
+                         ("requests", "RequestException")):
+        try:
+            errors.append(getattr(__import__(module), name))
+        except (ImportError, AttributeError):
+            pass
+    return tuple(errors)

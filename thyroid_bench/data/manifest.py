@@ -4,8 +4,11 @@
 task and label schema, whether it is synthetic, its licence, the dataset fingerprint, per
 split the rows, class and centre counts, shard files and fingerprint, the provenance and
 who built it when, and (only when there are any) the optional columns the dataset adds to its
-task's (:data:`~thyroid_bench.data.columns.OPTIONAL_COLUMNS`, e.g. ``study_id``). :func:`read_manifest` is the one reader; :meth:`Manifest.dataset_ref`
-the one place a result's dataset reference (name, version, fingerprint) comes from.
+task's (:data:`~thyroid_bench.data.columns.OPTIONAL_COLUMNS`, e.g. ``study_id``), and (only
+when there are any) the evaluation splits whose labels are withheld, with the SHA-256 of the
+organisers' labels file (``private_labels``, :mod:`thyroid_bench.data.private`).
+:func:`read_manifest` is the one reader; :meth:`Manifest.dataset_ref` the one place a result's
+dataset reference (name, version, fingerprint) comes from.
 """
 
 from __future__ import annotations
@@ -21,10 +24,10 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from thyroid_bench.data.columns import OPTIONAL_COLUMNS, with_optional
 from thyroid_bench.errors import DatasetError, validation_problems
-from thyroid_bench.tasks import DEFAULT_TASK, UNKNOWN_GRADE, Task, TaskError, get_task
+from thyroid_bench.tasks import DEFAULT_TASK, SPLITS, TRAIN_SPLIT, UNKNOWN_GRADE, Task, TaskError, get_task
 
-__all__ = ["FORMAT_VERSION", "DATASET_NAME_PATTERN", "SplitMeta", "DatasetRef", "Manifest", "read_manifest",
-           "write_manifest", "class_counts"]
+__all__ = ["FORMAT_VERSION", "DATASET_NAME_PATTERN", "SplitMeta", "DatasetRef", "PrivateLabels", "Manifest",
+           "read_manifest", "write_manifest", "class_counts"]
 
 FORMAT_VERSION = 1
 _SHA256 = r"^[0-9a-f]{64}$"
@@ -74,6 +77,26 @@ def class_counts(labels: Iterable[int], task: Task) -> dict[str, int]:
     return counts
 
 
+class PrivateLabels(_Strict):
+    """The evaluation splits whose labels a dataset version withholds, and the organisers'
+    labels file that holds them (:mod:`thyroid_bench.data.private`)."""
+
+    splits: list[str] = Field(min_length=1, max_length=8, description="the withheld "
+                              "evaluation splits, in split order: their shards hold no label")
+    sha256: str = Field(pattern=_SHA256, description="SHA-256 of the organisers' labels file "
+                        "(kept outside the dataset folder, never published)")
+    columns: list[str] = Field(min_length=3, max_length=8, description="the labels file's "
+                               "columns: split, case_id, label, then the task's regression target")
+
+    @field_validator("splits")
+    @classmethod
+    def _evaluation_splits(cls, splits: list[str]) -> list[str]:
+        if len(set(splits)) != len(splits) or not set(splits) <= set(SPLITS) or TRAIN_SPLIT in splits:
+            raise ValueError(f"private_labels.splits {splits} must be distinct splits other than "
+                             f"{TRAIN_SPLIT} (one of {[s for s in SPLITS if s != TRAIN_SPLIT]})")
+        return splits
+
+
 class Manifest(_Strict):
     """``manifest.json`` of a dataset version (format v1)."""
 
@@ -91,6 +114,8 @@ class Manifest(_Strict):
     created_utc: str = ""
     optional_columns: list[str] = Field(default_factory=list, description="optional columns "
                                         "after the task's (omitted from the JSON when none)")
+    private_labels: PrivateLabels | None = Field(default=None, description="withheld "
+                                                 "evaluation labels (omitted from the JSON when none)")
     _file: Path | None = PrivateAttr(default=None)  # where it was read from, for messages
 
     def dataset_ref(self) -> DatasetRef:
@@ -121,6 +146,11 @@ class Manifest(_Strict):
         return names
 
     @property
+    def withheld_splits(self) -> tuple[str, ...]:
+        """The evaluation splits whose labels are withheld (empty for most datasets)."""
+        return tuple(self.private_labels.splits) if self.private_labels else ()
+
+    @property
     def rows(self) -> int:
         return sum(s.rows for s in self.splits.values())
 
@@ -129,6 +159,8 @@ class Manifest(_Strict):
         data = handler(self)
         if not data.get("optional_columns"):
             data.pop("optional_columns", None)  # manifests without them stay as they were
+        if data.get("private_labels") is None:
+            data.pop("private_labels", None)  # likewise without withheld labels
         return data
 
     def to_json(self) -> str:

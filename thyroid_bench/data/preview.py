@@ -59,7 +59,7 @@ def _from_dataset(path: Path, task: Task | None) -> _Source:
     manifest = read_manifest(path)
     task = task or manifest.get_task()
     out: dict[str, list[dict[str, Any]]] = {}
-    for split in manifest.splits:
+    for split in (s for s in manifest.splits if s not in manifest.withheld_splits):  # labels withheld
         frame = read_split(path, split, columns=[*task.image_columns, "label", "center"])
         out[split] = [{**{c: decode_image(frame[c][i]) for c in task.image_columns},
                        "label": int(frame["label"][i]), "center": str(frame["center"][i])}

@@ -29,7 +29,9 @@ from thyroid_bench.data.isolation import (
     thumbnails,
 )
 from thyroid_bench.data.manifest import Manifest, SplitMeta, class_counts, read_manifest
+from thyroid_bench.data.private import split_problems
 from thyroid_bench.data.shards import read_split
+from thyroid_bench.data.sizes import absent_class_warnings, size_problems
 from thyroid_bench.errors import DatasetError, VerificationError
 from thyroid_bench.tasks import NO_FOLD, SPLITS, TRAIN_SPLIT, UNKNOWN_GRADE, Task, TaskError
 
@@ -87,7 +89,9 @@ def verify_dataset(path: Path) -> VerifyReport:
     ``total_counts``, every extra image decodes with ``image``'s shape, every extra float is
     in its column's range or null, the content fingerprints, and that no case, patient, study
     (``study_id``, where stored) or identical image is in two splits. Near-duplicate images
-    across splits (:mod:`thyroid_bench.data.isolation`) are a warning, not a problem.
+    across splits (:mod:`thyroid_bench.data.isolation`) are a warning, not a problem. A split
+    whose labels the manifest withholds (:mod:`thyroid_bench.data.private`) must hold none:
+    label -1 and no regression value on every row, no class counts.
     """
     path = Path(path)
     report = VerifyReport(path=path)
@@ -101,6 +105,7 @@ def verify_dataset(path: Path) -> VerifyReport:
     if manifest.label_schema != task.label_schema():
         report.problems.append(f"manifest label_schema differs from the label schema "
                                f"v{task.schema_version} of task {task.name} ({', '.join(task.class_names)})")
+    _check_private_labels(manifest, task, report)
     tables: dict[str, pd.DataFrame] = {}
     fingerprints: dict[str, str] = {}
     image_hashes: dict[str, set[str]] = {}
@@ -121,7 +126,7 @@ def verify_dataset(path: Path) -> VerifyReport:
             continue
         tables[split] = table
         report.rows[split] = len(table)
-        _check_split(split, table, meta, task, report)
+        _check_split(split, table, meta, task, report, withheld=split in manifest.withheld_splits)
         _check_extra_floats(split, table, task, report)
         images = _decode_all(split, table, report)
         extra = _decode_extra(split, table, images, task, report)
@@ -135,12 +140,24 @@ def verify_dataset(path: Path) -> VerifyReport:
             report.problems.append(f"split {split}: content fingerprint {fingerprints[split][:16]}... "
                                    f"differs from the manifest's {meta.fingerprint[:16]}...: "
                                    "the data changed after it was written")
+    _check_sizes(manifest, tables, task, report)
     _check_dataset(manifest, tables, fingerprints, image_hashes, report)
     if len(thumbs) == len(SPLITS):
         warning = near_duplicate_warning(near_duplicates(
             thumbs, {s: tables[s]["case_id"].tolist() for s in SPLITS}))
         report.warnings += [warning] if warning else []
     return report
+
+
+def _check_sizes(manifest: Manifest, tables: Mapping[str, pd.DataFrame], task: Task,
+                 report: VerifyReport) -> None:
+    """An empty split or train fold is a problem (:func:`~thyroid_bench.data.sizes.
+    size_problems`); an evaluation split without a case of some class is a warning."""
+    folds = tables[TRAIN_SPLIT]["fold"].value_counts() if TRAIN_SPLIT in tables else {}
+    report.problems += size_problems({s: len(t) for s, t in tables.items()},
+                                     {int(k): int(v) for k, v in folds.items()}, task)
+    report.warnings += absent_class_warnings({s: m.class_counts for s, m in manifest.splits.items()},
+                                             task, skip=manifest.withheld_splits)
 
 
 def _check_dataset(manifest: Manifest, tables: Mapping[str, pd.DataFrame],
@@ -181,10 +198,34 @@ def verify_or_raise(path: Path, *, consequence: str = "it cannot be used",
     return report.manifest
 
 
+def _check_private_labels(manifest: Manifest, task: Task, report: VerifyReport) -> None:
+    """Withheld labels (:mod:`thyroid_bench.data.private`): of evaluation splits, recorded with
+    the labels file's columns; a note says which and where their labels are."""
+    record = manifest.private_labels
+    if record is None:
+        return
+    not_evaluated = [s for s in record.splits if s not in task.eval_splits]
+    if not_evaluated:
+        report.problems.append(f"manifest private_labels withholds {not_evaluated}, not evaluation "
+                               f"splits of task {task.name} ({', '.join(task.eval_splits)})")
+    columns = ["split", "case_id", "label", *([task.regression_target] if task.regression_target else [])]
+    if record.columns != columns:
+        report.problems.append(f"manifest private_labels.columns {record.columns} are not {columns}")
+    report.notes.append(f"labels of {', '.join(record.splits)} withheld: the organisers keep them "
+                        f"(labels file SHA-256 {record.sha256[:16]}...)")
+
+
 def _check_split(split: str, table: pd.DataFrame, meta: SplitMeta, task: Task,
-                 report: VerifyReport) -> None:
+                 report: VerifyReport, withheld: bool = False) -> None:
     if len(table) != meta.rows:
         report.problems.append(f"split {split}: {len(table)} rows, manifest says {meta.rows}")
+    if withheld:  # labels -1, no regression value, no class counts
+        report.problems += split_problems(split, table, task)
+        if meta.class_counts:
+            report.problems.append(f"split {split}: its labels are withheld, but the manifest "
+                                   f"gives its class counts {meta.class_counts}")
+        _check_ids_and_folds(split, table, task, report)
+        return
     labels = table["label"]
     allowed = (labels >= 0) & (labels < task.num_classes)
     if task.detection is not None:
@@ -196,6 +237,10 @@ def _check_split(split: str, table: pd.DataFrame, meta: SplitMeta, task: Task,
     if counts != meta.class_counts:
         report.problems.append(f"split {split}: class counts {counts} differ from the manifest's "
                                f"{meta.class_counts}")
+    _check_ids_and_folds(split, table, task, report)
+
+
+def _check_ids_and_folds(split: str, table: pd.DataFrame, task: Task, report: VerifyReport) -> None:
     dup = table.loc[table["case_id"].duplicated(), "case_id"].tolist()
     if dup:
         report.problems.append(f"split {split}: duplicated case_id(s) {dup[:5]}")

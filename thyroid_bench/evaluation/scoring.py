@@ -120,6 +120,10 @@ def _against_dataset(path: Path, dataset: str | os.PathLike | None, split: str, 
     if wanted is not None and wanted.name != task.name:
         raise ThyroidBenchError(f"--task {wanted.name}: dataset {manifest.name} {manifest.version} "
                                 f"({folder}) is for task {task.name}; drop --task or pick its dataset")
+    if split in manifest.withheld_splits:
+        raise ThyroidBenchError(f"--split {split}: the labels of {manifest.name} {manifest.version} "
+                                f"split {split} are withheld by its organisers ({folder} holds none), "
+                                "so only they can score it: submit the run (`thyroid-bench submit`)")
     target = [task.regression_target] if task.regression_target else []
     truth = read_split(folder, split, columns=["case_id", "label", *target])
     y_by_id = {str(c): int(y) for c, y in zip(truth["case_id"], truth["label"])}

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from thyroid_bench.data.private import WITHHELD_LABEL, withheld_splits
 from thyroid_bench.errors import ThyroidBenchError
 from thyroid_bench.tasks import UNKNOWN_GRADE, Task
 
@@ -143,15 +144,19 @@ def load_split(path: Path, split: str, size: int, task: Task, progress: bool = T
                                             unit="img", disable=not progress, leave=False)]
              for column in task.image_columns]
     x = prepare_views(views, size)
-    y = torch.from_numpy(_labels(table["label"].to_numpy(), task, path, split))
+    y = torch.from_numpy(_labels(table["label"].to_numpy(), task, path, split,
+                                 withheld=split in withheld_splits(path)))
     values = {c: table[c].to_numpy(dtype=np.float64, na_value=np.nan) for c in extra}
     return SplitTensors(x, y, [str(c) for c in table["case_id"]],
                         table["fold"].to_numpy(dtype=np.int64), values)
 
 
-def _labels(raw: np.ndarray, task: Task, path: Path, split: str) -> np.ndarray:
-    """Class indices, checked: 0..k-1, or UNKNOWN_GRADE where the task has a detection reading."""
+def _labels(raw: np.ndarray, task: Task, path: Path, split: str, withheld: bool = False) -> np.ndarray:
+    """Class indices, checked: 0..k-1, or UNKNOWN_GRADE where the task has a detection reading
+    (a split whose labels are withheld, :mod:`thyroid_bench.data.private`: -1 throughout)."""
     y = np.array(raw, dtype=np.int64)  # a copy: torch wants a writable array
+    if withheld:
+        return np.full_like(y, WITHHELD_LABEL)
     allowed = (y >= 0) & (y < task.num_classes)
     if task.detection is not None:
         allowed |= y == UNKNOWN_GRADE

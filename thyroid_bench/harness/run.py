@@ -48,6 +48,7 @@ import numpy as np
 
 from thyroid_bench.errors import ThyroidBenchError
 from thyroid_bench.evaluation.entry import Entry, Environment, PredictionsFile, ProtocolRecord, write_entry
+from thyroid_bench.evaluation.withheld import is_withheld, withheld_metrics
 from thyroid_bench.harness.protocols import Protocol, default_protocol_name, get_protocol
 from thyroid_bench.hashing import sha256_file
 from thyroid_bench.tasks import TRAIN_SPLIT
@@ -65,6 +66,9 @@ if TYPE_CHECKING:
 __all__ = ["RunResult", "run", "run_dir_name", "read_checkpoint_metadata", "CHECKPOINT_FORMAT"]
 
 CHECKPOINT_FORMAT = "thyroid-bench checkpoint v1"
+#: What a run says of a split whose labels the dataset withholds.
+WITHHELD_NOTE = ("labels withheld by the dataset's organisers: predicted, not scored here "
+                 "(the organisers score it: thyroid-bench submit RUN_DIR --private-labels FILE)")
 
 
 @dataclass
@@ -612,8 +616,9 @@ def _evaluate_splits(plan: _Plan, net: torch.nn.Module, run_dir: Path, progress:
     ev = _Evaluation()
     for split in plan.task.eval_splits:
         _evaluate_split(plan, net, split, run_dir, progress, ev)
+        m = ev.metrics[split]
         log(f"{split}: n {ev.predictions[split].rows}  "
-            + _figures_line(ev.metrics[split], plan.task))
+            + (WITHHELD_NOTE if is_withheld(m) else _figures_line(m, plan.task)))
     ev.seconds = time.perf_counter() - t_eval
     (run_dir / "metrics.json").write_text(json.dumps(ev.metrics, indent=2, allow_nan=False) + "\n",
                                           encoding="utf-8")
@@ -632,7 +637,9 @@ def _figures_line(metrics: dict[str, Any], task: Task) -> str:
 def _evaluate_split(plan: _Plan, net: torch.nn.Module, split: str, run_dir: Path, progress: bool,
                     ev: _Evaluation) -> None:
     """One split into ``ev``: predictions/<split>.csv, then its metrics from the file as written,
-    so re-scoring the file gives them exactly."""
+    so re-scoring the file gives them exactly. A split whose labels the dataset withholds is
+    predicted (no label column) and not scored: its metrics are the withheld marker
+    (:func:`~thyroid_bench.evaluation.withheld.withheld_metrics`)."""
     from thyroid_bench.evaluation.predictions import read_predictions, write_predictions
     from thyroid_bench.evaluation.suites import evaluate_task
     from thyroid_bench.harness.preprocess import load_split
@@ -643,15 +650,19 @@ def _evaluate_split(plan: _Plan, net: torch.nn.Module, split: str, run_dir: Path
                          progress=progress, desc=f"evaluate {split}", accel=plan.accel)
     rel = f"predictions/{split}.csv"
     y_true = data.y.numpy()
-    write_predictions(run_dir / rel, plan.task, data.case_ids, prob, labels=y_true)
+    withheld = split in plan.manifest.withheld_splits
+    write_predictions(run_dir / rel, plan.task, data.case_ids, prob, labels=None if withheld else y_true)
     preds = read_predictions(run_dir / rel, plan.task,
                              expected_case_ids=data.case_ids).align(data.case_ids)
+    ev.predictions[split] = PredictionsFile(path=rel, sha256=sha256_file(run_dir / rel), rows=len(data))
+    if withheld:
+        ev.metrics[split] = withheld_metrics(len(data), bootstrap=plan.bootstrap)
+        return
     # The model predicts classes only: the file has no uptake column, so uptake figures are
     # undefined; the dataset's values are still passed, as score and submit pass them.
     ev.metrics[split] = evaluate_task(plan.task, y_true, preds.probs, bootstrap=plan.bootstrap,
                                       seed=0, values=preds.values, true_values=data.values)
     ev.roc_inputs[split] = (y_true, preds.probs)
-    ev.predictions[split] = PredictionsFile(path=rel, sha256=sha256_file(run_dir / rel), rows=len(data))
 
 
 def _write_results(plan: _Plan, run_dir: Path, threads: int, pretrained: _Pretrained,
@@ -718,6 +729,10 @@ def _write_report(run_dir: Path, task: Task, metrics: dict, roc_inputs: dict, co
              f"`{config['dataset']['fingerprint']}`",
              f"- wall time {config['wall_time_s']} s"]
     sections = {"Run": "\n".join(lines)}
+    withheld = [split for split, m in metrics.items() if is_withheld(m)]
+    if withheld:
+        sections["Withheld labels"] = f"{', '.join(withheld)}: {WITHHELD_NOTE}."
+        metrics = {split: m for split, m in metrics.items() if split not in withheld}
     if history:
         keys = list(history[0])
         rows = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]

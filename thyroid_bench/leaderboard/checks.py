@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -24,13 +24,17 @@ from thyroid_bench.evaluation.metrics import ECE_BINS
 from thyroid_bench.evaluation.predictions import Predictions, label_name, read_predictions
 from thyroid_bench.evaluation.suites import evaluate_task
 from thyroid_bench.hashing import sha256_file
+from thyroid_bench.leaderboard.copies import Candidate, copy_reason
 from thyroid_bench.leaderboard.errors import SubmissionError
 from thyroid_bench.leaderboard.names import describe_key, duplicate_key, entry_id, section_rel
-from thyroid_bench.leaderboard.rules import CI_LEVEL, METRIC_TOLERANCE, MIN_BOOTSTRAP_RESAMPLES
-from thyroid_bench.leaderboard.store import Truth, value_columns
+from thyroid_bench.leaderboard.rules import (CI_LEVEL, EXTERNAL_PROTOCOL, METRIC_TOLERANCE,
+                                             MIN_BOOTSTRAP_RESAMPLES)
+from thyroid_bench.leaderboard import withheld
+from thyroid_bench.leaderboard.store import StoredEntry, Truth, value_columns
 from thyroid_bench.tasks import Task, TaskError, get_task
 
-__all__ = ["CheckedRun", "check_run", "check_scores", "first_difference", "split_values"]
+__all__ = ["CheckedRun", "check_run", "check_scores", "check_stored_claims", "first_difference",
+           "split_values"]
 
 
 @dataclass
@@ -43,14 +47,16 @@ class CheckedRun:
     entry_id: str
     section: PurePosixPath  # entries/<task>/<dataset>@<version>
     truth: Truth
+    scores: dict[str, dict] = field(default_factory=dict)  # withheld splits' figures, checked
 
 
 def check_run(
     run_dir: str | os.PathLike,
     *,
     home: Path | None = None,
-    existing: Iterable[Entry] = (),
+    existing: Iterable[Entry | StoredEntry] = (),
     _truth_cache: dict[tuple[str, str], Truth] | None = None,
+    private_labels: Path | None = None,
 ) -> CheckedRun:
     """Run every leaderboard check on a run folder; raise :class:`SubmissionError` on the first failure.
 
@@ -69,32 +75,69 @@ def check_run(
     label column agrees with the dataset), ``bootstrap`` (intervals of at least 1000
     resamples at 95%) and ``metrics`` (every figure recomputed with the task's metric suite,
     :func:`thyroid_bench.evaluation.suites.evaluate_task`, under the entry's bootstrap
-    settings equals the claimed one within 1e-9).
+    settings equals the claimed one within 1e-9); last ``copy`` (no predictions file
+    byte-identical to one of an entry in ``existing``, and no predictions agreeing with
+    one's on every case: :mod:`~thyroid_bench.leaderboard.copies`; a bare :class:`Entry` in
+    ``existing`` is compared by its recorded hashes only, a :class:`StoredEntry` by its files).
+    On a dataset version whose labels of some splits are withheld, ``private labels``: the
+    organisers' labels file ``private_labels`` scores them (:mod:`~thyroid_bench.leaderboard.
+    withheld`), and the figures computed are the result's ``scores``.
     """
+    existing = list(existing)
     run_dir = _check_folder(Path(run_dir))
     entry, entry_sha = _check_schema(run_dir)
     task = _check_task(run_dir, entry)
     _check_protocol(run_dir, entry)
     _check_splits(run_dir, entry, task)
     _check_duplicate(run_dir, entry, existing)
-    truth = _dataset_truth(run_dir, entry, task, home, {} if _truth_cache is None else _truth_cache)
+    truth = _dataset_truth(run_dir, entry, task, home, {} if _truth_cache is None else _truth_cache,
+                           private_labels)
+    withheld.require_private_labels(run_dir, truth)
     _check_synthetic(run_dir, entry, truth)
     files = {split: _check_predictions_path(run_dir, split, entry.predictions[split].path)
              for split in task.eval_splits}
     _check_predictions_hash(run_dir, entry, files)
-    check_scores(run_dir, entry, truth, files)
-    return CheckedRun(run_dir, entry, entry_sha, entry_id(entry, entry_sha), section_rel(entry), truth)
+    scores = check_scores(run_dir, entry, truth, files)
+    _check_not_copy(run_dir, entry, existing)
+    return CheckedRun(run_dir, entry, entry_sha, entry_id(entry, entry_sha), section_rel(entry), truth,
+                      scores)
 
 
-def check_scores(run_dir: Path, entry: Entry, truth: Truth, files: Mapping[str, Path]) -> None:
+def check_scores(run_dir: Path, entry: Entry, truth: Truth, files: Mapping[str, Path],
+                 stored_scores: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, dict]:
     """Per evaluation split: ``predictions`` (coverage, probability rows, label column),
     ``bootstrap`` and ``metrics`` (every figure recomputed from ``files`` and ``truth``'s
-    labels): the part of :func:`check_run` that a stored entry passes again on every load."""
+    labels): the part of :func:`check_run` that a stored entry passes again on every load.
+
+    A split whose labels are withheld is skipped without them; with them its entry metrics
+    are the withheld marker, its figures are computed (and must equal ``stored_scores``', if
+    given) and returned: split -> figures (:mod:`~thyroid_bench.leaderboard.withheld`)."""
+    scores = {}
     for split in truth.task.eval_splits:
+        if split not in truth.labels:  # withheld, without the organisers' labels: scores.json stands
+            continue
         preds, y_true = _check_predictions(run_dir, entry, truth, split, files[split])
-        boot = _check_bootstrap(run_dir, entry.metrics[split], split)
-        _check_metrics(run_dir, entry.metrics[split], split, boot, truth.task, y_true, preds,
-                       split_values(truth, split, preds))
+        claimed = entry.metrics[split]
+        private = withheld.check_claim(run_dir, split, claimed, truth, preds)
+        boot = _check_bootstrap(run_dir, claimed, split)
+        figures = _check_metrics(run_dir, claimed, split, boot, truth.task, y_true, preds,
+                                 split_values(truth, split, preds),
+                                 (stored_scores or {}).get(split) if private else claimed)
+        if private:
+            scores[split] = figures
+    return scores
+
+
+def check_stored_claims(folder: Path, entry: Entry) -> None:
+    """The checks of :func:`check_run` on what an entry claims that need no dataset: ``task``,
+    ``protocol``, ``splits``, ``predictions path`` and, for an official dataset version,
+    ``dataset fingerprint`` against the pin: what a stored entry passes again on every load."""
+    task = _check_task(folder, entry)
+    _check_protocol(folder, entry)
+    _check_splits(folder, entry, task)
+    for split in task.eval_splits:
+        _check_predictions_path(folder, split, entry.predictions[split].path)
+    _check_pinned_fingerprint(folder, entry.dataset)
 
 
 # --------------------------------------------------------------------------- the entry
@@ -155,6 +198,23 @@ def _override_problem(name: str, registered: Mapping[str, Any], key: str, value:
     return None
 
 
+def _external_problem(entry: Entry) -> str | None:
+    """Why an entry that is, or claims to be, made from predictions is not what it claims."""
+    record = entry.protocol
+    if entry.origin != "external":
+        what = (f"protocol {EXTERNAL_PROTOCOL!r}" if record.name == EXTERNAL_PROTOCOL
+                else f"model kind {entry.model.kind!r}")
+        return (f"{what} is for entries made from predictions (origin 'external', written by "
+                "`thyroid-bench entry new`); an entry of origin 'harness' names the protocol the "
+                "harness trained it under")
+    if record.name != EXTERNAL_PROTOCOL or record.parameters or record.overrides:
+        return (f"an entry of origin 'external' (made from predictions by `thyroid-bench entry "
+                f"new`) names protocol {EXTERNAL_PROTOCOL!r} with no parameters and no overrides, "
+                f"not {record.name!r} with {len(record.parameters)} parameter(s) and "
+                f"{len(record.overrides)} override(s): the harness did not train it")
+    return None
+
+
 def protocol_problem(entry: Entry) -> str | None:
     """Why the entry's protocol record is not what it claims, or ``None``.
 
@@ -162,9 +222,15 @@ def protocol_problem(entry: Entry) -> str | None:
     and ``parameters`` exactly that protocol's, with ``overrides`` applied, on the entry's task
     (:meth:`~thyroid_bench.harness.protocols.Protocol.for_task`): a run made under ``quick``
     cannot be labelled ``paper``, and any change is an override, shown in the row's label.
+    An entry of origin ``external`` names protocol :data:`~thyroid_bench.leaderboard.rules.
+    EXTERNAL_PROTOCOL` with no parameters or overrides, and only such an entry may name it
+    or be a human reader's.
     """
     from thyroid_bench.harness.protocols import PROTOCOLS, ProtocolError
 
+    if (entry.origin == "external" or entry.protocol.name == EXTERNAL_PROTOCOL
+            or entry.model.kind == "human reader"):
+        return _external_problem(entry)
     record, name = entry.protocol, entry.protocol.name
     base = PROTOCOLS.get(name)
     if base is None:
@@ -197,19 +263,26 @@ def _check_splits(run_dir: Path, entry: Entry, task: Task) -> None:
                                   f"leaderboard entry needs exactly {list(task.eval_splits)}")
 
 
-def _check_duplicate(run_dir: Path, entry: Entry, existing: Iterable[Entry]) -> None:
+def _check_duplicate(run_dir: Path, entry: Entry, existing: Iterable[Entry | StoredEntry]) -> None:
     key = duplicate_key(entry)
-    for other in existing:
+    for other in (Candidate.of(o).entry for o in existing):
         if duplicate_key(other) == key:
             raise SubmissionError(run_dir, "duplicate",
                                   f"the leaderboard already has an entry for {describe_key(key)} "
                                   f"(run {other.run_id}); use another seed, or remove the old entry")
 
 
+def _check_not_copy(run_dir: Path, entry: Entry, existing: Iterable[Entry | StoredEntry]) -> None:
+    reason = copy_reason(entry, run_dir, [Candidate.of(o) for o in existing])
+    if reason:
+        raise SubmissionError(run_dir, "copy", reason)
+
+
 # --------------------------------------------------------------------------- the dataset
 def _dataset_truth(run_dir: Path, entry: Entry, task: Task, home: Path | None,
-                   cache: dict[tuple[str, str], Truth]) -> Truth:
-    """The entry's dataset version, checked, with its labels (from ``cache`` when already read)."""
+                   cache: dict[tuple[str, str], Truth], private_labels: Path | None = None) -> Truth:
+    """The entry's dataset version, checked, with its labels (from ``cache`` when already read;
+    withheld ones from the organisers' ``private_labels``)."""
     key = (entry.dataset.name, entry.dataset.version)
     truth = cache.get(key)
     if truth is None or truth.ref.fingerprint != entry.dataset.fingerprint:
@@ -218,7 +291,8 @@ def _dataset_truth(run_dir: Path, entry: Entry, task: Task, home: Path | None,
         _check_local_fingerprint(run_dir, entry, folder)
         manifest = _check_dataset_verification(run_dir, folder)
         labels, values = _eval_labels(folder, task)
-        truth = cache[key] = Truth(manifest.dataset_ref(), task, labels, values)
+        truth = cache[key] = withheld.dataset_truth(
+            run_dir, manifest, Truth(manifest.dataset_ref(), task, labels, values), private_labels)
     return truth
 
 
@@ -379,8 +453,11 @@ def split_values(truth: Truth, split: str, preds: Predictions) -> dict[str, np.n
 
 def _check_metrics(run_dir: Path, claimed: Mapping[str, Any], split: str, boot: Mapping[str, Any],
                    task: Task, y_true: np.ndarray, preds: Predictions,
-                   true_values: dict[str, np.ndarray]) -> None:
-    """``metrics``: every claimed figure equals the one recomputed by the task's metric suite."""
+                   true_values: dict[str, np.ndarray],
+                   reference: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``metrics``: every figure of ``reference`` (what the entry claims; for a withheld split
+    what ``scores.json`` stores, or ``None`` at submission) equals the one recomputed by the
+    task's metric suite under ``claimed``'s settings; returns the recomputed figures."""
     ece_bins = claimed.get("ece_bins", ECE_BINS)
     if isinstance(ece_bins, bool) or not isinstance(ece_bins, int) or ece_bins < 1:
         raise SubmissionError(run_dir, "metrics", f"metrics.{split}.ece_bins = {ece_bins!r} "
@@ -388,12 +465,14 @@ def _check_metrics(run_dir: Path, claimed: Mapping[str, Any], split: str, boot: 
     recomputed = evaluate_task(task, y_true, preds.probs, bootstrap=boot["resamples"],
                                seed=boot["seed"], ci=float(boot["level"]), ece_bins=ece_bins,
                                values=preds.values, true_values=true_values)
-    diff = first_difference(claimed, recomputed, f"metrics.{split}")
+    diff = None if reference is None else first_difference(reference, recomputed, f"metrics.{split}")
     if diff:
         where, a, b = diff
+        who = "the entry claims" if reference is claimed else "scores.json stores"
         raise SubmissionError(run_dir, "metrics",
-                              f"{where}: the entry claims {a!r}, recomputed from {preds.path.name} "
+                              f"{where}: {who} {a!r}, recomputed from {preds.path.name} "
                               f"and the dataset's labels it is {b!r}")
+    return recomputed
 
 
 def first_difference(claimed: Any, recomputed: Any, path: str = "",

@@ -7,20 +7,26 @@ A task without a detection reading shows accuracy and its main score, with its
 ``shown_beside`` figures (macro AUC when it declares none) beside them; a task with one
 (``Task.detection``, e.g. ``residual-tissue``) shows its main score, with its
 ``shown_beside`` figures and detection sensitivity, specificity and AUC beside it.
-:func:`ranking_columns` builds the columns from that: identity columns, the scores, the
-figures beside them, the gap and the comparison with the row above, the parameters and the
-date. Each :class:`Column` says its header per output (``None``: not in that output), how
-its cell reads in each, and how the page sorts it. The text table puts the main score's
-split and metric first among the scores (``text_order``) and shows the task's
-``shown_beside`` figures on the main split.
+:func:`ranking_columns` builds the columns from that: identity columns (the model with its
+origin mark and links to its code and weights, :mod:`~thyroid_bench.leaderboard.marks`;
+protocol, weights, seeds and the row's reproduction), the scores, the figures beside them,
+the gap and the comparison with the row above, the parameters and the date. Each
+:class:`Column` says its header per output (``None``: not in that output), how its cell reads
+in each, and how the page sorts it. The text table puts the main score's split and metric
+first among the scores (``text_order``) and shows the task's ``shown_beside`` figures on the
+main split. So that the page fits a 1280-pixel window, it shows a figure beside the scores in
+one column with a line per split (as Markdown does) and no date column (a row's details date
+each seed).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import thyroid_bench.leaderboard.display as d
+import thyroid_bench.leaderboard.marks as marks
 from thyroid_bench.leaderboard.ranking import Group, Stat
 from thyroid_bench.leaderboard.rules import CI_LEVEL
 from thyroid_bench.tasks import MainScore, Task
@@ -81,6 +87,8 @@ class Column:
     first: str = "descending"                 # the first sort direction on the page
     th_class: str = ""                        # CSS class of the HTML header
     text_order: int = 0                       # order in the text table (stable)
+    md_raw: bool = False                      # md_cell is Markdown already (links), not text
+    html_title: str = ""                      # the HTML header's title (its full name)
 
 
 def td(inner: str, *, sort: object = None, cls: str = "") -> str:
@@ -96,16 +104,17 @@ def ranking_columns(task: Task) -> tuple[Column, ...]:
     splits = task.eval_splits
     return (
         Column("rank", "Rank", "Rank", "rank", d.rank_text, d.rank_text, _rank_td, first="ascending"),
-        Column("model", "Model", "Model", "model", lambda g: f"`{g.model}`", lambda g: g.model,
-               lambda g, _: td(f"<code>{d.e(g.model)}</code>", cls="text"),
-               kind="text", first="ascending", th_class="text"),
+        _model_column(),
         _label_column("protocol", "Protocol", lambda g: g.protocol, in_text=True),
-        _label_column("pretrained", "Pretrained", lambda g: g.pretrained, in_text=False),
+        _label_column("pretrained", "Pretrained", lambda g: g.pretrained, in_text=False,
+                      html="Pre\u00adtrained"),
         Column("seeds", "Seeds", "Seeds", "seeds", d.seeds, lambda g: str(len(g.entries)),
-               lambda g, _: td(d.e(d.seeds(g)), sort=len(g.entries))),
+               lambda g, _: td(_seeds_html(g), sort=len(g.entries))),
+        _label_column("reproduced", "Reproduced", marks.reproduced, in_text=False,
+                      html="Repro\u00adduced", cls="mark"),
         *(_score_column(split, figure, main) for split in splits for figure in figures.scores),
         *(_beside_markdown_column(figure, splits) for figure in figures.beside),
-        *(_beside_html_column(split, figure) for figure in figures.beside for split in splits),
+        *(_beside_html_column(figure, splits, main.split) for figure in figures.beside),
         *(_beside_text_column(main.split, figure) for figure in figures.in_text),
         _gap_column(main.metric),
         Column("vs_above", "vs. row above", "vs. row above", "vs above", d.vs_above, d.vs_above,
@@ -113,16 +122,53 @@ def ranking_columns(task: Task) -> tuple[Column, ...]:
         Column("params", "Params", "Params", None, _params, _params,
                lambda g, _: td(d.e(_params(g)), sort=g.representative.entry.model.parameters),
                first="ascending"),
-        Column("date", "Date", "Date", None, d.date, d.date,
-               lambda g, _: td(d.e(d.date(g)), cls="text"), kind="text"),
+        # Not a column of the page (it fits a 1280-pixel window): a row's details date each seed.
+        Column("date", "Date", None, None, d.date, d.date, lambda g, _: ""),
     )
 
 
-def _label_column(key: str, header: str, value: Callable[[Group], str], *, in_text: bool) -> Column:
-    """A column of text (protocol, weights), sorted alphabetically."""
-    return Column(key, header, header, key if in_text else None, value, value,
-                  lambda g, _: td(d.e(value(g)), cls="text"), kind="text", first="ascending",
-                  th_class="text")
+def _model_column() -> Column:
+    """The model's name, its origin mark (``external``, ``human reader``: :func:`marks.
+    origin_mark`) and links to its code and weights where its entries give them."""
+    def md(g: Group) -> str:  # Markdown as is (md_raw): a name and an http(s) address need no escape
+        mark = marks.origin_mark(g)
+        return " · ".join([f"`{g.model}`", *([f"*{mark}*"] if mark else []),
+                           *(f"[{label}](<{url}>)" for label, url in marks.links(g))])
+
+    def text(g: Group) -> str:
+        mark = marks.origin_mark(g)
+        return f"{g.model} [{mark}]" if mark else g.model
+
+    def html(g: Group, _: str) -> str:
+        mark = marks.origin_mark(g)
+        badge = (f' <span class="badge {"reader" if mark == marks.READER else "external"}">'
+                 f"{d.e(mark)}</span>" if mark else "")
+        links = "".join(f' <a class="link" href="{d.e(url)}" rel="noopener noreferrer">{d.e(label)}</a>'
+                        for label, url in marks.links(g))
+        return td(f"<code>{_breakable(g.model)}</code>{badge}{links}", sort=d.e(g.model), cls="text")
+
+    return Column("model", "Model", "Model", "model", md, text, html, kind="text",
+                  first="ascending", th_class="text", md_raw=True)
+
+
+def _breakable(text: str) -> str:
+    """``text`` escaped for HTML, with a line-break opportunity after each ``_ . : / @ + = , -``:
+    a long name or tag wraps there rather than widening the table."""
+    return re.sub(r"([_.:/@+=,-])", r"\1<wbr>", d.e(text))
+
+
+def _seeds_html(g: Group) -> str:
+    """``3`` and, on a line below, the seeds ``(0, 1, 2)``."""
+    return f'{len(g.entries)}<span class="ci">({d.e(", ".join(map(str, g.seeds)))})</span>'
+
+
+def _label_column(key: str, header: str, value: Callable[[Group], str], *, in_text: bool,
+                  html: str | None = None, cls: str = "") -> Column:
+    """A column of text (protocol, weights, reproduction), sorted alphabetically, wrapped on
+    the page where narrow (``html``: its header there, e.g. with a soft hyphen)."""
+    return Column(key, header, html or header, key if in_text else None, value, value,
+                  lambda g, _: td(_breakable(value(g)), cls=f"text {cls}".strip()), kind="text",
+                  first="ascending", th_class="text")
 
 
 def _score_column(split: str, figure: str, main: MainScore) -> Column:
@@ -153,11 +199,20 @@ def _beside_markdown_column(figure: str, splits: tuple[str, ...]) -> Column:
     return Column(figure, header, None, None, cell, cell, lambda g, _: "")
 
 
-def _beside_html_column(split: str, figure: str) -> Column:
-    """HTML shows a figure beside the scores one split per column, sortable."""
-    header = f"{d.split_name(split).abbrev} {d.figure_name(figure).name}"
-    return Column(f"{split}.{figure}", None, header, None, lambda g: "", lambda g: "",
-                  lambda g, _: _metric_td(g, split, figure, ci=False, primary=False))
+def _beside_html_column(figure: str, splits: tuple[str, ...], main_split: str) -> Column:
+    """HTML shows a figure beside the scores in one column, a line per split (as Markdown
+    does), sorted by its value on the main score's split; its header is the figure's short
+    name (the full one in its title), so that the table fits a 1280-pixel window."""
+    name, short = d.figure_name(figure).name, d.figure_name(figure).short
+    header = f"{short[:1].upper()}{short[1:]} " + " / ".join(d.split_name(s).abbrev.lower() for s in splits)
+
+    def cell(g: Group, _: str) -> str:
+        lines = "".join(f'<span class="line">{d.e(d.stat_text(_stat(g, s, figure), figure))}</span>'
+                        for s in splits)
+        return td(lines, sort=d.num_attr(_stat(g, main_split, figure).mean))
+
+    return Column(figure, None, header, None, lambda g: "", lambda g: "", cell,
+                  html_title=f"{name}, " + " / ".join(splits))
 
 
 def _beside_text_column(split: str, figure: str) -> Column:
@@ -195,7 +250,9 @@ def _stat(g: Group, split: str, figure: str) -> Stat:
 
 
 def _params(g: Group) -> str:
-    return d.params(g.representative.entry.model.parameters)
+    """The parameter count; a dash for a human reader (no parameters)."""
+    model = g.representative.entry.model
+    return d.DASH if model.kind == marks.READER else d.params(model.parameters)
 
 
 def _rank_td(g: Group, detail_id: str) -> str:
@@ -208,7 +265,9 @@ def _rank_td(g: Group, detail_id: str) -> str:
 def _vs_above_td(g: Group, _: str) -> str:
     vs = g.vs_above
     p = "" if vs is None or vs.get("p_value") is None else f"{vs['p_value']:.6g}"
-    return td(d.e(d.vs_above(g)), sort=p)
+    parts = re.split(r", | (?=\(n\.s\.\))", d.vs_above(g))  # difference / p-value / (n.s.)
+    lines = "".join(f'<span class="line">{d.e(part)}</span>' for part in parts)
+    return td(lines, sort=p)
 
 
 def _metric_td(g: Group, split: str, figure: str, *, ci: bool, primary: bool) -> str:

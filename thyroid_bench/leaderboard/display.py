@@ -32,7 +32,8 @@ __all__ = [
     "ranking_rules", "main_scores", "published_line", "published_text", "e", "md_escape",
     "terminal_text",
     "md_inline", "pct", "num_attr", "mean_sd", "plain", "stat_text", "value_text", "ci_text",
-    "with_ci", "signed_pp", "params", "date", "seeds", "rank_text", "vs_above", "section_note",
+    "with_ci", "signed_pp", "params", "date", "seeds", "rank_text", "vs_above", "TIE_WITHHELD",
+    "section_note",
     "protocols", "hardware",
 ]
 
@@ -352,6 +353,8 @@ def rank_text(g: Group) -> str:
 def vs_above(g: Group) -> str:
     """The paired bootstrap against the row above: difference in pp and p-value."""
     r = g.vs_above
+    if r is not None and r.get("withheld"):  # the main split's labels are withheld
+        return TIE_WITHHELD
     if r is None or r.get("difference") is None or r.get("p_value") is None:
         return DASH
     diff = f"{100 * r['difference']:+.1f}".replace("-", "−")
@@ -367,7 +370,23 @@ def section_note(sec: Section) -> str:
                  "no clinical claim rests on it." if sec.synthetic else "")
     counts = ", ".join(f"{split} n = {n}" for split, n in sec.n_cases.items())
     return (f"Dataset **{sec.dataset} {sec.version}** (task `{sec.task.name}`), fingerprint "
-            f"`{sec.fingerprint}`; {counts}.{synthetic}")
+            f"`{sec.fingerprint}`; {counts}.{synthetic}{_withheld_note(sec)}")
+
+
+#: What the comparison with the row above says where the main split's labels are withheld.
+TIE_WITHHELD = "not computed (labels withheld)"
+
+
+def _withheld_note(sec: Section) -> str:
+    """Which splits' labels are withheld, and where their figures come from (empty if none)."""
+    if not sec.withheld:
+        return ""
+    splits = ", ".join(sec.withheld)
+    ties = (f" Paired-bootstrap ties on {sec.task.main_score.split}: {TIE_WITHHELD}."
+            if sec.task.main_score.split in sec.withheld else "")
+    return (f" The labels of {splits} are withheld by the organisers (labels file SHA-256 "
+            f"`{next(iter(sec.withheld.values()))}`): those figures were computed from them at "
+            f"submission and are stored with each entry (`scores.json`).{ties}")
 
 
 def protocols(sec: Section) -> list[tuple[str, str]]:
@@ -377,6 +396,10 @@ def protocols(sec: Section) -> list[tuple[str, str]]:
         if g.protocol in seen:
             continue
         parameters = g.entries[0].entry.protocol.parameters
+        if g.entries[0].entry.origin == "external":
+            seen[g.protocol] = ("none of the harness: predictions made elsewhere (another framework, "
+                                "a product, a reader) and entered with thyroid-bench entry new")
+            continue
         desc = parameters.get("description")
         rest = ", ".join(f"{k}={compact(v)}" for k, v in parameters.items()
                          if k not in ("name", "description"))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from thyroid_bench.errors import ThyroidBenchError
 
-__all__ = ["SubmissionError", "LeaderboardError", "HubError"]
+__all__ = ["SubmissionError", "LeaderboardError", "HubError", "ReproductionError"]
 
 
 class SubmissionError(ThyroidBenchError):
@@ -26,3 +26,8 @@ class LeaderboardError(ThyroidBenchError):
 
 class HubError(ThyroidBenchError):
     """Opening the pull request on the Hugging Face Hub failed (no token, unreachable, refused)."""
+
+
+class ReproductionError(ThyroidBenchError):
+    """An entry that could not be reproduced from its run folder; the message says why (no
+    checkpoint, another checkpoint, predictions that differ: the split, case and figures)."""

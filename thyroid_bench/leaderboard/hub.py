@@ -6,7 +6,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from thyroid_bench.leaderboard.errors import HubError
+from thyroid_bench.leaderboard.reproduce import RECORD_FILE
 from thyroid_bench.leaderboard.store import StoredEntry
+from thyroid_bench.leaderboard.withheld import SCORES_FILE
 
 __all__ = ["push_to_hub"]
 
@@ -46,7 +48,7 @@ def _default_api(repo_id: str) -> Any:
 
 
 def _operations(entries: Sequence[StoredEntry]) -> list:
-    """One file addition per entry.json and predictions file."""
+    """One file addition per entry.json, predictions file and reproduction record."""
     from huggingface_hub import CommitOperationAdd
 
     operations = []
@@ -57,6 +59,12 @@ def _operations(entries: Sequence[StoredEntry]) -> list:
             rel = stored.entry.predictions[split].path
             operations.append(CommitOperationAdd(path_in_repo=f"{stored.rel}/{rel}",
                                                  path_or_fileobj=str(stored.predictions_path(split))))
+        if (stored.folder / RECORD_FILE).is_file():  # a passed reproduction (submit --reproduce)
+            operations.append(CommitOperationAdd(path_in_repo=f"{stored.rel}/{RECORD_FILE}",
+                                                 path_or_fileobj=str(stored.folder / RECORD_FILE)))
+        if (stored.folder / SCORES_FILE).is_file():  # withheld splits' figures (submit --private-labels)
+            operations.append(CommitOperationAdd(path_in_repo=f"{stored.rel}/{SCORES_FILE}",
+                                                 path_or_fileobj=str(stored.folder / SCORES_FILE)))
     return operations
 
 

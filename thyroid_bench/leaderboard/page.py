@@ -12,12 +12,15 @@ under the table, never ranked.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from string import Template
+from urllib.parse import quote
 
 import thyroid_bench.leaderboard.display as d
+import thyroid_bench.leaderboard.marks as marks
 from thyroid_bench.leaderboard.columns import Column, ranking_columns, table_figures
 from thyroid_bench.leaderboard.ranking import Board, Group, Section, overall_figures
+from thyroid_bench.leaderboard.ranking_csv import render_ranking_csv
 from thyroid_bench.leaderboard.rules import CI_LEVEL
 from thyroid_bench.tasks import Task
 
@@ -30,7 +33,11 @@ _PER_CLASS = (("sensitivity", "Sensitivity"), ("specificity", "Specificity"), ("
 def render_html(board: Board) -> str:
     """``leaderboard/index.html``: one self-contained page (inline CSS, JS, SVG; no network)."""
     tasks = d.page_tasks(board)
-    sections = "".join(_html_section(s, i) for i, s in enumerate(board.sections)) or (
+    by_task: dict[str, list[Section]] = {}
+    for sec in board.sections:
+        by_task.setdefault(sec.task.name, []).append(sec)
+    downloads = {name: _csv_link(secs) for name, secs in by_task.items()}
+    sections = "".join(_html_section(s, i, downloads[s.task.name]) for i, s in enumerate(board.sections)) or (
         "<p><em>No entries yet.</em> See How to submit below.</p>")
     rules = "\n\n".join(d.ranking_rules(m, names) for m, names in d.main_scores(board))
     return Template(d.template("page.html")).substitute(
@@ -39,7 +46,17 @@ def render_html(board: Board) -> str:
         main=sections + _how_to_submit_html(d.how_to_submit(tasks)))
 
 
-def _html_section(sec: Section, index: int) -> str:
+def _csv_link(sections: Sequence[Section]) -> str:
+    """A link that downloads the task's ranking CSV (the text of ``ranking-<task>.csv``), held
+    in the page itself as a data URL, so it works offline, from ``file://`` and from a copy of
+    the page alone (``--html OUT``)."""
+    name = marks.csv_name(sections[0].task)
+    url = "data:text/csv;charset=utf-8," + quote(render_ranking_csv(sections), safe="")
+    return (f'<a class="csv-download" download="{d.e(name)}" href="{url}">Download the ranking '
+            f"as CSV</a> (<code>{d.e(name)}</code>)")
+
+
+def _html_section(sec: Section, index: int, download: str) -> str:
     columns = ranking_columns(sec.task)
     shown = [c for c in columns if c.html is not None]
     head = "".join(_th(c) for c in shown)
@@ -47,7 +64,9 @@ def _html_section(sec: Section, index: int) -> str:
     for i, g in enumerate(sec.groups):
         detail_id = f"detail-{index}-{i}"
         main_row = '<tr class="main">' + "".join(c.html_cell(g, detail_id) for c in shown) + "</tr>"
-        bodies.append(f'<tbody class="group" data-model="{d.e(g.model)}" data-protocol="{d.e(g.protocol)}">'
+        mark = f' data-mark="{d.e(marks.origin_mark(g))}"' if marks.origin_mark(g) else ""
+        bodies.append(f'<tbody class="group" data-model="{d.e(g.model)}" '
+                      f'data-protocol="{d.e(g.protocol)}"{mark}>'
                       + main_row + _detail_row(g, sec.task, detail_id, len(shown)) + "</tbody>")
     protocols = "".join(f"<li><code>{d.e(n)}</code>: {d.e(t)}</li>" for n, t in d.protocols(sec))
     hardware = "".join(f"<li>{d.e(env)}: {d.e(', '.join(rows))}</li>" for env, rows in d.hardware(sec))
@@ -55,6 +74,7 @@ def _html_section(sec: Section, index: int) -> str:
             f'<p class="note">{d.md_inline(d.section_note(sec))}</p>'
             f'<div class="table-wrap"><table class="ranking" data-section="{d.e(sec.rel)}"><thead><tr>'
             + head + "</tr></thead>" + "".join(bodies) + "</table></div>"
+            + f'<p class="note legend">{d.md_inline(marks.legend())} {download}</p>'
             + _published(sec.task) + _chart(sec, index)
             + f"<h3>Protocols</h3><ul>{protocols}</ul><h3>Hardware and software</h3><ul>{hardware}</ul>"
             + "</section>")
@@ -62,7 +82,8 @@ def _html_section(sec: Section, index: int) -> str:
 
 def _th(c: Column) -> str:
     cls = f' class="{c.th_class}"' if c.th_class else ""
-    return (f'<th scope="col"{cls} data-key="{c.key}" data-type="{c.kind}" data-first="{c.first}">'
+    title = f' title="{d.e(c.html_title)}"' if c.html_title else ""
+    return (f'<th scope="col"{cls}{title} data-key="{c.key}" data-type="{c.kind}" data-first="{c.first}">'
             f"{d.e(c.html)}</th>")
 
 
@@ -128,14 +149,18 @@ def _seed_table(g: Group, task: Task) -> str:
         mark = " (median)" if s is g.representative else ""
         scores = "".join(f"<td>{d.e(_seed_score(m[split], fig))}</td>" for split, fig in cells)
         beside = "".join(f"<td>{d.e(d.value_text(m[main.split].get(f), f))}</td>" for f in figures.beside)
+        env = s.entry.environment
+        wall = f"{s.entry.wall_time_s:.0f} s" if s.entry.origin == "harness" else d.DASH
         rows.append(
             f"<tr><td>{s.entry.seed}{mark}</td>{scores}{beside}"
-            f"<td>{s.entry.wall_time_s:.0f} s</td><td>{d.e(s.entry.environment.device_name if s.entry.environment else 'external')}</td>"
+            f"<td>{wall}</td><td>{d.e(env.device_name if env else 'not recorded')}</td>"
+            f"<td>{d.e(marks.row_mark(s))}</td>"
             f"<td>{d.e(s.entry.submitter)}</td><td>{d.e(s.entry.date.strftime('%Y-%m-%d %H:%M'))}</td>"
             f'<td><a href="{d.e(s.rel)}/entry.json">{d.e(s.entry_id)}</a></td></tr>')
     return (f'<div><h3>Seeds (each with its {CI_LEVEL:.0%} bootstrap CI), %</h3><table class="small">'
-            f"<thead><tr><th>Seed</th>{head}<th>Wall time</th><th>Device</th><th>Submitter</th>"
-            f"<th>Date (UTC)</th><th>Entry</th></tr></thead><tbody>{''.join(rows)}</tbody></table></div>")
+            f"<thead><tr><th>Seed</th>{head}<th>Wall time</th><th>Device</th><th>Reproduced</th>"
+            f"<th>Submitter</th><th>Date (UTC)</th><th>Entry</th></tr></thead><tbody>{''.join(rows)}"
+            "</tbody></table></div>")
 
 
 def _seed_score(metrics: Mapping, figure: str) -> str:
@@ -171,11 +196,18 @@ def _detection_confusion(g: Group, task: Task, split: str) -> str:
 
 
 def _model_note(g: Group) -> str:
-    m = g.representative.entry.model
-    parts = [f"architecture {m.architecture}", f"head {m.head}" if m.head else "",
-             f"{m.parameters:,} parameters", f"input {m.input_size} px, {m.in_chans} channel(s), "
-             f"{m.channel_policy}", f"pretrained: {g.pretrained}", f"licence {m.licence}" if m.licence else ""]
-    return f'<p class="note">Model <code>{d.e(m.name)}</code> ({d.e(m.source)}): ' + d.e(
+    e = g.representative.entry
+    m = e.model
+    external = e.origin == "external"
+    parts = ["predictions made outside the harness" if external else "",
+             f"architecture {m.architecture}", f"head {m.head}" if m.head else "",
+             "" if m.kind == marks.READER else f"{m.parameters:,} parameters",
+             f"input {m.input_size} px, {m.in_chans} channel(s)" + ("" if external else f", {m.channel_policy}"),
+             f"pretrained: {g.pretrained}", f"licence {m.licence}" if m.licence else "",
+             f"trained on: {e.training_data}" if e.training_data else "",
+             f"notes: {e.notes}" if e.notes else ""]
+    what = "Human reader" if m.kind == marks.READER else "Model"
+    return f'<p class="note">{what} <code>{d.e(m.name)}</code> ({d.e(m.source)}): ' + d.e(
         "; ".join(p for p in parts if p)) + "</p>"
 
 
@@ -262,7 +294,8 @@ def _how_to_submit_html(markdown: str) -> str:
             out.append("</pre>" if in_code else "<pre>")
             in_code = not in_code
         elif in_code:
-            out[-1] = out[-1] + ("" if out[-1].endswith("<pre>") else "\n") + d.e(stripped)
+            code = line[3:].rstrip() if line.startswith("   ") else stripped  # less the list's indent
+            out[-1] = out[-1] + ("" if out[-1].endswith("<pre>") else "\n") + d.e(code)
         elif stripped.startswith("## "):
             flush()
             out.append(f'<h2 id="how-to-submit">{d.e(stripped[3:])}</h2>')

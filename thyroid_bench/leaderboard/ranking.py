@@ -9,7 +9,9 @@ its *median seed* (the seed whose main score is the median, the lower one for an
 count); the same entry represents the row in the paired bootstrap (the task's metric
 suite's ``compare`` through :func:`thyroid_bench.evaluation.suites.compare_task`, on the
 main score's split, 1000 resamples, seed 0) against the row above it. A row not significantly different
-(p >= 0.05) from the row above shares its rank and is marked ``≈``. The figures averaged
+(p >= 0.05) from the row above shares its rank and is marked ``≈``; where the main split's
+labels are withheld (:mod:`thyroid_bench.leaderboard.withheld`) the comparison needs labels the
+leaderboard does not hold, so it is not computed. The figures averaged
 over seeds are the suite's overall figures (``get_suite(task.metric_suite).figures``), the
 task's main score and ``shown_beside`` figures, and the suite's per-class figure paths.
 """
@@ -32,7 +34,8 @@ from thyroid_bench.leaderboard.errors import LeaderboardError
 from thyroid_bench.leaderboard.names import protocol_label, section_rel
 from thyroid_bench.leaderboard.recheck import InvalidEntry
 from thyroid_bench.leaderboard.rules import RANK_RESAMPLES, RANK_SEED, SIGNIFICANCE
-from thyroid_bench.leaderboard.store import StoredEntry, read_labels
+from thyroid_bench.leaderboard.store import StoredEntry, private_splits, read_labels
+from thyroid_bench.leaderboard.withheld import WITHHELD_TIE
 from thyroid_bench.tasks import MainScore, Task, get_task
 
 __all__ = ["Stat", "Group", "Section", "Board", "build_board", "overall_figures"]
@@ -102,6 +105,8 @@ class Section:
     n_cases: dict[str, int]                    # evaluation split -> cases
     groups: list[Group]
     rel: PurePosixPath
+    # evaluation split -> SHA-256 of the organisers' labels file, where the labels are withheld
+    withheld: dict[str, str] = field(default_factory=dict)
 
     @property
     def title(self) -> str:
@@ -140,15 +145,17 @@ def _section(members: Sequence[StoredEntry], leaderboard: str | os.PathLike | No
     first = members[0].entry
     task = get_task(first.task)
     rel = section_rel(first)
-    labels = None if leaderboard is None else read_labels(Path(leaderboard).joinpath(*rel.parts), task)
+    section_dir = None if leaderboard is None else Path(leaderboard).joinpath(*rel.parts)
+    labels = None if section_dir is None else read_labels(section_dir, task)
+    withheld = {} if section_dir is None else private_splits(section_dir)
     rows: dict[tuple, list[StoredEntry]] = {}
     for s in members:
         rows.setdefault((s.entry.model.name, protocol_label(s.entry), s.entry.pretrained), []).append(s)
     groups = [_group(v, task) for v in rows.values()]
-    _rank(groups, labels, task)
+    _rank(groups, labels, task, withheld)
     n_cases = {split: first.predictions[split].rows for split in task.eval_splits}
     return Section(task, first.dataset.name, first.dataset.version, first.dataset.fingerprint,
-                   first.dataset.synthetic, n_cases, groups, rel)
+                   first.dataset.synthetic, n_cases, groups, rel, withheld)
 
 
 def _version_key(v: str) -> tuple[int, ...]:
@@ -229,12 +236,19 @@ def _aligned_probs(stored: StoredEntry, task: Task, split: str, labels: Mapping[
     return preds.probs
 
 
-def _rank(groups: list[Group], labels: Mapping[str, dict[str, int]] | None, task: Task) -> None:
-    """Order by mean main score; compare adjacent rows by the paired bootstrap."""
+def _rank(groups: list[Group], labels: Mapping[str, dict[str, int]] | None, task: Task,
+          withheld: Mapping[str, str] | None = None) -> None:
+    """Order by mean main score; compare adjacent rows by the paired bootstrap (not computed
+    where the main split's labels are withheld: ``vs_above`` is then :data:`~thyroid_bench.
+    leaderboard.withheld.WITHHELD_TIE`, never a guess)."""
     main = task.main_score
     groups.sort(key=lambda g: (-(g.primary if g.primary is not None else -math.inf),
                                g.model, g.protocol, g.pretrained))
     y = probs = None
+    if main.split in (withheld or {}):
+        for i, g in enumerate(groups):
+            g.rank, g.tied_with_above, g.vs_above = i + 1, False, None if i == 0 else dict(WITHHELD_TIE)
+        return
     if labels is not None:
         truth = labels[main.split]
         y = np.array([truth[c] for c in sorted(truth)], dtype=np.int64)

@@ -17,6 +17,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import thyroid_bench.leaderboard.display as d
+import thyroid_bench.leaderboard.marks as marks
 from thyroid_bench.atomic import atomic_write_text, check_output_file
 from thyroid_bench.evaluation.entry import Entry
 from thyroid_bench.leaderboard.columns import ranking_columns
@@ -24,13 +25,15 @@ from thyroid_bench.leaderboard.errors import LeaderboardError
 from thyroid_bench.leaderboard.lock import writer_lock
 from thyroid_bench.leaderboard.page import render_html
 from thyroid_bench.leaderboard.ranking import Board, Section, build_board
+from thyroid_bench.leaderboard.ranking_csv import render_ranking_csv
 from thyroid_bench.leaderboard.rules import DEFAULT_LEADERBOARD, SIGNIFICANCE
 from thyroid_bench.leaderboard.recheck import load_checked
 
 __all__ = ["render_markdown", "render_text", "render_html", "markdown_table", "entry_json_schema",
            "PAGES", "render_pages", "check_leaderboard_folder", "render_leaderboard"]
 
-#: The files of a leaderboard folder that are rendered from its entries, never edited by hand.
+#: The files of a leaderboard folder that are rendered from its entries, never edited by hand;
+#: besides them, one ``ranking-<task>.csv`` per task with entries (:func:`render_pages`).
 PAGES = ("schema/entry-v1.json", "README.md", "index.html")
 
 
@@ -39,7 +42,8 @@ def markdown_table(sec: Section) -> str:
     shown = [c for c in ranking_columns(sec.task) if c.md is not None]
     lines = ["| " + " | ".join(c.md for c in shown) + " |", "|" + "|".join(" --- " for _ in shown) + "|"]
     for g in sec.groups:
-        lines.append("| " + " | ".join(d.md_escape(c.md_cell(g)) for c in shown) + " |")
+        lines.append("| " + " | ".join(c.md_cell(g) if c.md_raw else d.md_escape(c.md_cell(g))
+                                       for c in shown) + " |")
     return "\n".join(lines)
 
 
@@ -54,7 +58,9 @@ def render_markdown(board: Board) -> str:
     if not board.sections:
         out += ["*No entries yet.* See *How to submit* below.", ""]
     for sec in board.sections:
-        out += [f"## {sec.title}", "", d.section_note(sec), "", markdown_table(sec), ""]
+        csv_file = marks.csv_name(sec.task)
+        out += [f"## {sec.title}", "", d.section_note(sec), "", markdown_table(sec), "",
+                f"{marks.legend()} Download the ranking as CSV: [`{csv_file}`]({csv_file}).", ""]
         out += _published_markdown(sec)
         out += ["**Protocols.**", ""]
         out += [f"- `{name}`: {d.md_escape(text)}" for name, text in d.protocols(sec)] + [""]
@@ -80,8 +86,11 @@ def render_text(board: Board) -> str:
         return "The leaderboard has no entries yet (thyroid-bench submit RUN_DIR adds one)."
     blocks = [_text_block(sec) for sec in board.sections]
     scores = " / ".join(d.score_name(m) for m, _ in d.main_scores(board))
+    marked = any(marks.origin_mark(g) for sec in board.sections for g in sec.groups)
     blocks.append(f"Percent, mean ± sd over seeds; ranked by mean {scores}; ≈: not "
-                  f"significantly different from the row above (paired bootstrap, p ≥ {SIGNIFICANCE}).")
+                  f"significantly different from the row above (paired bootstrap, p ≥ {SIGNIFICANCE})."
+                  + (f" [{marks.EXTERNAL}]: predictions made outside the harness (`thyroid-bench "
+                     f"entry new`); [{marks.READER}]: a person's reads." if marked else ""))
     return d.terminal_text("\n\n".join(blocks))
 
 
@@ -105,10 +114,15 @@ def entry_json_schema() -> str:
 
 
 def render_pages(board: Board) -> dict[str, str]:
-    """Every rendered file of the leaderboard (:data:`PAGES`, relative path -> text), all
-    rendered before any is written, so a renderer that fails writes nothing."""
+    """Every rendered file of the leaderboard (:data:`PAGES`, and each task's ranking as CSV,
+    :func:`~thyroid_bench.leaderboard.marks.csv_name`; relative path -> text), all rendered
+    before any is written, so a renderer that fails writes nothing."""
+    by_task: dict[str, list[Section]] = {}
+    for sec in board.sections:
+        by_task.setdefault(sec.task.name, []).append(sec)
+    csvs = {marks.csv_name(secs[0].task): render_ranking_csv(secs) for secs in by_task.values()}
     return {"schema/entry-v1.json": entry_json_schema(), "README.md": render_markdown(board),
-            "index.html": render_html(board)}
+            "index.html": render_html(board), **csvs}
 
 
 def check_leaderboard_folder(leaderboard: str | os.PathLike, *, must_exist: bool = True) -> Path:
@@ -131,6 +145,7 @@ def render_leaderboard(
     html_out: str | os.PathLike | None = None,
     write: bool = True,
     skip_invalid: bool = False,
+    private_labels: str | os.PathLike | None = None,
 ) -> Board:
     """Build the board from the stored entries, each re-checked, and (re)write its pages.
 
@@ -138,13 +153,19 @@ def render_leaderboard(
     ``index.html`` and ``schema/entry-v1.json``, under the folder's writer lock.
     ``html_out`` writes the HTML page there as well. A stored entry that fails its checks
     raises :class:`LeaderboardError`; with ``skip_invalid`` it is left out, and listed in
-    the returned :class:`~thyroid_bench.leaderboard.ranking.Board`'s ``invalid``.
+    the returned :class:`~thyroid_bench.leaderboard.ranking.Board`'s ``invalid``. With the
+    organisers' labels file ``private_labels`` the withheld splits of its section are recomputed
+    too (:mod:`~thyroid_bench.leaderboard.withheld`); the pages never use those labels.
     """
     root = check_leaderboard_folder(leaderboard)
     if html_out is not None:
         check_output_file(html_out, "--html")
     with writer_lock(root) if write else nullcontext():
-        checked = load_checked(root, skip_invalid=skip_invalid)
+        checked = load_checked(root, skip_invalid=skip_invalid,
+                               private_labels=None if private_labels is None else Path(private_labels))
+        if private_labels is not None and not checked.rescored:
+            raise LeaderboardError(f"--private-labels {private_labels}: the labels file of no "
+                                   f"section of {root} (none records its SHA-256)")
         board = build_board(checked.entries, root)
         board.invalid = checked.invalid
         pages = render_pages(board) if write or html_out is not None else {}

@@ -9,9 +9,12 @@ A leaderboard is a folder (``leaderboard/`` in the repository)::
         dataset.json                 name, version, fingerprint, synthetic flag, task, and per
                                      evaluation split its rows and the SHA-256 of its labels file
         labels/<split>.csv           case_id,label[,<regression target>] per evaluation split
-                                     of the task: the truth the entries are scored on
+                                     of the task: the truth the entries are scored on (none
+                                     for a split whose labels are withheld: dataset.json marks
+                                     it private, :mod:`~thyroid_bench.leaderboard.withheld`)
         <entry id>/entry.json        the entry exactly as submitted (bytes unchanged)
         <entry id>/predictions/<split>.csv
+        <entry id>/scores.json       the figures of the withheld splits, checked at submission
 
 The labels are stored beside the entries so the page can be re-rendered, significance
 included, and every entry re-scored, without the dataset at hand. Labels files hold class
@@ -35,8 +38,9 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer
 
 from thyroid_bench.bounds import loads_strict
 from thyroid_bench.data.columns import extra_float_ok, extra_float_rule
@@ -46,12 +50,12 @@ from thyroid_bench.evaluation.predictions import label_name
 from thyroid_bench.errors import validation_problems
 from thyroid_bench.hashing import sha256_file
 from thyroid_bench.leaderboard.errors import LeaderboardError
-from thyroid_bench.leaderboard.names import ENTRIES, section_rel
+from thyroid_bench.leaderboard.names import ENTRIES, entry_id, section_rel
 from thyroid_bench.leaderboard.rules import DEFAULT_LEADERBOARD
 from thyroid_bench.tasks import UNKNOWN_GRADE, Task, TaskError, get_task
 
 __all__ = ["Truth", "StoredEntry", "SectionSplit", "SectionRecord", "parse_stored_label",
-           "value_columns", "read_section_record", "read_labels", "read_label_values",
+           "value_columns", "read_section_record", "private_splits", "read_labels", "read_label_values",
            "section_truth", "write_section_files", "copy_entry", "entry_files", "load_entry",
            "load_entries"]
 
@@ -65,6 +69,10 @@ class Truth:
     labels: dict[str, dict[str, int]]  # split -> case_id -> class index (or UNKNOWN_GRADE)
     # split -> regression column -> case_id -> value (NaN: not measured); empty without one
     values: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    # split -> SHA-256 of the organisers' labels file, for each split whose labels are withheld
+    # (:mod:`thyroid_bench.leaderboard.withheld`); ``labels`` has such a split only when the
+    # organisers' labels file was given
+    withheld: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -87,12 +95,23 @@ class StoredEntry:
 
 
 class SectionSplit(BaseModel):
-    """One evaluation split of a section: its cases, and the SHA-256 of ``labels/<split>.csv``."""
+    """One evaluation split of a section: its cases, and the SHA-256 of ``labels/<split>.csv``
+    (of a ``private`` split, whose labels are withheld and not stored: of the organisers' labels
+    file)."""
 
     model_config = ConfigDict(extra="forbid")
 
     rows: int = Field(ge=0)
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of labels/<split>.csv")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of labels/<split>.csv, "
+                        "or of the organisers' labels file for a private split")
+    private: bool = Field(default=False, description="labels withheld: no labels/<split>.csv")
+
+    @model_serializer(mode="wrap")
+    def _omit_public(self, handler: Any) -> dict[str, Any]:
+        data = handler(self)
+        if not data.get("private"):
+            data.pop("private", None)  # records of public splits stay as they were
+        return data
 
 
 class SectionRecord(DatasetRef):
@@ -170,10 +189,21 @@ def _stored_value(column: str, text: str) -> float:
     return value
 
 
+def private_splits(section_dir: Path) -> dict[str, str]:
+    """The section's splits whose labels are withheld (not stored), each with the SHA-256 of the
+    organisers' labels file; empty without any (or without ``dataset.json``)."""
+    if not (section_dir / "dataset.json").is_file():
+        return {}
+    return {s: m.sha256 for s, m in read_section_record(section_dir).splits.items() if m.private}
+
+
 def _read_section_labels(section_dir: Path, task: Task) -> dict[str, tuple] | None:
-    """Per evaluation split, the labels file read back, once its SHA-256 and rows are the ones
-    ``dataset.json`` pins (:class:`LeaderboardError` otherwise); ``None`` if a file is missing."""
-    paths = {split: section_dir / "labels" / f"{split}.csv" for split in task.eval_splits}
+    """Per evaluation split whose labels are stored (not withheld), the labels file read back,
+    once its SHA-256 and rows are the ones ``dataset.json`` pins (:class:`LeaderboardError`
+    otherwise); ``None`` if a file is missing."""
+    withheld = private_splits(section_dir)
+    paths = {split: section_dir / "labels" / f"{split}.csv" for split in task.eval_splits
+             if split not in withheld}
     if not all(p.is_file() for p in paths.values()):
         return None
     record = read_section_record(section_dir)
@@ -221,7 +251,7 @@ def section_truth(section_dir: Path, task: Task) -> Truth:
         raise LeaderboardError(f"{section_dir / 'labels'}: a labels file of "
                                f"{list(task.eval_splits)} is missing; restore it from git")
     return Truth(record.ref, task, {s: labels for s, (labels, _) in files.items()},
-                 {s: values for s, (_, values) in files.items()})
+                 {s: values for s, (_, values) in files.items()}, private_splits(section_dir))
 
 
 def _value_text(value: float) -> str:
@@ -231,11 +261,15 @@ def _value_text(value: float) -> str:
 
 def write_section_files(target: Path, truth: Truth) -> None:
     """``labels/<split>.csv`` (class names and the task's regression target, by case id) of a
-    new section, and its ``dataset.json`` pinning each labels file's SHA-256."""
+    new section, and its ``dataset.json`` pinning each labels file's SHA-256; a split whose
+    labels are withheld gets no labels file, only its record (``private``, the SHA-256 of the
+    organisers' labels file)."""
     task = truth.task
     (target / "labels").mkdir(parents=True, exist_ok=True)
     columns = value_columns(task)
     for split in task.eval_splits:
+        if split in truth.withheld:
+            continue
         values = truth.values.get(split, {})
         with open(target / "labels" / f"{split}.csv", "w", newline="", encoding="utf-8") as f:
             w = csv.writer(f, lineterminator="\n")
@@ -244,7 +278,9 @@ def write_section_files(target: Path, truth: Truth) -> None:
                 w.writerow([cid, label_name(task, truth.labels[split][cid]),
                             *(_value_text(values.get(col, {}).get(cid, math.nan)) for col in columns)])
     record = SectionRecord(**truth.ref.model_dump(), task=task.name, splits={
-        s: SectionSplit(rows=len(truth.labels[s]), sha256=sha256_file(target / "labels" / f"{s}.csv"))
+        s: SectionSplit(rows=len(truth.labels[s]), sha256=truth.withheld[s], private=True)
+        if s in truth.withheld else
+        SectionSplit(rows=len(truth.labels[s]), sha256=sha256_file(target / "labels" / f"{s}.csv"))
         for s in task.eval_splits})
     (target / "dataset.json").write_text(json.dumps(record.model_dump(), indent=2) + "\n",
                                          encoding="utf-8")
@@ -305,6 +341,10 @@ def _check_stored_entry(path: Path, stored: StoredEntry, root: Path) -> None:
         raise LeaderboardError(f"{path}: changed since it was submitted (its SHA-256 {sha[:8]}... "
                                f"is not the one its folder {stored.folder.name} was named after); "
                                "restore it from git")
+    if stored.folder.name != entry_id(stored.entry, sha):  # model, protocol and seed name it too
+        raise LeaderboardError(f"{path}: stored in folder {stored.folder.name}, but its model, "
+                               f"protocol and seed name it {entry_id(stored.entry, sha)}; restore "
+                               "it from git")
     section = section_rel(stored.entry)
     if stored.folder.parent != root.joinpath(*section.parts):
         raise LeaderboardError(f"{path}: an entry of task {stored.entry.task} on "

@@ -6,10 +6,12 @@ one's entries):
 
 1. the stored entries are re-checked (:func:`~thyroid_bench.leaderboard.recheck.load_checked`)
    and every run is checked (:func:`~thyroid_bench.leaderboard.checks.check_run`, against
-   the stored entries and the other runs of the call);
+   the stored entries and the other runs of the call); with ``reproduce`` / ``retrain``, each
+   is then reproduced from its own run folder (:mod:`~thyroid_bench.leaderboard.reproduce`);
 2. the would-be leaderboard is built in a staging folder: a copy of the stored entries
-   (hard links where the file system allows), the new entries and new sections' files; it
-   is loaded back with every check and its pages are rendered there;
+   (hard links where the file system allows; every file of an entry folder, its
+   ``reproduced.json`` too), the new entries (with the record of a passed reproduction) and
+   new sections' files; it is loaded back with every check and its pages are rendered there;
 3. the Hub pull request is opened if asked;
 4. only then are the new sections' files, the new entries and the pages moved into place
    (renames within one file system; a leaderboard folder that did not exist is the staging
@@ -24,7 +26,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -39,8 +41,11 @@ from thyroid_bench.leaderboard.names import ENTRIES
 from thyroid_bench.leaderboard.ranking import build_board
 from thyroid_bench.leaderboard.recheck import load_checked
 from thyroid_bench.leaderboard.render import PAGES, check_leaderboard_folder, render_pages
+from thyroid_bench.leaderboard.reproduce import ReproductionRecord, reproduce_checked, write_record
 from thyroid_bench.leaderboard.rules import DEFAULT_LEADERBOARD
-from thyroid_bench.leaderboard.store import StoredEntry, Truth, copy_entry, write_section_files
+from thyroid_bench.leaderboard import withheld
+from thyroid_bench.leaderboard.store import (StoredEntry, Truth, copy_entry, read_section_record,
+                                             write_section_files)
 
 __all__ = ["SubmitResult", "submit"]
 
@@ -64,6 +69,10 @@ def submit(
     hub: str | None = None,
     hub_api: Any = None,
     render: bool = True,
+    reproduce: bool = False,
+    retrain: bool = False,
+    log: Callable[[str], None] | None = None,
+    private_labels: Path | None = None,
 ) -> SubmitResult:
     """Check run folders and add them to the leaderboard with its re-rendered pages.
 
@@ -75,7 +84,13 @@ def submit(
     ``render`` the pages are still rendered (a board that cannot render is refused) but
     not moved in. With ``hub`` (a Hub dataset repository id), a pull request with the new
     entries is opened before anything moves (``hub_api``: a stand-in for
-    ``huggingface_hub.HfApi``, for tests).
+    ``huggingface_hub.HfApi``, for tests). With ``reproduce`` (by evaluation) or ``retrain``
+    (by retraining), each checked run is also reproduced from its own run folder
+    (:func:`~thyroid_bench.leaderboard.reproduce.reproduce_run`, progress lines to ``log``),
+    check ``reproduction``, and its record is stored with the entry as ``reproduced.json``.
+    ``private_labels`` is the organisers' labels file of a dataset version that withholds labels
+    (:mod:`~thyroid_bench.leaderboard.withheld`): it scores the withheld splits, which are
+    stored as ``scores.json`` with each entry and never as labels files.
     """
     runs = [run_dirs] if isinstance(run_dirs, (str, os.PathLike)) else list(run_dirs)
     if not runs:
@@ -83,12 +98,14 @@ def submit(
     root = check_leaderboard_folder(leaderboard, must_exist=False)
     with writer_lock(root):
         _remove_stale_staging(root)
-        checked = _check_all(runs, root, home)
+        checked = _check_all(runs, root, home, private_labels)
+        records = (reproduce_checked(checked, retrain=retrain, home=home, log=log)
+                   if reproduce or retrain else {})
         exists = root.is_dir()
         staging = make_temp_dir(_STAGING if exists else f".{root.name}{_STAGING}",
                                 root if exists else root.parent)
         try:
-            board, moves = _would_be(checked, root, staging / "board", render=render)
+            board, moves = _would_be(checked, root, staging / "board", render=render, records=records)
             staged = [StoredEntry(c.entry, c.entry_id, board.joinpath(*c.section.parts, c.entry_id),
                                   c.section / c.entry_id) for c in checked]
             pr_url = push_to_hub(staged, hub, api=hub_api) if hub else None
@@ -99,18 +116,20 @@ def submit(
                         [root.joinpath(*c.section.parts, c.entry_id) for c in checked], pr_url)
 
 
-def _check_all(runs: Sequence[str | os.PathLike], root: Path, home: Path | None) -> list[CheckedRun]:
+def _check_all(runs: Sequence[str | os.PathLike], root: Path, home: Path | None,
+               private_labels: Path | None = None) -> list[CheckedRun]:
     """Check every run against the re-checked stored entries, the earlier runs and the stored
     sections (:class:`LeaderboardError` if a stored entry fails its own checks)."""
-    existing = load_checked(root).entries if (root / ENTRIES).is_dir() else []
-    seen = [s.entry for s in existing]
+    existing = (load_checked(root, private_labels=private_labels).entries
+                if (root / ENTRIES).is_dir() else [])
+    seen = list(existing)  # with their files: the ``copy`` check compares predictions
     cache: dict[tuple[str, str], Truth] = {}
     checked: list[CheckedRun] = []
     for run in runs:
-        c = check_run(run, home=home, existing=seen, _truth_cache=cache)
+        c = check_run(run, home=home, existing=seen, _truth_cache=cache, private_labels=private_labels)
         _check_stored_section(run, root, c)
         checked.append(c)
-        seen.append(c.entry)
+        seen.append(StoredEntry(c.entry, c.entry_id, c.run_dir, c.section / c.entry_id))
     return checked
 
 
@@ -124,11 +143,12 @@ def _check_stored_section(run: str | os.PathLike, root: Path, c: CheckedRun) -> 
                                   f"the leaderboard's {c.truth.ref.spec} has fingerprint {fp}, this "
                                   f"entry's is {c.truth.ref.fingerprint}: two different builds cannot "
                                   "share a version")
+        withheld.check_section(Path(run), read_section_record(stored_info.parent).splits, c.truth)
 
 
 # --------------------------------------------------------------------------- the would-be board
-def _would_be(checked: Sequence[CheckedRun], root: Path, board: Path, *,
-              render: bool) -> tuple[Path, list[PurePosixPath]]:
+def _would_be(checked: Sequence[CheckedRun], root: Path, board: Path, *, render: bool,
+              records: dict[str, ReproductionRecord] | None = None) -> tuple[Path, list[PurePosixPath]]:
     """Build the would-be leaderboard in ``board``: the stored entries, the new entries and new
     sections' files, loaded back with every check and rendered. Returns ``board`` and the
     paths (relative to it) to move into the leaderboard, in order."""
@@ -145,6 +165,10 @@ def _would_be(checked: Sequence[CheckedRun], root: Path, board: Path, *,
             write_section_files(section, c.truth)
             moves += [c.section / "labels", c.section / "dataset.json"]  # labels first
         copy_entry(c.run_dir, c.entry, section / c.entry_id)
+        if c.scores:  # the withheld splits' figures, checked: their labels are never stored
+            withheld.write_scores(section / c.entry_id, c.entry_sha256, c.truth, c.scores)
+        if c.entry_id in (records or {}):  # a passed reproduction, stored with its entry
+            write_record(section / c.entry_id, records[c.entry_id])
         moves.append(c.section / c.entry_id)
     pages = render_pages(build_board(load_checked(board).entries, board))
     for rel, text in pages.items():

@@ -57,6 +57,8 @@ __all__ = [
     "save_dicom",
     "sweep_phantom",
     "write_archive",
+    "FILLER_CENTERS",
+    "filler_rows",
 ]
 
 NM_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.20"
@@ -83,6 +85,31 @@ _LABEL_STYLES = ("name", "type", "mixed")
 _LABEL_COLUMNS = ("label", "grade", "present")
 _INSTITUTIONS = ("Halcyon Ridge Thyroid Institute", "Saint Wendeline Infirmary",
                  "Marrowgate University Hospital", "Fenwick Lodge Clinic")
+
+
+#: The centres of :func:`filler_rows`: the first's studies go to train and internal, the
+#: second's are external (pass it with ``external_centers``).
+FILLER_CENTERS = ("filler1", "filler2")
+
+
+def filler_rows(task: Task | None = None, *, seed: int = 99, n: int = 10) -> list[dict[str, Any]]:
+    """Rows that give a small test archive every split and a study in every train fold, which
+    ingestion needs (:mod:`thyroid_bench.data.sizes`): ``n`` studies of ``n`` patients at
+    ``FILLER_CENTERS[0]`` and 2 at ``FILLER_CENTERS[1]``, classes in turn, each image its own
+    (8 x 8 counts); for a two-view task each study is an anterior and a posterior file."""
+    task = task or get_task(DEFAULT_TASK)
+    rng = np.random.default_rng([seed, 8])
+    rows = []
+    for i in range(n + 2):
+        base = {"label": i % task.num_classes, "patient": f"filler-{i}",
+                "center": FILLER_CENTERS[0] if i < n else FILLER_CENTERS[1]}
+        if len(task.image_columns) == 1:
+            rows.append({**base, "image": rng.poisson(4.0 + i, (8, 8)).astype(np.uint16)})
+            continue
+        rows += [{**base, "image": rng.poisson(4.0 + i, (8, 8)).astype(np.uint16), "view": view,
+                  "study": f"filler-{i}", "labelled": view == "anterior"}
+                 for view in ("anterior", "posterior")]
+    return rows
 
 
 def canary(index: int) -> str:

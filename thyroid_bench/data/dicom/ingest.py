@@ -65,6 +65,7 @@ from typing import Any
 
 import numpy as np
 
+from thyroid_bench.data import private
 from thyroid_bench.data.card import dicom_card
 from thyroid_bench.data.dicom.deid import (
     HEADER_ALLOW_LIST,
@@ -78,6 +79,7 @@ from thyroid_bench.data.dicom.deid import (
     normalise_sex,
 )
 from thyroid_bench.data.dicom.duplicates import ImageIndex
+from thyroid_bench.data.dicom.identifier_index import identifier_index_path, write_identifier_index
 from thyroid_bench.data.dicom.identity import (
     STUDY_PATIENTS_DIFFER,
     inconsistent_studies,
@@ -97,6 +99,7 @@ from thyroid_bench.data.dicom.report import (
     write_organiser_report,
 )
 from thyroid_bench.data.dicom.preflight import check_paths
+from thyroid_bench.data.dicom.split_sizes import check_dicom_split_sizes
 from thyroid_bench.data.dicom.walk import list_archive, walk_archive
 from thyroid_bench.errors import DatasetError, os_error_line, printable
 from thyroid_bench.tasks import (
@@ -218,6 +221,20 @@ def _tag(keyword: str) -> int:
     return tag
 
 
+def _element(ds: Any, keyword: str) -> Any:
+    """The data element ``keyword``, None if absent; a damaged one (an unknown value
+    representation, a value that does not parse: pydicom raises several kinds) rejects the file."""
+    try:
+        return ds.get_item(_tag(keyword))
+    except Exception as exc:  # noqa: BLE001 - any failure to read an element is damage
+        raise _damaged(keyword, exc) from None
+
+
+def _damaged(keyword: str, exc: BaseException) -> _Reject:
+    return _Reject(f"damaged header: element {keyword} cannot be read ({_exc_text(exc)})",
+                   _exc_detail(exc))
+
+
 def _codec(ds: Any) -> str | None:
     raw = _text(ds, "SpecificCharacterSet", "latin-1")
     return None if "\\" in raw else _DIRECT_CODECS.get(raw.strip())
@@ -230,20 +247,24 @@ def _text(ds: Any, keyword: str, codec: str | None) -> str:
     is several times faster than pydicom's value conversion; multiple values stay
     joined by backslashes.
     """
-    elem = ds.get_item(_tag(keyword))
+    elem = _element(ds, keyword)
     if elem is None:
         return ""
     value = elem.value
     if isinstance(value, (bytes, bytearray)):
         if codec is None:
-            return "\\".join(_values(ds[_tag(keyword)].value)).strip()
+            try:
+                value = ds[_tag(keyword)].value
+            except Exception as exc:  # noqa: BLE001 - as in _element
+                raise _damaged(keyword, exc) from None
+            return "\\".join(_values(value)).strip()
         return value.decode(codec, errors="replace").strip(" \x00")
     return "\\".join(_values(value)).strip() if value is not None else ""
 
 
 def _us(ds: Any, keyword: str) -> int | None:
     """An unsigned short (US) element from its raw bytes, None if absent or malformed."""
-    elem = ds.get_item(_tag(keyword))
+    elem = _element(ds, keyword)
     if elem is None or elem.value is None:
         return None
     value = elem.value
@@ -927,6 +948,8 @@ def prepare_dicom(
     task: str = DEFAULT_TASK,
     skip_unreadable: bool = False,
     keep_ages_over_89: bool = False,
+    private_labels: str | Sequence[str] | None = None,
+    labels_file: Path | None = None,
 ) -> Path:
     """Build dataset ``name`` ``version`` of ``task`` from a DICOM archive and a labels CSV.
 
@@ -935,9 +958,12 @@ def prepare_dicom(
     and README 'Labels CSV'. Every file under ``dicom_dir`` ends up as a row or in
     ``rejected.csv`` (by pseudonym; the organiser's report with the real paths is written
     beside ``key_file``: :mod:`thyroid_bench.data.dicom.report`); a summary is printed. Ages
-    above 89 are stored as 90 unless ``keep_ages_over_89``. Returns the dataset folder.
+    above 89 are stored as 90 unless ``keep_ages_over_89``. ``private_labels`` (evaluation
+    splits) withholds their labels: the organisers' labels file ``labels_file`` (default
+    ``<home>/private/<name>@<version>/labels.csv``; :mod:`thyroid_bench.data.private`). Returns
+    the dataset folder.
     """
-    from thyroid_bench.data.format import write_dataset
+    from thyroid_bench.data.format import default_home, write_dataset
 
     dicom_dir, labels, key_file = Path(dicom_dir), Path(labels), Path(key_file).expanduser()
     external = [str(c).strip() for c in external_centers]
@@ -945,6 +971,11 @@ def prepare_dicom(
     check_paths(dicom_dir=dicom_dir, labels=labels, key_file=key_file, home=home, name=name,
                 version=version)
     the_task = get_task(task)
+    withheld = private.private_splits(private_labels, the_task)
+    if withheld:  # checked before the archive is read
+        base = Path(home or default_home())
+        labels_file = private.check_labels_path(
+            labels_file or private.default_labels_path(base, name, version), base / name / version)
     rows, has_split, centers = _read_labels(labels, the_task, external)
     listing = walk_archive(dicom_dir, skip_unreadable=skip_unreadable)  # refuses by default
     files = listing.files
@@ -967,6 +998,10 @@ def prepare_dicom(
                    int(split_seed), labels)
     summary = _summary(listing.seen, studies, rejected, key, allow_burned_in, the_task, views)
     splits = _split_rows(studies, the_task)
+    details = {r["file"]: r["detail"] for r in results if r.get("detail")}
+    check_dicom_split_sizes(splits, the_task, what=f"dataset {name} {version}", summary=summary,
+                            report=report, report_text=lambda: organiser_report(rejected, pseud, details),
+                            external=external, has_split=has_split, centers=centers)
     provenance = _provenance(summary, studies, identifiers, the_task, labels_rows=len(rows),
                              has_split=has_split, centers=centers, external=external,
                              internal_fraction=float(internal_fraction), split_seed=int(split_seed),
@@ -976,11 +1011,17 @@ def prepare_dicom(
         name, version, splits, task=the_task, home=home, provenance=provenance, licence="other",
         card=partial(dicom_card, rejected_file=REJECTED_CSV),
         extra_files={REJECTED_CSV: published_rejections(rejected, pseud, identifiers)}, force=force,
+        private_labels=withheld, labels_file=labels_file,
     )
-    details = {r["file"]: r["detail"] for r in results if r.get("detail")}
     write_organiser_report(report, organiser_report(rejected, pseud, details))  # folder checked
+    index = write_identifier_index(identifier_index_path(key_file, name, version), key, name, version,
+                                   names=(w for r in results for w in r["words"]),
+                                   exact=(e for r in results for e in r["exact"]))
     _print_summary(summary, splits, rejected, path, the_task)
     print(f"  organiser's report, real paths (private: keep it with the key): {printable(report)}")
+    print(f"  identifier index for `publish` (keyed hashes; keep it with the key): {printable(index)}")
+    if withheld:
+        print(f"  {private.labels_message(labels_file, withheld)}")
     return path
 
 

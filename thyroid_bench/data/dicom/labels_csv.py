@@ -46,6 +46,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from thyroid_bench.data.columns import extra_float_ok, extra_float_rule
 from thyroid_bench.errors import DatasetError
@@ -109,12 +110,13 @@ def read_labels_csv(csv_path: Path, task: Task) -> tuple[list[LabelRow], bool]:
     """
     csv_path = Path(csv_path)
     reader = csv.reader(io.StringIO(_read_text(csv_path), newline=""))
-    index = _header(reader, csv_path, task)
+    records = _records(reader, csv_path)
+    index = _header(records, csv_path, task)
     rows: list[LabelRow] = []
     problems: list[str] = []
     seen_path: dict[str, int] = {}
     seen_uid: dict[str, int] = {}
-    for cells in reader:
+    for cells in records:
         if not any(c.strip() for c in cells):
             continue  # blank line
         # reader.line_num: the physical line where the record ends (header is line 1).
@@ -126,6 +128,20 @@ def read_labels_csv(csv_path: Path, task: Task) -> tuple[list[LabelRow], bool]:
     if not rows:
         raise DatasetError(f"labels CSV {csv_path} has a header but no rows; add one row per study")
     return rows, "split" in index
+
+
+def _records(reader: Any, csv_path: Path) -> Iterator[list[str]]:
+    """The CSV's records; one the csv module cannot read (a field beyond its 128 kB limit)
+    is a :class:`DatasetError` naming its line."""
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise DatasetError(f"{csv_path}: line {reader.line_num}: not a readable CSV record "
+                               f"({exc}); save the labels as a plain CSV, one study per line") from None
+        yield cells
 
 
 def grades_known(rows: list[LabelRow]) -> bool:

@@ -13,12 +13,13 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from thyroid_bench.data import private
 from thyroid_bench.data.card import residual_card, synthetic_card
 from thyroid_bench.data.format import default_home, write_dataset
 from thyroid_bench.data.manifest import Manifest, read_manifest
@@ -85,6 +86,8 @@ def prepare_synthetic(
     progress: bool = True,
     workers: int | None = None,
     dataset: str = DEFAULT_COHORT,
+    private_labels: str | Sequence[str] | None = None,
+    labels_file: Path | None = None,
 ) -> Path:
     """Build the synthetic cohort ``dataset`` (default tsb-synthetic 1.0.0; or tsb-residual),
     or a seeded variant, under ``home`` and return its folder.
@@ -93,13 +96,20 @@ def prepare_synthetic(
     split, in class order) builds a smaller unofficial variant, for tests.
     ``preview`` also writes a PNG grid of example images per class and centre.
     ``workers`` processes render the phantoms (default: every core); the images do
-    not depend on it.
+    not depend on it. ``private_labels`` (evaluation splits, e.g. ``"external"``) withholds
+    their labels (:mod:`thyroid_bench.data.private`): an unofficial variant named
+    ``<cohort>-private``, its labels in the organisers' file ``labels_file`` (default
+    ``<home>/private/<name>@<version>/labels.csv``).
     """
     cohort = _cohort(dataset)
     module = cohort.module
     seed = module.OFFICIAL_SEED if seed is None else seed
+    withheld = private.private_splits(private_labels, module.TASK)
     name = synthetic_name(seed, dataset) + ("" if counts is None else "-mini")
+    name = private.private_name(name) if withheld else name
     home = Path(home) if home is not None else default_home()
+    if withheld:
+        labels_file = labels_file or private.default_labels_path(home, name, module.VERSION)
     target = home / name / module.VERSION
     if (target / "manifest.json").is_file() and not force:
         _say(f"{name} {module.VERSION} already prepared at {target} (use --force to rebuild)",
@@ -114,9 +124,12 @@ def prepare_synthetic(
         write_dataset(
             name, module.VERSION, splits, home=home, provenance=_provenance(module, seed, counts),
             task=module.TASK, licence=LICENCE, card=cohort.card, synthetic=True, force=force,
+            private_labels=withheld, labels_file=labels_file,
         )
         _say(f"built in {time.perf_counter() - start:.1f} s", progress)
     _check_official(target, progress)
+    if withheld:
+        _say(private.labels_message(labels_file, withheld), progress)
     if preview is not None:
         from thyroid_bench.data.preview import render_preview
 
