@@ -75,7 +75,10 @@ def _edit_json(path: Path, change) -> None:
 
 
 def _renamed(folder: Path) -> Path:
-    """A careful forger's next step: the folder renamed to the id its edited entry.json gets."""
+    """A careful forger's next step: the folder renamed to the id its edited entry.json gets, and
+    its reproduction record (which attests the unedited entry file, and so would give it away)
+    dropped."""
+    (folder / "reproduced.json").unlink(missing_ok=True)
     new = folder.parent / entry_id(read_entry(folder / "entry.json"), sha256_file(folder / "entry.json"))
     folder.rename(new)
     return new

@@ -75,6 +75,26 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return Path(path)
 
 
+def atomic_write_private(path: str | os.PathLike, content: bytes) -> Path:
+    """Write ``content`` to ``path`` atomically (a temporary file renamed over any earlier one,
+    flushed to disk), readable and writable by its owner only whatever the umask: for files that
+    must never be published (the organiser's report, the organisers' labels, the identifier
+    index). An :class:`OSError` leaves no temporary file; the caller names what it was writing."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(content)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
 def _first_existing_non_folder_parent(path: Path) -> Path | None:
     """The nearest existing ancestor of ``path`` that is not a folder (a file in the way), if any."""
     for parent in path.parents:

@@ -165,7 +165,8 @@ def _add_leaderboard(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--html", type=Path, default=None, metavar="OUT",
                    help="write the self-contained HTML page to OUT")
     p.add_argument("--render", action="store_true",
-                   help="rewrite DIR/README.md, DIR/index.html and DIR/schema/entry-v1.json")
+                   help="rewrite DIR/README.md, DIR/index.html, DIR/ranking-<task>.csv and "
+                   "DIR/schema/entry-v1.json")
     p.add_argument("--skip-invalid", action="store_true",
                    help="leave out stored entries that fail their checks (each is named on "
                    "stderr) instead of refusing")

@@ -10,13 +10,14 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 from thyroid_bench.atomic import make_temp_dir
 from thyroid_bench.data.format import default_home
 from thyroid_bench.data.verify import verify_or_raise
 from thyroid_bench.errors import DatasetError
 
-__all__ = ["prepare_hub", "hub_errors"]
+__all__ = ["prepare_hub", "hub_errors", "token_api"]
 
 
 def prepare_hub(repo_id: str, *, revision: str | None = None, home: Path | None = None,
@@ -57,6 +58,15 @@ def prepare_hub(repo_id: str, *, revision: str | None = None, home: Path | None 
         return target
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def token_api() -> Any | None:
+    """A ``huggingface_hub.HfApi`` with the user's token (``hf auth login`` or ``HF_TOKEN``), or
+    ``None`` when there is none: the writer of ``publish`` and ``submit --hub``."""
+    from huggingface_hub import HfApi, get_token
+
+    token = get_token()
+    return HfApi(token=token) if token else None
 
 
 def hub_errors() -> tuple[type[BaseException], ...]:

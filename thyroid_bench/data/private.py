@@ -34,7 +34,6 @@ import hashlib
 import io
 import math
 import os
-import stat
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +41,7 @@ from typing import Any
 
 import pandas as pd
 
+from thyroid_bench.atomic import atomic_write_private
 from thyroid_bench.data.columns import extra_float_ok, extra_float_rule
 from thyroid_bench.data.manifest import Manifest, PrivateLabels, read_manifest
 from thyroid_bench.errors import DatasetError, os_error_line
@@ -197,20 +197,12 @@ def write_labels_file(path: Path, content: bytes) -> Path:
     """Write the organisers' labels file atomically, readable by its owner only (a new folder
     for it is the owner's only too); an OS error is one line naming the path."""
     path = Path(path).expanduser()
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(content)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        return atomic_write_private(path, content)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise DatasetError(os_error_line(exc, "writing the organisers' labels file (nothing was "
                                          "published)", "give another --private-labels-file")) from None
-    return path
 
 
 # --------------------------------------------------------------------------- reading

@@ -53,7 +53,7 @@ from thyroid_bench.data.dicom.identifier_index import (
     read_identifier_index,
 )
 from thyroid_bench.data.format import resolve_dataset
-from thyroid_bench.data.hub import hub_errors
+from thyroid_bench.data.hub import hub_errors, token_api
 from thyroid_bench.data.manifest import Manifest, read_manifest
 from thyroid_bench.data.official import pinned_fingerprint
 from thyroid_bench.data.texts import Text, folder_texts
@@ -284,13 +284,11 @@ def _refuse_findings(findings: list[str], path: Path) -> None:
 
 # --------------------------------------------------------------------------- the Hub
 def _default_api(repo_id: str) -> Any:
-    from huggingface_hub import HfApi, get_token
-
-    token = get_token()
-    if not token:
+    api = token_api()
+    if api is None:
         raise PublishError("no Hugging Face token: log in with `hf auth login` or set HF_TOKEN (a "
                            f"token with write access to {repo_id}) and publish again; {_NOTHING}")
-    return HfApi(token=token)
+    return api
 
 
 def _operations(path: Path, files: list[str], card: str, digests: dict[str, str]) -> list[Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from thyroid_bench.data.hub import hub_errors, token_api
 from thyroid_bench.leaderboard.errors import HubError
 from thyroid_bench.leaderboard.reproduce import RECORD_FILE
 from thyroid_bench.leaderboard.store import StoredEntry
@@ -29,7 +30,7 @@ def push_to_hub(entries: Sequence[StoredEntry], repo_id: str, *, api: Any = None
     try:
         info = api.create_commit(repo_id=repo_id, repo_type="dataset", operations=_operations(entries),
                                  commit_message=message, create_pr=True)
-    except _hub_errors() as exc:
+    except hub_errors() as exc:
         raise HubError(f"could not open a pull request on Hub dataset repository {repo_id!r}: "
                        f"{type(exc).__name__}: {exc}. Check the network, that the repository "
                        "exists and that your token (hf auth login / HF_TOKEN) may write to it; "
@@ -38,13 +39,11 @@ def push_to_hub(entries: Sequence[StoredEntry], repo_id: str, *, api: Any = None
 
 
 def _default_api(repo_id: str) -> Any:
-    from huggingface_hub import HfApi, get_token
-
-    token = get_token()
-    if not token:
+    api = token_api()
+    if api is None:
         raise HubError("no Hugging Face token: log in with `hf auth login` or set HF_TOKEN "
                        f"(a token with write access to {repo_id}) and submit again")
-    return HfApi(token=token)
+    return api
 
 
 def _operations(entries: Sequence[StoredEntry]) -> list:
@@ -66,14 +65,3 @@ def _operations(entries: Sequence[StoredEntry]) -> list:
             operations.append(CommitOperationAdd(path_in_repo=f"{stored.rel}/{SCORES_FILE}",
                                                  path_or_fileobj=str(stored.folder / SCORES_FILE)))
     return operations
-
-
-def _hub_errors() -> tuple[type[BaseException], ...]:
-    errors: list[type[BaseException]] = [OSError, ValueError, TimeoutError]
-    for module, name in (("httpx2", "HTTPError"), ("httpx", "HTTPError"),
-                         ("requests", "RequestException")):
-        try:
-            errors.append(getattr(__import__(module), name))
-        except (ImportError, AttributeError):
-            pass
-    return tuple(errors)

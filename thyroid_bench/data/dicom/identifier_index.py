@@ -39,9 +39,7 @@ from __future__ import annotations
 
 import hmac
 import json
-import os
 import re
-import stat
 import unicodedata
 from collections.abc import Iterable
 from datetime import date
@@ -50,6 +48,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from thyroid_bench.atomic import atomic_write_private
 from thyroid_bench.data.dicom.deid import key_id
 from thyroid_bench.errors import DatasetError, os_error_line, printable, validation_problems
 
@@ -207,25 +206,13 @@ def write_identifier_index(path: Path, key: bytes, name: str, version: str, *,
     index = KeyedIdentifierIndex.build(key, names, exact)
     record = IdentifierIndexFile(dataset=name, version=version, key_id=key_id(key),
                                  phrase_words=list(index.lengths), hashes=sorted(index.hashes))
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(record.model_dump_json(indent=1) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        return atomic_write_private(path, (record.model_dump_json(indent=1) + "\n").encode("utf-8"))
     except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
         raise DatasetError(os_error_line(
             exc, "writing the identifier index that `publish` scans against (the dataset itself "
                  "is written)", "make the key file's folder writable and prepare again with "
                                 "--force")) from None
-    return path
 
 
 def read_identifier_index(path: Path, key: bytes, name: str, version: str) -> KeyedIdentifierIndex:

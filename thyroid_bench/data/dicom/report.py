@@ -24,11 +24,11 @@ import csv
 import io
 import os
 import re
-import stat
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from thyroid_bench.atomic import atomic_write_private
 from thyroid_bench.data.dicom.deid import IdentifierIndex, Pseudonymizer
 from thyroid_bench.errors import DatasetError, os_error_line, printable
 
@@ -104,26 +104,14 @@ def organiser_report(rejected: Iterable[Mapping[str, Any]], pseud: Pseudonymizer
 def write_organiser_report(path: Path, content: bytes) -> Path:
     """Write the organiser's report at ``path`` atomically (a temporary file renamed over any
     earlier one), readable by its owner only; an OS error is one line naming the path."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(content)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        return atomic_write_private(path, content)
     except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
         raise DatasetError(os_error_line(
             exc, "writing the organiser's report of rejected files (real paths; the dataset "
                  "itself is written)",
             "make the key file's folder writable, or keep the key in a writable folder "
             "(--key-file)")) from None
-    return path
 
 
 def cap_ages(studies: Iterable[dict[str, Any]], keep_ages_over_89: bool = False) -> int:
