@@ -197,9 +197,18 @@ def fingerprint_everywhere(board):
     return first, "fails check 'dataset fingerprint': the entry claims fingerprint 0000"
 
 
+def official_split_made_private(board):
+    """The reviewer's attack: an official section's external split marked private, its labels
+    file removed, so that figures stored beside the entries could not be re-scored."""
+    section = board / "entries" / "four-pattern" / SECTIONS["four-pattern"]
+    _edit_json(section / "dataset.json", lambda d: d["splits"]["external"].update(private=True))
+    (section / "labels" / "external.csv").unlink()
+    return section / "dataset.json", "is an official version, whose labels are public"
+
+
 EDITS = [metric_in_place, metric_renamed, seed_in_place, seed_renamed_onto_another_seed,
          seed_with_the_old_name, copy_added, row_in_place, row_with_hashes, labels_in_place,
-         labels_with_section_record, fingerprint_everywhere]
+         labels_with_section_record, fingerprint_everywhere, official_split_made_private]
 
 
 @pytest.mark.parametrize("edit", EDITS, ids=[e.__name__ for e in EDITS])

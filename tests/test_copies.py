@@ -93,16 +93,34 @@ def test_rewritten_predictions_that_agree_are_refused_and_a_real_difference_is_n
     with pytest.raises(SubmissionError) as info:
         submit(agree, leaderboard=lb, home=world["home"])
     assert info.value.check == "copy"
-    assert (f"agree with those of entry {world['stored'].name} (model toy-a, seed 0)"
-            in str(info.value))
-    assert f"every probability within {COPY_TOLERANCE:g}" in str(info.value)
-    # One probability of one case of each split moved by 1e-5 (ten times the tolerance): not a copy.
+    assert f"are those of entry {world['stored'].name} (model toy-a, seed 0)" in str(info.value)
+    # The reviewer's evasion: one case of each split moved far past the tolerance (0.05) and
+    # the rest left as they are; the median difference over the uncertain cases stays 0.
     moved = {s: p.copy() for s, p in probs.items()}
     for p in moved.values():
         top, runner_up = np.argsort(p[0])[::-1][:2]
-        p[0, [top, runner_up]] += [1e-5, -1e-5]
-    differs = make_run(tmp_path / "differs", world["dataset"], seed=9, probs=moved)
-    assert submit(differs, leaderboard=lb, home=world["home"]).entry_ids
+        p[0, [top, runner_up]] += [-0.05, 0.05]
+    nudged_run = make_run(tmp_path / "moved", world["dataset"], seed=9, probs=moved)
+    with pytest.raises(SubmissionError) as info:
+        submit(nudged_run, leaderboard=lb, home=world["home"])
+    assert info.value.check == "copy" and "differ by a median of 0" in str(info.value)
+    # Another run of the same model (other noise): its own predictions, accepted.
+    other = make_run(tmp_path / "other", world["dataset"], seed=9, noise_seed=7)
+    assert submit(other, leaderboard=lb, home=world["home"]).entry_ids
+
+
+def test_two_readers_may_agree_but_one_reader_is_not_three_seeds(world, lb, tmp_path):
+    """Hard calls (one-hot rows) of two different readers that agree on every case are two
+    entries; the same reader's calls under another seed are a copy."""
+    probs = _probs(world["original"])
+    calls = {s: np.eye(p.shape[1])[p.argmax(axis=1)] for s, p in probs.items()}
+    first = make_run(tmp_path / "reader-1", world["dataset"], model="reader-1", probs=calls)
+    second = make_run(tmp_path / "reader-2", world["dataset"], model="reader-2", probs=calls)
+    assert len(submit([first, second], leaderboard=lb, home=world["home"]).entry_ids) == 2
+    again = make_run(tmp_path / "reader-1-s1", world["dataset"], model="reader-1", seed=1, probs=calls)
+    with pytest.raises(SubmissionError) as info:
+        submit(again, leaderboard=lb, home=world["home"])
+    assert info.value.check == "copy" and "(model reader-1, seed 0)" in str(info.value)
 
 
 def test_bare_entries_are_compared_by_their_recorded_hashes(world, tmp_path):
@@ -124,8 +142,12 @@ def test_copy_added_by_hand_is_found_on_load_and_left_out(world, lb):
     hand.rename(target)
     with pytest.raises(LeaderboardError) as info:
         load_checked(lb)
-    assert str(info.value).startswith(f"{target}: fails check 'copy': its internal predictions")
-    assert f"entry {original.name} (model toy-a, seed 0)" in str(info.value)
+    # Which of the two is the original cannot be told from what a submitter writes (the hand
+    # copy could have been dated earlier): both are named, and neither is ranked.
+    message = str(info.value)
+    assert "fails check 'copy': its internal predictions" in message
+    assert (message.startswith(f"{target}:") and f"entry {original.name} (model toy-a, seed 0)" in message
+            ) or (message.startswith(f"{original}:") and f"entry {target.name} (model toy-a, seed 9)" in message)
     checked = load_checked(lb, skip_invalid=True)
-    assert [s.folder for s in checked.entries] == [original]
-    assert [i.folder for i in checked.invalid] == [target]
+    assert checked.entries == []
+    assert sorted(str(bad.folder) for bad in checked.invalid) == sorted([str(original), str(target)])

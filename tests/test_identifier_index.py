@@ -41,7 +41,8 @@ def test_words_fold_case_accents_and_width_and_split_ideographs():
 
 def test_which_phrases_are_identifiers():
     assert identifier_phrases("NGUYEN^VAN AN", name=True) == {"nguyen van an", "van an nguyen"}
-    assert identifier_phrases("20210304") == {"20210304", "2021 03 04", "04 03 2021"}
+    assert identifier_phrases("20210304") == {"20210304", "2021 03 04", "04 03 2021", "03 04 2021",
+                                              "2021 3 4", "4 3 2021", "3 4 2021"}  # ISO, EU, US
     assert identifier_phrases("20211304") == {"20211304"}  # not a date: the number only
     assert identifier_phrases("山田^太郎", name=True) == {"山 田 太 郎", "太 郎 山 田"}
     # too short, too common or a placeholder: matching them would refuse every card
@@ -56,6 +57,7 @@ def test_the_index_finds_identifiers_as_written_and_says_the_line(index):
             "Ostergaard Elowen, MRN12345678 (uid 1-2-840-113619-2-55)\n"
             "患者山田太郎さん at the halcyon ridge thyroid institute\n")
     assert index.find(text) == [2, 3, 4]
+    assert index.mentions("a US chart: seen 3/4/2021") and index.mentions("seen 2021-3-4")
     assert not index.mentions("Lai, Phu Minh; Nguyen alone; Van An; Elowen Smith; 2021")
     assert not index.mentions("c-0a1b2c3d4e5f6a7b8c9d0e1f, fingerprint 6975cd6db07491e38703")
     assert not index.mentions("PMRN12345678 glued to a word is another word")
@@ -70,7 +72,7 @@ def test_index_file_holds_keyed_hashes_only_and_is_private(tmp_path):
         assert value not in text.lower()
     record = json.loads(text)
     assert record["key_id"] == key_id(KEY) and record["dataset"] == "x"
-    assert len(record["hashes"]) == len(set(record["hashes"])) == 12  # 2+2+2+1 names, 1+3+1 exact
+    assert len(record["hashes"]) == len(set(record["hashes"])) == 16  # 2+2+2+1 names, 1+7+1 exact
     assert all(len(h) == 24 for h in record["hashes"])
     back = read_identifier_index(path, KEY, "x", "1.0.0")
     assert back.mentions("Thaddeus and Van An Nguyen") and back.lengths == (1, 2, 3, 4, 6)

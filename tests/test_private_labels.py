@@ -291,6 +291,33 @@ def test_stored_scores_are_checked(case, board, tmp_path):
     # as stored; with the organisers' labels the edit is found.
     with pytest.raises(LeaderboardError, match="scores.json stores 0.999"):
         render_leaderboard(copy, write=False, private_labels=case["labels_file"])
+    # Made-up figures that do not fit the public predictions are found without the labels: the
+    # confusion matrix's column sums are the predicted-class counts of the stored predictions.
+    task = case["task"]
+    (predictions,) = copy.rglob("predictions/external.csv")
+    probs = np.loadtxt(predictions, delimiter=",", skiprows=1, usecols=range(1, 1 + task.num_classes),
+                       ndmin=2)
+    key = "confusion_matrix" if task.detection is None else "detection_confusion_matrix"
+    if task.detection is None:
+        called = np.bincount(probs.argmax(axis=1), minlength=task.num_classes).tolist()
+    else:  # called present when P(present) = 1 - P(absent) >= 0.5
+        present = int((1 - probs[:, 0] >= 0.5).sum())
+        called = [len(probs) - present, present]
+    matrix = record["splits"]["external"][key]
+    original = [row[:] for row in matrix]
+    assert [sum(col) for col in zip(*original)] == called  # worked out from the file itself
+    top = max(range(len(called)), key=called.__getitem__)
+    matrix[top][top] -= 1
+    matrix[top][(top + 1) % len(called)] += 1  # one case moved to another predicted class
+    scores.write_text(json.dumps(record))
+    with pytest.raises(LeaderboardError, match="do not fit the entry's own predictions"):
+        render_leaderboard(copy, write=False)
+    record["splits"]["external"][key] = original
+    record["splits"]["external"]["n"] += 1
+    scores.write_text(json.dumps(record))
+    with pytest.raises(LeaderboardError, match="do not fit the entry's own predictions"):
+        render_leaderboard(copy, write=False)
+    record["splits"]["external"]["n"] -= 1
     record["entry_sha256"] = "0" * 64
     scores.write_text(json.dumps(record))
     with pytest.raises(LeaderboardError, match="not the scores of this entry"):
@@ -369,6 +396,32 @@ def test_labels_file_inside_the_dataset_folder_is_refused(tmp_path):
         write_dataset("tiny", "1.0.0", splits, home=tmp_path, private_labels=["external"],
                       labels_file=tmp_path / "tiny" / "1.0.0" / "labels.csv")
     assert not (tmp_path / "tiny").exists()
+
+
+def test_labels_file_never_overwrites_another_file_nor_follows_a_loop(tmp_path):
+    splits = _four_pattern_splits()
+    key = tmp_path / "site.key"
+    key.write_bytes(b"k" * 32)  # a pseudonym key: losing it loses the pseudonyms
+    with pytest.raises(DatasetError, match="exists and is not an organisers' labels file"):
+        write_dataset("tiny", "1.0.0", splits, home=tmp_path / "home", private_labels=["external"],
+                      labels_file=key)
+    assert key.read_bytes() == b"k" * 32 and not (tmp_path / "home" / "tiny").exists()
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    with pytest.raises(DatasetError, match="cannot be resolved"):
+        write_dataset("tiny", "1.0.0", splits, home=tmp_path / "home", private_labels=["external"],
+                      labels_file=loop / "labels.csv")
+    with pytest.raises(DatasetError, match="is a file, not a folder"):
+        write_dataset("tiny", "1.0.0", splits, home=tmp_path / "home", private_labels=["external"],
+                      labels_file=key / "labels.csv")
+    # an earlier labels file is replaced when the version is rebuilt
+    labels = tmp_path / "labels.csv"
+    write_dataset("tiny", "1.0.0", splits, home=tmp_path / "home", private_labels=["external"],
+                  labels_file=labels)
+    first = labels.read_bytes()
+    write_dataset("tiny", "1.0.0", splits, home=tmp_path / "home", private_labels=["external"],
+                  labels_file=labels, force=True)
+    assert labels.read_bytes() == first and first.startswith(b"split,case_id,label")
 
 
 @pytest.mark.parametrize("task", ["four-pattern", "residual-tissue"])

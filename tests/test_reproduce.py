@@ -29,6 +29,7 @@ from thyroid_bench.leaderboard.recheck import load_checked
 from thyroid_bench.leaderboard.reproduce import (
     RECORD_FILE,
     read_record,
+    read_run_config,
     reproduce_run,
     row_mark,
     write_record,
@@ -333,3 +334,11 @@ def test_hub_locations_are_parsed_or_refused(monkeypatch, tmp_path):
     with pytest.raises(ReproductionError, match="could not download hf://org/runs/x from the Hugging "
                        "Face Hub .*download the run folder and give its path"):
         check_leaderboard(tmp_path, "hf://org/runs/x")
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000, "{\"run_id\": ", "\ud800", "[]"],
+                         ids=["deep nesting", "truncated", "not UTF-8", "not an object"])
+def test_a_run_config_that_is_not_one_is_one_line(tmp_path, text):
+    (tmp_path / "config.json").write_bytes(text.encode("utf-8", "surrogatepass"))
+    with pytest.raises(ReproductionError, match=r"config.json: "):
+        read_run_config(tmp_path)

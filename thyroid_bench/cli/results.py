@@ -92,8 +92,10 @@ def _add_submit(sub: argparse._SubParsersAction) -> None:
         "submit",
         help="check run folders, recompute their metrics, add them to the leaderboard, re-render",
         description="Check each RUN_DIR (entry schema, dataset fingerprint, predictions hashes and "
-        "coverage, every metric recomputed from the predictions, no duplicate) and add the entries "
-        "to the leaderboard folder, then re-render its README.md and index.html. Nothing is "
+        "coverage, every metric recomputed from the predictions, no duplicate, no copy of a "
+        "listed entry's predictions) and add the entries to the leaderboard folder, then "
+        "re-render its README.md, index.html and ranking CSVs. Splits whose labels the dataset "
+        "withholds are scored from the organisers' file (--private-labels). Nothing is "
         "written unless every run passes. --hub also opens a pull request on a Hugging Face "
         "dataset repository with the new entries. --reproduce also re-evaluates each run from its "
         "model.safetensors and config.json (predictions equal within 1e-5, same argmax); "
@@ -101,7 +103,7 @@ def _add_submit(sub: argparse._SubParsersAction) -> None:
         "reproduced.json and the page marks it.",
     )
     p.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR",
-                   help="run folder(s) written by `thyroid-bench run`")
+                   help="run folder(s) written by `thyroid-bench run` or `thyroid-bench entry new`")
     p.add_argument("--leaderboard", type=Path, default=Path("leaderboard"), metavar="DIR",
                    help="leaderboard folder (default: ./leaderboard)")
     p.add_argument("--home", type=Path, default=None,
@@ -220,7 +222,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
     if args.runs is None:
         raise ThyroidBenchError("leaderboard check needs --runs DIR (the folder holding the run "
                                 "folders, or hf://ORG/REPO/path)")
-    mixed = [f"--{n.replace('_', '-')}" for n in ("html", "render", "skip_invalid") if getattr(args, n)]
+    mixed = [f"--{n.replace('_', '-')}" for n in ("html", "render", "skip_invalid", "private_labels")
+             if getattr(args, n)]
     if mixed:
         raise ThyroidBenchError(f"{', '.join(mixed)}: not options of `leaderboard check` "
                                 "(--write re-renders the pages)")

@@ -41,10 +41,10 @@ from typing import Any
 
 import pandas as pd
 
-from thyroid_bench.atomic import atomic_write_private
+from thyroid_bench.atomic import atomic_write_private, check_output_file
 from thyroid_bench.data.columns import extra_float_ok, extra_float_rule
 from thyroid_bench.data.manifest import Manifest, PrivateLabels, read_manifest
-from thyroid_bench.errors import DatasetError, os_error_line
+from thyroid_bench.errors import DatasetError, ThyroidBenchError, os_error_line
 from thyroid_bench.tasks import SPLITS, TRAIN_SPLIT, UNKNOWN_GRADE, Task
 
 __all__ = ["WITHHELD_LABEL", "PRIVATE_SUFFIX", "PRIVATE_FOLDER", "LABELS_FILE", "WithheldLabels",
@@ -101,13 +101,32 @@ def check_labels_path(path: Path, target: Path) -> Path:
     """``path`` may hold the organisers' labels file of the version folder ``target``: it is not
     inside ``target`` (which is published) and is not a folder; :class:`DatasetError` otherwise."""
     path = Path(path).expanduser()
-    inside = path.resolve().is_relative_to(Path(target).resolve())
+    try:
+        inside = path.resolve().is_relative_to(Path(target).resolve())
+    except (OSError, RuntimeError) as exc:  # a link loop, a folder that cannot be searched
+        raise DatasetError(f"the organisers' labels file {path}: its folder cannot be resolved "
+                           f"({type(exc).__name__}); give another path") from None
     if inside:
         raise DatasetError(f"the organisers' labels file {path} would be inside the dataset folder "
                            f"{target}, which is published; give a path outside it")
-    if path.is_dir():
-        raise DatasetError(f"the organisers' labels file {path} is a folder; give a file path")
+    try:
+        check_output_file(path, "the organisers' labels file")
+    except ThyroidBenchError as exc:
+        raise DatasetError(str(exc)) from None
+    if path.exists() and not _is_labels_file(path):
+        raise DatasetError(f"the organisers' labels file {path} exists and is not an organisers' "
+                           "labels file (it does not start with split,case_id,label): it is never "
+                           "overwritten; give a new path")
     return path
+
+
+def _is_labels_file(path: Path) -> bool:
+    """Whether ``path`` is an earlier organisers' labels file (replaced when a version is rebuilt)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(b"split,case_id,label")) == b"split,case_id,label"
+    except OSError:
+        return False
 
 
 # --------------------------------------------------------------------------- writing

@@ -15,10 +15,11 @@ Folder names are not trusted: run folders are renamed and moved (the committed
 residual-tissue densenet169 seed 0 has run_id ``res-densenet169`` and lives in
 ``densenet169-quick-seed0/``), and a folder named after an entry's run_id may hold another
 run. Each entry found is reproduced (:func:`~thyroid_bench.leaderboard.reproduce.reproduce_run`,
-by evaluation, or by retraining); the checkpoint must be the entry's (or the one an earlier
-record pinned). With ``write``, the records of the entries that passed are stored, under the
-leaderboard's writer lock, each file atomically, and the pages re-rendered; a record of
-reproduction by retraining is never replaced by one by evaluation.
+by evaluation, or by retraining); the checkpoint must be the entry's when it records one. With
+``write``, the records of the entries that passed are stored, under the leaderboard's writer
+lock, each file atomically, and the pages re-rendered; a record of reproduction by retraining
+is kept over a new one by evaluation of the same checkpoint (any other record is replaced: a
+hand-made one cannot block a real check).
 """
 
 from __future__ import annotations
@@ -246,7 +247,8 @@ def _store_record(root: Path, r: EntryCheck, before: dict[Path, bytes | None]) -
         raise LeaderboardError(f"{folder}: removed or changed while it was reproduced; nothing "
                                "was written, check again")
     earlier = read_record(r.stored)
-    if earlier is not None and earlier.by == "retraining" and r.record.by == "evaluation":
+    if (earlier is not None and earlier.by == "retraining" and r.record.by == "evaluation"
+            and earlier.checkpoint_sha256 == r.record.checkpoint_sha256):
         r.kept = f"kept its record of reproduction by retraining of {earlier.date:%Y-%m-%d}"
         return path
     before[path] = path.read_bytes() if path.exists() else None

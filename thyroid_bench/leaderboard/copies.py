@@ -9,9 +9,18 @@ a copy of another (:func:`copy_reason`) when
 
 - a predictions file of any split is byte-identical (the same SHA-256) to one of the
   other entry's, or
-- on every case of every evaluation split, its predictions agree with the other's: the
-  same most probable class and every probability within :data:`COPY_TOLERANCE` (the same
-  predictions re-written: other number formatting, another row order).
+- its predictions are the other's, re-written or nudged: on the cases where either entry is
+  not certain (top probability below :data:`SATURATED`; certain cases look alike for any two
+  good runs), the median over cases of the largest probability difference is at most
+  :data:`NEAR_COPY_MEDIAN` (distinct runs of the committed baselines differ by a median of at
+  least 0.016); with fewer than :data:`MIN_UNCERTAIN` such cases, every probability of every
+  case within :data:`COPY_TOLERANCE`.
+
+Only entries of the same section (task, dataset name, version and fingerprint) are compared,
+and hard calls (every row one-hot: a human reader's, say) of two different models are never
+copies of each other: two readers may well agree on every case. Noise added to every
+probability gets round any such rule at the price of changing the figures; reproduction
+(:mod:`~thyroid_bench.leaderboard.reproduce`) is what proves an entry's run.
 
 ``submit`` compares a run with the stored entries and the other runs of the same call
 (:func:`~thyroid_bench.leaderboard.checks.check_run`); every load compares the stored
@@ -39,10 +48,17 @@ from thyroid_bench.evaluation.predictions import read_predictions
 from thyroid_bench.leaderboard.store import StoredEntry
 from thyroid_bench.tasks import TaskError, get_task
 
-__all__ = ["COPY_TOLERANCE", "Candidate", "copy_reason", "stored_copies"]
+__all__ = ["COPY_TOLERANCE", "SATURATED", "NEAR_COPY_MEDIAN", "MIN_UNCERTAIN", "Candidate",
+           "copy_reason", "stored_copies"]
 
 #: Two predictions files agree when every probability is within this of the other's.
 COPY_TOLERANCE = 1e-6
+#: A case is certain when its top probability is at least this (any two good runs agree there).
+SATURATED = 0.999
+#: Near copy: the median over uncertain cases of the largest probability difference.
+NEAR_COPY_MEDIAN = 1e-3
+#: Uncertain cases needed for the median rule (fewer: every case must agree within COPY_TOLERANCE).
+MIN_UNCERTAIN = 10
 
 
 @dataclass(frozen=True)
@@ -70,25 +86,48 @@ class Candidate:
 def copy_reason(entry: Entry, folder: Path, others: Iterable[Candidate]) -> str | None:
     """Why the entry whose files are in ``folder`` is a copy of one of ``others`` (naming
     it), or ``None``. Its predictions files must already have the SHA-256 it records."""
-    others = list(others)
+    mine = Candidate(entry, entry.run_id, folder)
+    others = [o for o in others if _section(o.entry) == _section(entry)
+              and not _readers_who_agree(mine, o)]
     reason = _same_file(entry, others)
     if reason is None:
-        reason = _same_predictions(Candidate(entry, entry.run_id, folder), others)
+        reason = _same_predictions(mine, others)
     return reason
 
 
 def stored_copies(entries: Sequence[StoredEntry]) -> dict[Path, str]:
-    """The stored entries that copy an earlier one (by date, then path), each with the
-    reason naming the entry it copies; the first of two copies is kept."""
-    kept: list[Candidate] = []
+    """The stored entries that are copies, each with the reason naming the entry it copies.
+    Both entries of a pair are named: which one is the original cannot be told from what a
+    submitter writes (a date is theirs to set), so neither is ranked until one is removed."""
     found: dict[Path, str] = {}
-    for stored in sorted(entries, key=lambda s: (s.entry.date, str(s.folder))):
-        reason = copy_reason(stored.entry, stored.folder, kept)
-        if reason is None:
-            kept.append(Candidate.of(stored))
-        else:
-            found[stored.folder] = reason
+    ordered = sorted(entries, key=lambda s: str(s.folder))
+    for i, stored in enumerate(ordered):
+        for other in ordered[:i]:
+            reason = copy_reason(stored.entry, stored.folder, [Candidate.of(other)])
+            if reason is not None:
+                found.setdefault(stored.folder, reason)
+                found.setdefault(other.folder, copy_reason(other.entry, other.folder,
+                                                           [Candidate.of(stored)]) or reason)
     return found
+
+
+def _section(entry: Entry) -> tuple[str, str, str, str]:
+    """Entries are compared within one leaderboard section: task and dataset version."""
+    return (entry.task, entry.dataset.name, entry.dataset.version, entry.dataset.fingerprint)
+
+
+def _readers_who_agree(a: Candidate, b: Candidate) -> bool:
+    """Two different models whose predictions are all hard calls (one-hot rows): they may
+    agree on every case without either being a copy."""
+    if a.entry.model.name == b.entry.model.name or a.folder is None or b.folder is None:
+        return False
+    return _hard_calls(a) and _hard_calls(b)
+
+
+def _hard_calls(c: Candidate) -> bool:
+    splits = _splits(c)
+    return splits is not None and all(
+        np.isin(s.probs, (0.0, 1.0)).all() for s in splits.values())
 
 
 # --------------------------------------------------------------------------- byte-identical files
@@ -121,7 +160,7 @@ class _Split:
 
 
 def _same_predictions(mine: Candidate, others: Sequence[Candidate]) -> str | None:
-    """``mine`` agrees with one of the others on every case of every split."""
+    """``mine``'s predictions are one of the others', re-written or nudged (module docstring)."""
     shape = _shape(mine.entry)
     comparable = [o for o in others if o.folder is not None and _shape(o.entry) == shape]
     if not comparable:
@@ -131,11 +170,10 @@ def _same_predictions(mine: Candidate, others: Sequence[Candidate]) -> str | Non
         return None
     for other in comparable:
         theirs = _signature(other)
-        if theirs is not None and theirs[0] == signature[0] and _agree(signature[1], theirs[1]):
-            splits = ", ".join(signature[1])
-            return (f"its predictions agree with those of {other.describe()} on every case of "
-                    f"every split ({splits}: the same most probable class, every probability "
-                    f"within {COPY_TOLERANCE:g}): they are that run's predictions; {_ADVICE}")
+        how = None if theirs is None or theirs[0] != signature[0] else _agree(signature[1], theirs[1])
+        if how is not None:
+            return (f"its predictions are those of {other.describe()} ({how}): they are that "
+                    f"run's predictions; {_ADVICE}")
     return None
 
 
@@ -144,13 +182,28 @@ def _shape(entry: Entry) -> tuple:
     return (entry.task, tuple(sorted((s, pf.rows) for s, pf in entry.predictions.items())))
 
 
-def _agree(a: dict[str, _Split], b: dict[str, _Split]) -> bool:
-    return all(np.abs(a[s].probs - b[s].probs).max(initial=0.0) <= COPY_TOLERANCE for s in a)
+def _agree(a: dict[str, _Split], b: dict[str, _Split]) -> str | None:
+    """How ``a`` and ``b`` (same splits and case ids) are the same predictions, or ``None``."""
+    x = np.vstack([a[s].probs for s in a])
+    y = np.vstack([b[s].probs for s in a])
+    diff = np.abs(x - y).max(axis=1)
+    uncertain = (x.max(axis=1) < SATURATED) | (y.max(axis=1) < SATURATED)
+    if uncertain.sum() >= MIN_UNCERTAIN:
+        median = float(np.median(diff[uncertain]))
+        if median <= NEAR_COPY_MEDIAN:
+            return (f"on the {int(uncertain.sum())} cases where either is below {SATURATED:g} "
+                    f"certain, the probabilities differ by a median of {median:.2g}, at most "
+                    f"{NEAR_COPY_MEDIAN:g}; distinct runs differ by far more")
+        return None
+    if diff.max(initial=0.0) <= COPY_TOLERANCE:
+        return (f"on every case of every split ({', '.join(a)}) every probability is within "
+                f"{COPY_TOLERANCE:g}")
+    return None
 
 
-def _signature(c: Candidate) -> tuple[str, dict[str, _Split]] | None:
-    """A digest of the case ids and top classes of every split, and the splits; ``None`` if
-    a file cannot be read (the entry's own checks report that)."""
+def _splits(c: Candidate) -> dict[str, _Split] | None:
+    """Every split's predictions in case-id order; ``None`` if a file cannot be read (the
+    entry's own checks report that)."""
     assert c.folder is not None
     splits = {}
     for split in sorted(c.entry.predictions):
@@ -159,9 +212,17 @@ def _signature(c: Candidate) -> tuple[str, dict[str, _Split]] | None:
         if read is None:
             return None
         splits[split] = read
+    return splits
+
+
+def _signature(c: Candidate) -> tuple[str, dict[str, _Split]] | None:
+    """A digest of the case ids of every split, and the splits (``None``: unreadable)."""
+    splits = _splits(c)
+    if splits is None:
+        return None
     h = hashlib.sha256()
     for split, s in splits.items():
-        h.update(split.encode() + b"\0" + "\0".join(s.ids).encode() + b"\0" + s.top.tobytes())
+        h.update(split.encode() + b"\0" + "\0".join(s.ids).encode() + b"\0")
     return h.hexdigest(), splits
 
 

@@ -254,6 +254,8 @@ def read_run_config(folder: Path) -> RunConfig:
     except ValidationError as exc:
         raise ReproductionError(f"{path}: not a harness run configuration: "
                                 f"{validation_problems(exc, 5)}") from None
+    except RecursionError:
+        raise ReproductionError(f"{path}: nested too deeply to be a config the harness writes") from None
     except (OSError, ValueError) as exc:
         raise ReproductionError(f"{path}: unreadable ({exc})") from None
 
@@ -262,7 +264,8 @@ def read_run_config(folder: Path) -> RunConfig:
 @dataclass(frozen=True)
 class _Subject:
     """What is reproduced: the entry, its file's SHA-256, its stored predictions files, and the
-    checkpoint's SHA-256 it must have (the entry's, else one an earlier record pinned)."""
+    checkpoint's SHA-256 it must have (the entry's; entries made before the harness recorded it
+    have none, and a stored record never stands in for it: a record is not signed)."""
 
     entry: Entry
     entry_sha256: str
@@ -274,12 +277,9 @@ class _Subject:
 def _subject(source: StoredEntry | CheckedRun) -> _Subject:
     entry = source.entry
     if isinstance(source, StoredEntry):
-        earlier = read_record(source)
-        pinned = earlier.checkpoint_sha256 if earlier and earlier.by == "evaluation" else None
         return _Subject(entry, sha256_file(source.folder / "entry.json"),
                         {s: source.predictions_path(s) for s in source.task.eval_splits},
-                        entry.checkpoint_sha256 or pinned,
-                        "the entry records" if entry.checkpoint_sha256 else f"its {RECORD_FILE} pins")
+                        entry.checkpoint_sha256)
     task = get_task(entry.task)
     return _Subject(entry, source.entry_sha256,
                     {s: source.run_dir / entry.predictions[s].path for s in task.eval_splits},

@@ -40,11 +40,12 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer, model_validator
 
 from thyroid_bench.bounds import loads_strict
 from thyroid_bench.data.columns import extra_float_ok, extra_float_rule
 from thyroid_bench.data.manifest import DatasetRef
+from thyroid_bench.data.official import pinned_fingerprint
 from thyroid_bench.evaluation.entry import Entry, EntryError, read_entry
 from thyroid_bench.evaluation.predictions import label_name
 from thyroid_bench.errors import validation_problems
@@ -119,6 +120,20 @@ class SectionRecord(DatasetRef):
 
     task: str
     splits: dict[str, SectionSplit]
+
+    @model_validator(mode="after")
+    def _private_splits(self) -> "SectionRecord":
+        """Withheld labels are one organisers' file, and never an official version's: its labels
+        are published, so a section of it marked private is a hand edit hiding them (and the
+        figures stored for such a split could then not be re-scored)."""
+        private = {s.sha256 for s in self.splits.values() if s.private}
+        if private and pinned_fingerprint(self.name, self.version) is not None:
+            raise ValueError(f"{self.name} {self.version} is an official version, whose labels are "
+                             "public: none of its splits can be private")
+        if len(private) > 1:
+            raise ValueError("private splits name different organisers' labels files (one file "
+                             "holds every withheld split)")
+        return self
 
     @property
     def ref(self) -> DatasetRef:

@@ -38,13 +38,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from thyroid_bench.bounds import JSONValue, Name, loads_strict
 from thyroid_bench.data.manifest import Manifest
 from thyroid_bench.data.private import read_labels_file
 from thyroid_bench.errors import DatasetError, validation_problems
-from thyroid_bench.evaluation.predictions import Predictions
+from thyroid_bench.evaluation.predictions import Predictions, read_predictions
 from thyroid_bench.evaluation.withheld import is_withheld, withheld_problem
 from thyroid_bench.hashing import sha256_file
 from thyroid_bench.leaderboard.errors import LeaderboardError, SubmissionError
@@ -192,7 +193,42 @@ def read_scores(stored: StoredEntry, truth: Truth) -> dict[str, dict[str, Any]]:
         raise LeaderboardError(f"{path}: not the scores of this entry ({sha[:12]}...) on the "
                                f"withheld split(s) {sorted(truth.withheld)} with the labels file its "
                                "section records; restore it from git")
+    for split, figures in record.splits.items():
+        _consistent_with_predictions(path, stored, truth, split, figures)
     return dict(record.splits)
+
+
+def _consistent_with_predictions(path: Path, stored: StoredEntry, truth: Truth, split: str,
+                                 figures: Mapping[str, Any]) -> None:
+    """What anyone can check of a withheld split's figures without its labels: the number of
+    cases and how many the stored predictions call each class (the column sums of
+    ``confusion_matrix``) and, for a task with a detection reading, absent or present (those of
+    ``detection_confusion_matrix``). Made-up figures that do not fit the public predictions are
+    refused."""
+    preds = read_predictions(stored.predictions_path(split), truth.task)
+    called = np.bincount(preds.probs.argmax(axis=1), minlength=preds.probs.shape[1]).tolist()
+    expected: dict[str, Any] = {"n": len(preds.case_ids), "confusion_matrix": called}
+    detection = truth.task.detection
+    if detection is not None:
+        present = 1.0 - preds.probs[:, truth.task.negative_index] >= detection.threshold
+        expected["detection_confusion_matrix"] = [int((~present).sum()), int(present.sum())]
+    found = {"n": figures.get("n")}
+    for key in ("confusion_matrix", "detection_confusion_matrix"):
+        if key in expected and figures.get(key) is not None:
+            found[key] = _column_sums(figures[key])
+    wrong = {k: v for k, v in found.items() if v != expected[k]}
+    if wrong:
+        raise LeaderboardError(f"{path}: the {split} figures do not fit the entry's own predictions "
+                               f"({', '.join(f'{k}: {expected[k]} expected, {v} stored' for k, v in wrong.items())}; "
+                               "per-class counts are the confusion matrix's column sums): restore it from git")
+
+
+def _column_sums(matrix: Any) -> Any:
+    """A stored confusion matrix's column sums (how many cases were called each class)."""
+    try:
+        return [int(sum(col)) for col in zip(*matrix)]
+    except TypeError:
+        return repr(matrix)[:40]
 
 
 def cache_parts(stored: StoredEntry, truth: Truth) -> tuple[str, ...]:

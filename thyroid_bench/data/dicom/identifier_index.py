@@ -24,7 +24,8 @@ What is matched, and why (a text is checked by hashing its word n-grams the same
 * An identifier is matched as a whole phrase: its words, consecutive, in order (``1.2.840.1``
   matches ``1 2 840 1`` and ``1-2-840-1``). A person's name (DICOM ``Family^Given^Middle``)
   also matches with the family name last (``Given Middle Family``); an eight-digit date also as
-  ``YYYY MM DD`` and ``DD MM YYYY`` (``2021-03-04``, ``04.03.2021``).
+  ``YYYY MM DD``, ``DD MM YYYY`` and ``MM DD YYYY``, with or without leading zeros
+  (``2021-03-04``, ``04.03.2021``, ``3/4/2021``).
 * Not indexed, because ordinary text would match them and refuse every publication: a single
   word of a longer name (``An``, ``Long`` and ``Minh`` are names, words and cited authors), a
   phrase shorter than four letters (an ideograph counts two), a number of fewer than
@@ -125,7 +126,10 @@ def _date_forms(value: str) -> list[list[str]]:
         date(int(value[:4]), int(value[4:6]), int(value[6:]))
     except ValueError:
         return []
-    return [[value[:4], value[4:6], value[6:]], [value[6:], value[4:6], value[:4]]]
+    year, forms = value[:4], []
+    for month, day in {(value[4:6], value[6:]), (value[4:6].lstrip("0"), value[6:].lstrip("0"))}:
+        forms += [[year, month, day], [day, month, year], [month, day, year]]  # ISO, European, US
+    return forms
 
 
 def identifier_phrases(value: object, *, name: bool = False) -> set[str]:
@@ -229,8 +233,8 @@ def read_identifier_index(path: Path, key: bytes, name: str, version: str) -> Ke
             "same), then publish") from None
     except OSError as exc:
         raise DatasetError(os_error_line(exc, "reading the identifier index")) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{printable(path)} is not an identifier index ({exc}); prepare the "
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise DatasetError(f"{printable(path)} is not an identifier index ({type(exc).__name__}); prepare the "
                            "version again with the same key and --force") from None
     except ValidationError as exc:
         raise DatasetError(f"{printable(path)} is not an identifier index of this thyroid-bench: "

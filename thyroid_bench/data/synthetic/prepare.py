@@ -111,6 +111,8 @@ def prepare_synthetic(
     if withheld:
         labels_file = labels_file or private.default_labels_path(home, name, module.VERSION)
     target = home / name / module.VERSION
+    if withheld:  # checked before any phantom is rendered
+        private.check_labels_path(labels_file, target)
     if (target / "manifest.json").is_file() and not force:
         _say(f"{name} {module.VERSION} already prepared at {target} (use --force to rebuild)",
              progress)
