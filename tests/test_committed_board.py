@@ -153,7 +153,7 @@ def copy_added(board):
     folder = _entry(board, "residual-tissue")
     copy = Path(shutil.copytree(folder, folder.parent / "copy"))
     _edit_json(copy / "entry.json", lambda d: d.update(seed=9, date="2031-01-01T00:00:00Z"))
-    return _renamed(copy), f"fails check 'copy': its internal predictions (predictions/internal.csv) are byte-identical"
+    return _renamed(copy), "fails check 'copy': its internal predictions (predictions/internal.csv) are byte-identical"
 
 
 def row_in_place(board):

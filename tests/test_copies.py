@@ -16,7 +16,6 @@ from thyroid_bench.evaluation.predictions import read_predictions
 from thyroid_bench.hashing import sha256_file
 from thyroid_bench.leaderboard import LeaderboardError, SubmissionError, submit
 from thyroid_bench.leaderboard.checks import check_run
-from thyroid_bench.leaderboard.copies import COPY_TOLERANCE
 from thyroid_bench.leaderboard.names import entry_id
 from thyroid_bench.leaderboard.recheck import load_checked
 from thyroid_bench.tasks.four_pattern import FOUR_PATTERN

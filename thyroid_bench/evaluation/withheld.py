@@ -45,7 +45,7 @@ def withheld_problem(metrics: Mapping[str, Any], n: int) -> str | None:
     """Why ``metrics`` is not the marker of a withheld split of ``n`` cases, or ``None``."""
     if not is_withheld(metrics):
         return ("its labels are withheld, so the entry cannot hold figures for it: mark it "
-                f"{{\"withheld\": true, ...}} as `thyroid-bench run` does")
+                "{\"withheld\": true, ...} as `thyroid-bench run` does")
     if set(metrics) != _KEYS:
         return (f"the withheld marker has the keys {sorted(metrics)}, expected {sorted(_KEYS)} "
                 "(no figure: the labels are withheld)")
