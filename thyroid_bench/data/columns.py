@@ -24,6 +24,7 @@ __all__ = [
     "COLUMNS", "META_COLUMNS", "VALUE_DTYPES", "FLOAT_COLUMNS", "INT_COLUMNS", "EXTRA_DTYPES",
     "task_columns", "image_columns", "extra_image_columns", "extra_float_columns",
     "meta_columns", "value_dtype", "PERCENT_SUFFIX", "extra_float_rule", "extra_float_ok",
+    "value_text", "parse_value",
     "OPTIONAL_COLUMNS", "with_optional", "optional_columns_in",
 ]
 
@@ -107,6 +108,26 @@ def extra_float_ok(column: str, value: float) -> bool:
     rule for the writer, ``verify`` and the DICOM labels CSV."""
     low, high = _float_bounds(column)
     return math.isfinite(value) and low <= value <= high
+
+
+def value_text(value: Any) -> str:
+    """How a labels file spells a value of a float extra column (``uptake_pct``): empty when not
+    measured (``None`` or NaN), else ``repr`` (reads back to the same float64)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return repr(float(value))
+
+
+def parse_value(column: str, text: str) -> float:
+    """The inverse of :func:`value_text`: NaN for an empty cell (not measured), else a value the
+    column may hold (``ValueError`` otherwise, naming the rule)."""
+    if not text.strip():
+        return math.nan
+    value = float(text)
+    if not extra_float_ok(column, value):
+        raise ValueError(f"{column} = {text.strip()!r} is not {extra_float_rule(column)}, nor empty "
+                         "(not measured)")
+    return value
 
 
 def with_optional(task: Task, names: Iterable[str]) -> Task:

@@ -32,7 +32,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -42,7 +41,7 @@ from typing import Any
 import pandas as pd
 
 from thyroid_bench.atomic import atomic_write_private, check_output_file
-from thyroid_bench.data.columns import extra_float_ok, extra_float_rule
+from thyroid_bench.data.columns import parse_value, value_text
 from thyroid_bench.data.manifest import Manifest, PrivateLabels, read_manifest
 from thyroid_bench.errors import DatasetError, ThyroidBenchError, os_error_line
 from thyroid_bench.tasks import SPLITS, TRAIN_SPLIT, UNKNOWN_GRADE, Task
@@ -157,18 +156,6 @@ def _columns(task: Task) -> tuple[str, ...]:
     return ("split", "case_id", "label", *([task.regression_target] if task.regression_target else []))
 
 
-def _label_text(task: Task, label: int) -> str:
-    """A label as the labels file spells it (as predictions and leaderboard labels files do)."""
-    if label == UNKNOWN_GRADE and task.detection is not None:
-        return task.detection.present_label
-    return task.class_names[task.parse_label(int(label))]
-
-
-def _value_text(value: Any) -> str:
-    """A regression value: empty when not measured, else ``repr`` (reads back to the same float)."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    return repr(float(value))
 
 
 def withheld_labels(splits: Mapping[str, Sequence[Mapping[str, Any]]], withheld: Sequence[str],
@@ -181,8 +168,8 @@ def withheld_labels(splits: Mapping[str, Sequence[Mapping[str, Any]]], withheld:
     writer.writerow(columns)
     for split in withheld:
         for row in sorted(splits[split], key=lambda r: str(r["case_id"])):
-            value = [_value_text(row.get(task.regression_target))] if task.regression_target else []
-            writer.writerow([split, str(row["case_id"]), _label_text(task, int(row["label"])), *value])
+            value = [value_text(row.get(task.regression_target))] if task.regression_target else []
+            writer.writerow([split, str(row["case_id"]), task.label_text(int(row["label"])), *value])
     return WithheldLabels(tuple(withheld), columns, buf.getvalue().encode("utf-8"))
 
 
@@ -281,28 +268,15 @@ def _parse_rows(rows: list[list[str]], task: Task, splits: Sequence[str]) -> tup
         if len(row) != len(columns) or row[0] not in labels or not row[1] or row[1] in labels[row[0]]:
             raise ValueError(f"line {n}: expected a row of {len(columns)} cells, a split of "
                              f"{list(splits)} and a case_id not seen before")
-        labels[row[0]][row[1]] = _parse_label(task, row[2])
+        labels[row[0]][row[1]] = task.label_from_text(row[2])
         for column, cell in zip(columns[3:], row[3:]):
-            values[row[0]][column][row[1]] = _parse_value(column, cell)
+            values[row[0]][column][row[1]] = parse_value(column, cell)
     empty = [s for s in splits if not labels[s]]
     if empty:
         raise ValueError(f"no case of split(s) {empty}")
     return labels, values
 
 
-def _parse_label(task: Task, text: str) -> int:
-    if task.detection is not None and text.strip() == task.detection.present_label:
-        return UNKNOWN_GRADE
-    return task.parse_label(text)
-
-
-def _parse_value(column: str, text: str) -> float:
-    if not text.strip():
-        return math.nan
-    value = float(text)
-    if not extra_float_ok(column, value):
-        raise ValueError(f"{column} = {text!r} is not {extra_float_rule(column)}")
-    return value
 
 
 # --------------------------------------------------------------------------- checking and describing

@@ -41,7 +41,6 @@ __all__ = [
     "write_predictions",
     "read_predictions",
     "task_of_header",
-    "label_name",
 ]
 
 # How many problems one rejection lists before it stops counting.
@@ -122,7 +121,7 @@ def write_predictions(
         lab = np.asarray(labels)
         if lab.shape != (len(ids),):
             raise ValueError(f"labels must be {len(ids)} class indices, got shape {lab.shape}")
-        label_names = [label_name(task, int(v)) for v in lab]
+        label_names = [task.label_text(int(v)) for v in lab]
     columns = _value_columns(path, task, values, len(ids))
 
     header = ["case_id", *task.prob_columns, *columns] + (["label"] if label_names is not None else [])
@@ -137,13 +136,6 @@ def write_predictions(
             w.writerow(row)
     return path
 
-
-def label_name(task: Task, label: int) -> str:
-    """How a predictions or labels file spells a label: the class name, or the task's
-    ``Detection.present_label`` for -1 (present, class not known). ``ValueError`` otherwise."""
-    if label == UNKNOWN_GRADE and task.detection is not None:
-        return task.detection.present_label
-    return task.class_names[task.parse_label(int(label))]
 
 
 def _value_columns(path: Path, task: Task, values: Mapping | None, n: int) -> dict[str, np.ndarray]:

@@ -21,7 +21,6 @@ from thyroid_bench.atomic import atomic_write_text, check_output_file, check_out
 from thyroid_bench.errors import PredictionsError, ThyroidBenchError
 from thyroid_bench.evaluation.predictions import (
     Predictions,
-    label_name,
     read_predictions,
     task_of_header,
 )
@@ -164,8 +163,8 @@ def _against_own_labels(path: Path, task: Task) -> tuple[Predictions, np.ndarray
 
 def _labels_disagree(path: Path, task: Task, preds: Predictions, y_true: np.ndarray,
                      bad: np.ndarray, where: str) -> None:
-    shown = "; ".join(f"{preds.case_ids[i]!r}: file {label_name(task, preds.labels[i])}, dataset "
-                      f"{label_name(task, y_true[i])}" for i in bad[:5])
+    shown = "; ".join(f"{preds.case_ids[i]!r}: file {task.label_text(preds.labels[i])}, dataset "
+                      f"{task.label_text(y_true[i])}" for i in bad[:5])
     raise PredictionsError(
         f"{path}: the label column disagrees with {where} on {bad.size} case(s) ({shown}); "
         "check --dataset and --split, or drop the label column")

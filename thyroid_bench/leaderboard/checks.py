@@ -21,7 +21,7 @@ from thyroid_bench.data.manifest import DatasetRef, Manifest, read_manifest
 from thyroid_bench.errors import DatasetError, PredictionsError, VerificationError
 from thyroid_bench.evaluation.entry import Entry, EntryError, read_entry
 from thyroid_bench.evaluation.metrics import ECE_BINS
-from thyroid_bench.evaluation.predictions import Predictions, label_name, read_predictions
+from thyroid_bench.evaluation.predictions import Predictions, read_predictions
 from thyroid_bench.evaluation.suites import evaluate_task
 from thyroid_bench.hashing import sha256_file
 from thyroid_bench.leaderboard.copies import Candidate, copy_reason
@@ -420,9 +420,9 @@ def _check_predictions(run_dir: Path, entry: Entry, truth: Truth, split: str,
     if mismatch.size:
         i = int(mismatch[0])
         raise SubmissionError(run_dir, "predictions",
-                              f"{path}: the label column says {label_name(task, int(preds.labels[i]))} "
+                              f"{path}: the label column says {task.label_text(int(preds.labels[i]))} "
                               f"for case {preds.case_ids[i]!r}, the dataset says "
-                              f"{label_name(task, int(y_true[i]))}")
+                              f"{task.label_text(int(y_true[i]))}")
     return preds, y_true
 
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from thyroid_bench.evaluation.predictions import label_name, read_predictions
+from thyroid_bench.evaluation.predictions import read_predictions
 from thyroid_bench.evaluation.suites import compare_task, get_suite
 from thyroid_bench.leaderboard.errors import LeaderboardError
 from thyroid_bench.leaderboard.names import protocol_label, section_rel
@@ -231,7 +231,7 @@ def _aligned_probs(stored: StoredEntry, task: Task, split: str, labels: Mapping[
         i = int(mismatch[0])
         raise LeaderboardError(
             f"{stored.folder.parent / 'labels' / f'{split}.csv'}: case {preds.case_ids[i]!r} is "
-            f"{label_name(task, int(y[i]))} there but {label_name(task, int(preds.labels[i]))} in "
+            f"{task.label_text(int(y[i]))} there but {task.label_text(int(preds.labels[i]))} in "
             f"{path} ({mismatch.size} case(s) disagree); restore the labels file from git")
     return preds.probs
 

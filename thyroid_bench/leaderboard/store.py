@@ -18,7 +18,7 @@ A leaderboard is a folder (``leaderboard/`` in the repository)::
 
 The labels are stored beside the entries so the page can be re-rendered, significance
 included, and every entry re-scored, without the dataset at hand. Labels files hold class
-names of the section's task (read back with ``Task.parse_label``), the task's
+names of the section's task (written by ``Task.label_text``, read back with ``Task.label_from_text``), the task's
 ``Detection.present_label`` for a case known present but of unknown class (label
 ``UNKNOWN_GRADE``), and, for a task with a regression target (``uptake_pct``), that column
 too (empty when not measured; anything but a value the dataset could hold is refused).
@@ -43,20 +43,19 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer, model_validator
 
 from thyroid_bench.bounds import loads_strict
-from thyroid_bench.data.columns import extra_float_ok, extra_float_rule
+from thyroid_bench.data.columns import parse_value, value_text
 from thyroid_bench.data.manifest import DatasetRef
 from thyroid_bench.data.official import pinned_fingerprint
 from thyroid_bench.evaluation.entry import Entry, EntryError, read_entry
-from thyroid_bench.evaluation.predictions import label_name
 from thyroid_bench.errors import validation_problems
 from thyroid_bench.hashing import sha256_file
 from thyroid_bench.leaderboard.errors import LeaderboardError
 from thyroid_bench.leaderboard.names import ENTRIES, entry_id, section_rel
 from thyroid_bench.leaderboard.rules import DEFAULT_LEADERBOARD
-from thyroid_bench.tasks import UNKNOWN_GRADE, Task, TaskError, get_task
+from thyroid_bench.tasks import Task, TaskError, get_task
 
-__all__ = ["Truth", "StoredEntry", "SectionSplit", "SectionRecord", "parse_stored_label",
-           "value_columns", "read_section_record", "private_splits", "read_labels", "read_label_values",
+__all__ = ["Truth", "StoredEntry", "SectionSplit", "SectionRecord", "value_columns",
+           "read_section_record", "private_splits", "read_labels", "read_label_values",
            "section_truth", "write_section_files", "copy_entry", "entry_files", "load_entry",
            "load_entries"]
 
@@ -164,13 +163,6 @@ def read_section_record(section_dir: Path) -> SectionRecord:
                                f"{validation_problems(exc, 5)}{hint}") from None
 
 
-def parse_stored_label(task: Task, text: str) -> int:
-    """The inverse of :func:`~thyroid_bench.evaluation.predictions.label_name` (class names,
-    codes and aliases accepted as well)."""
-    if task.detection is not None and text.strip() == task.detection.present_label:
-        return UNKNOWN_GRADE
-    return task.parse_label(text)
-
 
 def value_columns(task: Task) -> tuple[str, ...]:
     """The float columns stored beside the labels: the task's regression target, if any."""
@@ -182,8 +174,8 @@ def _read_labels_file(path: Path, task: Task) -> tuple[dict[str, int], dict[str,
     try:
         with open(path, newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
-        labels = {r["case_id"]: parse_stored_label(task, r["label"]) for r in rows}
-        values = {col: {r["case_id"]: _stored_value(col, r[col]) for r in rows}
+        labels = {r["case_id"]: task.label_from_text(r["label"]) for r in rows}
+        values = {col: {r["case_id"]: parse_value(col, r[col]) for r in rows}
                   for col in value_columns(task)}
     except (KeyError, ValueError, AttributeError, csv.Error) as exc:  # UnicodeDecodeError is a ValueError
         columns = ",".join(("case_id", "label", *value_columns(task)))
@@ -191,17 +183,6 @@ def _read_labels_file(path: Path, task: Task) -> tuple[dict[str, int], dict[str,
                                f"({exc}); restore it from git") from None
     return labels, values
 
-
-def _stored_value(column: str, text: str) -> float:
-    """A stored regression value: NaN for an empty cell (not measured), else a value the
-    dataset could hold (``ValueError`` otherwise: the file was edited)."""
-    if not text.strip():
-        return math.nan
-    value = float(text)
-    if not extra_float_ok(column, value):
-        raise ValueError(f"{column} = {text.strip()!r} is not {extra_float_rule(column)}, nor empty "
-                         "(not measured)")
-    return value
 
 
 def private_splits(section_dir: Path) -> dict[str, str]:
@@ -269,10 +250,6 @@ def section_truth(section_dir: Path, task: Task) -> Truth:
                  {s: values for s, (_, values) in files.items()}, private_splits(section_dir))
 
 
-def _value_text(value: float) -> str:
-    """A stored value: empty when not measured, else ``repr`` (reads back to the same float64)."""
-    return "" if value is None or math.isnan(value) else repr(float(value))
-
 
 def write_section_files(target: Path, truth: Truth) -> None:
     """``labels/<split>.csv`` (class names and the task's regression target, by case id) of a
@@ -290,8 +267,8 @@ def write_section_files(target: Path, truth: Truth) -> None:
             w = csv.writer(f, lineterminator="\n")
             w.writerow(["case_id", "label", *columns])
             for cid in sorted(truth.labels[split]):
-                w.writerow([cid, label_name(task, truth.labels[split][cid]),
-                            *(_value_text(values.get(col, {}).get(cid, math.nan)) for col in columns)])
+                w.writerow([cid, task.label_text(truth.labels[split][cid]),
+                            *(value_text(values.get(col, {}).get(cid, math.nan)) for col in columns)])
     record = SectionRecord(**truth.ref.model_dump(), task=task.name, splits={
         s: SectionSplit(rows=len(truth.labels[s]), sha256=truth.withheld[s], private=True)
         if s in truth.withheld else

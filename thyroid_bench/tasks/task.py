@@ -283,6 +283,20 @@ class Task(_Frozen):
                     return c.index
         raise ValueError(f"label {text!r} is not a class; expected one of {self.accepted_labels()}")
 
+    def label_text(self, label: int) -> str:
+        """How every labels and predictions file spells a label: the class name, or
+        ``Detection.present_label`` for ``UNKNOWN_GRADE`` (present, class not known);
+        ``ValueError`` otherwise. :meth:`label_from_text` reads it back."""
+        if label == UNKNOWN_GRADE and self.detection is not None:
+            return self.detection.present_label
+        return self.class_names[self.parse_label(int(label))]
+
+    def label_from_text(self, text: str) -> int:
+        """The inverse of :meth:`label_text` (class names, codes and aliases accepted as well)."""
+        if self.detection is not None and str(text).strip() == self.detection.present_label:
+            return UNKNOWN_GRADE
+        return self.parse_label(text)
+
     # ------------------------------------------------------------------ records
     def label_schema(self) -> dict[str, Any]:
         """The label schema as a dataset manifest records it."""
