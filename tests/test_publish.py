@@ -11,6 +11,7 @@ import csv
 import fnmatch
 import io
 import shutil
+import struct
 import stat
 from pathlib import Path
 
@@ -441,6 +442,26 @@ def test_a_name_in_a_png_text_chunk_that_verify_cannot_see_is_refused(dicom_buil
     assert verify_dataset(dicom_copy).ok  # same pixels, same fingerprint
     _refused(dicom_copy, dicom_build["key_file"], where=f"data/{shard.name}: column image.bytes "
              "(PNG text chunk 1), row 0", secret=_identity().patient_name.split("^")[0])
+
+
+@pytest.mark.parametrize("where", ["private chunk", "after IEND"])
+def test_a_name_hidden_in_a_private_chunk_or_after_the_png_is_refused(dicom_build, dicom_copy, where):
+    shard = next((dicom_copy / "data").glob("train-*.parquet"))
+    table = pq.read_table(shard)
+    images = table.column("image").to_pylist()
+    png, secret = images[0]["bytes"], f"patient {_identity().patient_name}".encode()
+    if where == "private chunk":  # an ancillary, private chunk "prVt" before IEND (CRC not checked)
+        end = png.rindex(b"IEND") - 4
+        png = png[:end] + struct.pack(">I4s", len(secret), b"prVt") + secret + b"\0" * 4 + png[end:]
+    else:
+        png = png + secret
+    images[0] = {"bytes": png, "path": None}
+    column = table.schema.get_field_index("image")
+    field = table.schema.field(column)
+    pq.write_table(table.set_column(column, field, pa.array(images, type=field.type)), shard)
+    assert verify_dataset(dicom_copy).ok  # the pixels decode the same
+    _refused(dicom_copy, dicom_build["key_file"], where=f"data/{shard.name}: column image.bytes",
+             secret=_identity().patient_name.split("^")[0])
 
 
 def test_an_institution_named_in_the_centre_column_is_refused(dicom_build, tmp_path):

@@ -101,7 +101,9 @@ def _cell_texts(value: Any, part: str = "") -> Iterator[tuple[str, str]]:
 
 def png_texts(data: bytes) -> list[str]:
     """The text of every ``tEXt``, ``zTXt``, ``iTXt`` and ``eXIf`` chunk of a PNG (keyword and
-    text; EXIF bytes as Latin-1), wherever it lies; ``[]`` for bytes that are not a PNG."""
+    text; EXIF bytes as Latin-1), wherever it lies, and, as Latin-1, the bodies of chunks that
+    hold no pixels (any but ``IHDR``, ``PLTE``, ``IDAT``, ``IEND``: a private chunk can carry a
+    name) and whatever follows ``IEND``; ``[]`` for bytes that are not a PNG."""
     if not data.startswith(_PNG):
         return []
     out, pos = [], len(_PNG)
@@ -113,7 +115,15 @@ def png_texts(data: bytes) -> list[str]:
             out.append(_chunk_text(kind, body))
         elif kind == b"IEND":
             break
+        elif kind not in _IMAGE_CHUNKS:
+            out.append(body.decode("latin-1"))
+    if pos < len(data):
+        out.append(data[pos:].decode("latin-1"))
     return out
+
+
+#: Chunks that hold the image itself (read, not scanned).
+_IMAGE_CHUNKS = (b"IHDR", b"PLTE", b"IDAT", b"IEND")
 
 
 def _chunk_text(kind: bytes, body: bytes) -> str:
