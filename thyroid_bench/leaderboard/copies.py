@@ -13,8 +13,8 @@ a copy of another (:func:`copy_reason`) when
   not certain (top probability below :data:`SATURATED`; certain cases look alike for any two
   good runs), the median over cases of the largest probability difference is at most
   :data:`NEAR_COPY_MEDIAN` (distinct runs of the committed baselines differ by a median of at
-  least 0.016); with fewer than :data:`MIN_UNCERTAIN` such cases, every probability of every
-  case within :data:`COPY_TOLERANCE`.
+  least 0.0175: ``scripts/copy-margins.py``); with fewer than :data:`MIN_UNCERTAIN` such
+  cases, every probability of every case within :data:`COPY_TOLERANCE`.
 
 Only entries of the same section (task, dataset name, version and fingerprint) are compared,
 and hard calls (every row one-hot: a human reader's, say) of two different models are never
