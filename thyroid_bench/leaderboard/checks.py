@@ -29,7 +29,7 @@ from thyroid_bench.leaderboard.errors import SubmissionError
 from thyroid_bench.leaderboard.names import describe_key, duplicate_key, entry_id, section_rel
 from thyroid_bench.leaderboard.rules import (CI_LEVEL, EXTERNAL_PROTOCOL, METRIC_TOLERANCE,
                                              MIN_BOOTSTRAP_RESAMPLES)
-from thyroid_bench.leaderboard import withheld
+import thyroid_bench.leaderboard.withheld as withheld
 from thyroid_bench.leaderboard.store import StoredEntry, Truth, value_columns
 from thyroid_bench.tasks import Task, TaskError, get_task
 

@@ -38,7 +38,7 @@ import numpy as np
 
 from thyroid_bench.data.format import default_home
 from thyroid_bench.hashing import sha256_file
-from thyroid_bench.leaderboard import withheld
+import thyroid_bench.leaderboard.withheld as withheld
 from thyroid_bench.leaderboard.checks import check_scores, check_stored_claims
 from thyroid_bench.leaderboard.copies import stored_copies
 from thyroid_bench.leaderboard.errors import LeaderboardError, SubmissionError

@@ -43,7 +43,7 @@ from thyroid_bench.leaderboard.recheck import load_checked
 from thyroid_bench.leaderboard.render import PAGES, check_leaderboard_folder, render_pages
 from thyroid_bench.leaderboard.reproduce import ReproductionRecord, reproduce_checked, write_record
 from thyroid_bench.leaderboard.rules import DEFAULT_LEADERBOARD
-from thyroid_bench.leaderboard import withheld
+import thyroid_bench.leaderboard.withheld as withheld
 from thyroid_bench.leaderboard.store import (StoredEntry, Truth, copy_entry, read_section_record,
                                              write_section_files)
 
