@@ -39,6 +39,8 @@ from thyroid_bench.harness.train import Accel, fit, predict_proba, resolve_accel
 from thyroid_bench.models import create_model, describe_model
 from thyroid_bench.tasks import DEFAULT_TASK, get_task
 
+from _clock import Clock  # benchmarks/_clock.py, beside this file
+
 TASK = get_task(DEFAULT_TASK)
 NUM_CLASSES = TASK.num_classes
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -75,10 +77,11 @@ def _model(name: str):
     return net, meta.in_chans
 
 
-def _side_by_side(benchmark, project, baseline, rounds: int) -> float:
+def _side_by_side(benchmark, project, baseline, rounds: int) -> tuple[float, float]:
     """Time ``project`` with pytest-benchmark and ``baseline`` in the set-up before each of its
     rounds, so the two alternate and drift on a shared machine hits both alike. Returns the
-    baseline's best time; both are warmed up first."""
+    best seconds of each (project, baseline); both are warmed up first. With
+    ``--benchmark-disable`` each runs once after the warm-up, and those seconds are returned."""
     base_times: list[float] = []
 
     def setup():
@@ -86,14 +89,17 @@ def _side_by_side(benchmark, project, baseline, rounds: int) -> float:
         baseline()
         base_times.append(time.perf_counter() - t)
 
+    clock = Clock(project)
     project()
     baseline()
-    benchmark.pedantic(project, setup=setup, rounds=rounds, iterations=1)
-    return min(base_times)
+    benchmark.pedantic(clock, setup=setup, rounds=rounds, iterations=1)
+    return clock.best(benchmark), min(base_times)
 
 
-def _report(benchmark, key: str, images: int, base_s: float, goal: float | None, what: str) -> None:
-    _RATE[key] = images / benchmark.stats.stats.min
+def _report(benchmark, key: str, images: int, times: tuple[float, float], goal: float | None,
+            what: str) -> None:
+    project_s, base_s = times
+    _RATE[key] = images / project_s
     base = images / base_s
     ratio = _RATE[key] / base
     benchmark.extra_info.update(images_per_s=_RATE[key], baseline_images_per_s=base,
@@ -136,8 +142,8 @@ def test_train_fit_vs_bare_loop(benchmark, name):
             log=lambda m: None, progress=False, accel=ACCEL)
         _sync()
 
-    base_s = _side_by_side(benchmark, one_epoch, bare_loop, ROUNDS)
-    _report(benchmark, f"train-fit-{name}", STEPS * bs, base_s, 0.9,
+    times = _side_by_side(benchmark, one_epoch, bare_loop, ROUNDS)
+    _report(benchmark, f"train-fit-{name}", STEPS * bs, times, 0.9,
             f"fit() {name} {size}x{size} batch {bs}")
 
 
@@ -156,8 +162,8 @@ def test_train_channels_last_vs_default_format_cpu(benchmark):
         fit(nets[cl], proto, train, val, task=TASK, device=DEVICE, seed=0, in_chans=3,
             log=lambda m: None, progress=False, accel=Accel(channels_last=cl))
 
-    base_s = _side_by_side(benchmark, lambda: epoch(True), lambda: epoch(False), ROUNDS)
-    _report(benchmark, "train-fit-channels-last", STEPS * bs, base_s, None,
+    times = _side_by_side(benchmark, lambda: epoch(True), lambda: epoch(False), ROUNDS)
+    _report(benchmark, "train-fit-channels-last", STEPS * bs, times, None,
             f"fit() {name} channels-last vs default memory format (CPU)")
 
 
@@ -186,8 +192,8 @@ def test_eval_predict_proba_vs_bare_loop(benchmark, name):
         prob = predict_proba(net, x, device=DEVICE, in_chans=in_chans, batch_size=64, accel=ACCEL)
         assert prob.shape == (EVAL_N, NUM_CLASSES)
 
-    base_s = _side_by_side(benchmark, predict, bare_loop, 5)
-    _report(benchmark, f"eval-predict-{name}", EVAL_N, base_s, 0.95, f"predict_proba() {name}")
+    times = _side_by_side(benchmark, predict, bare_loop, 5)
+    _report(benchmark, f"eval-predict-{name}", EVAL_N, times, 0.95, f"predict_proba() {name}")
 
 
 # --------------------------------------------------------------------------- data loader
@@ -217,8 +223,8 @@ def test_loader_train_batches_vs_numpy_slices(benchmark):
                         num_classes=NUM_CLASSES)
         _sync()
 
-    base_s = _side_by_side(benchmark, train_batches, numpy_slices, 5)
-    _report(benchmark, "loader-train-batches", batches * bs, base_s, None,
+    times = _side_by_side(benchmark, train_batches, numpy_slices, 5)
+    _report(benchmark, "loader-train-batches", batches * bs, times, None,
             "train_batch() (flip, rotation, mix-up) vs numpy slices")
     train_key = "train-fit-densenet169"
     if train_key in _RATE:

@@ -214,7 +214,7 @@ def test_quick_run_relabelled_paper_refused(world, case):
     run, lb = case
     edit_entry(run, lambda d: d["protocol"].update(name="paper"))
     refused(run, lb, world["home"], "protocol", "protocol.parameters.batch_size is 32, but "
-            "protocol 'paper' with overrides none has 12")
+            "protocol 'paper@1' with overrides none has 12")
 
 
 def test_parameters_changed_without_override_refused(world, case):
@@ -228,7 +228,7 @@ def test_parameters_changed_without_override_refused(world, case):
     ({"colour": 1}, "protocol.overrides.colour: not a parameter"),
     ({"epochs": "many"}, "protocol.overrides.epochs = 'many' is not a value of the int parameter"),
     ({"pretrained": 1}, "protocol.overrides.pretrained = 1 is not a value of the bool"),
-    ({"epochs": 0}, "do not make a valid 'quick' protocol: protocol 'quick': epochs must be >= 1"),
+    ({"epochs": 0}, "do not make a valid 'quick@1' protocol: protocol 'quick@1': epochs must be >= 1"),
 ])
 def test_bad_overrides_refused(world, case, overrides, says):
     run, lb = case
@@ -240,7 +240,7 @@ def test_unregistered_protocol_refused(world, case):
     run, lb = case
     edit_entry(run, lambda d: (d["protocol"].update(name="mine"),
                                d["protocol"]["parameters"].update(name="mine")))
-    refused(run, lb, world["home"], "protocol", "protocol 'mine' is not a registered protocol")
+    refused(run, lb, world["home"], "protocol", "protocol 'mine@1' is not a registered protocol version")
 
 
 def test_an_override_is_its_own_marked_row(world, case):
@@ -252,8 +252,8 @@ def test_an_override_is_its_own_marked_row(world, case):
     edit_entry(run, override)
     submit(run, leaderboard=lb, home=world["home"])
     (section,) = render_leaderboard(lb, write=False).sections
-    assert sorted(g.protocol for g in section.groups) == ["quick", "quick (epochs=2)"]
-    assert "`quick (epochs=2)`" in (lb / "README.md").read_text()
+    assert sorted(g.protocol for g in section.groups) == ["quick@1", "quick@1 (epochs=2)"]
+    assert "`quick@1 (epochs=2)`" in (lb / "README.md").read_text()
 
 
 def test_committed_entry_relabelled_is_refused_against_the_committed_leaderboard(tmp_path):
@@ -264,7 +264,7 @@ def test_committed_entry_relabelled_is_refused_against_the_committed_leaderboard
     run = Path(shutil.copytree(source, tmp_path / "run"))
     before = snapshot(lb)
     edit_entry(run, lambda d: d["protocol"].update(name="paper"))
-    with pytest.raises(SubmissionError, match="check 'protocol'.*batch_size is 32, but protocol 'paper'"):
+    with pytest.raises(SubmissionError, match="check 'protocol'.*batch_size is 32, but protocol 'paper@1'"):
         submit(run, leaderboard=lb)
     assert snapshot(lb) == before
     for change, says in [

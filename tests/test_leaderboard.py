@@ -69,7 +69,7 @@ def predictions_for(labels: np.ndarray, skill: float, seed: int, k: int = 4) -> 
 
 
 def make_run(run_dir: Path, dataset: Path, *, model: str = "toy-a", seed: int = 0,
-             skill: float = 0.25, noise_seed: int | None = None, protocol: str = "quick",
+             skill: float = 0.25, noise_seed: int | None = None, protocol: str = "quick@1",
              parameters: int = 1_000_000, bootstrap: int = 1000, probs: dict | None = None) -> Path:
     """A run folder as ``thyroid-bench run`` leaves it: predictions, metrics, entry.json."""
     manifest = read_manifest(dataset)
@@ -92,15 +92,15 @@ def make_run(run_dir: Path, dataset: Path, *, model: str = "toy-a", seed: int = 
 
 
 def build_entry(run_dir: Path, manifest, *, model: str, seed: int, metrics: dict, files: dict,
-                protocol: str = "quick", parameters: int = 1_000_000, in_chans: int = 1) -> Entry:
+                protocol: str = "quick@1", parameters: int = 1_000_000, in_chans: int = 1) -> Entry:
     """The entry.json of a test run on ``manifest``'s dataset version."""
     return Entry(
         run_id=run_dir.name, task=manifest.task, dataset=manifest.dataset_ref(),
         model=ModelMeta(name=model, source="thyroid-bench", architecture=model, head="fc",
                         parameters=parameters, input_size=64, in_chans=in_chans,
                         channel_policy="single" if in_chans == 1 else "views"),
-        protocol=ProtocolRecord(name=protocol, parameters=get_protocol(protocol).for_task(
-            manifest.get_task()).to_dict()),
+        protocol=ProtocolRecord(name=get_protocol(protocol).name, parameters=get_protocol(
+            protocol).for_task(manifest.get_task()).to_dict()),
         pretrained="none", seed=seed, metrics=metrics, predictions=files,
         environment=Environment(thyroid_bench="0.1.0", python="3.11", torch="2", timm="1",
                                 numpy="2", platform="linux", device="cpu",
@@ -303,7 +303,7 @@ def test_duplicate_refused_on_resubmit_and_within_one_call(world, run, tmp_path)
     with pytest.raises(SubmissionError) as info:
         submit(again, leaderboard=lb, home=world["home"])
     assert info.value.check == "duplicate"
-    assert "model toy-a, protocol quick, seed 0 on tiny-lb@1.0.0" in str(info.value)
+    assert "model toy-a, protocol quick@1, seed 0 on tiny-lb@1.0.0" in str(info.value)
     assert snapshot(lb) == before
 
     fresh = tmp_path / "fresh"
@@ -495,7 +495,7 @@ def test_markdown_table_rows_and_order(board_world):
     assert rows[0].split("|")[10].strip() == expected
     # the page states the primary metric, the protocol parameters, the hardware and how to submit
     assert "Primary metric: external macro F1" in text
-    assert re.search(r"^- `quick`: CPU default: .*\. epochs=6, batch_size=32, optimizer=adamw,", text, re.M)
+    assert re.search(r"^- `quick@1`: CPU default: .*\. epochs=6, batch_size=32, optimizer=adamw,", text, re.M)
     assert "Test CPU (2 logical cores) (cpu, 2 threads" in text
     assert "## How to submit" in text and "thyroid-bench submit" in text
 
@@ -628,7 +628,7 @@ def test_cli_submit_and_leaderboard(world, run, tmp_path, capsys):
     html = tmp_path / "page.html"
     assert main(["leaderboard", "--leaderboard", str(lb), "--html", str(html)]) == 0
     out = capsys.readouterr().out
-    assert re.search(r"^1\s+toy-a\s+quick\s+1\s", out, re.M)
+    assert re.search(r"^1\s+toy-a\s+quick@1\s+1\s", out, re.M)
     assert html.read_text().startswith("<!DOCTYPE html>")
 
 
@@ -641,10 +641,10 @@ def test_real_harness_run_is_accepted_and_rendered(world, tmp_path):
                          dataset=world["dataset"], out=tmp_path / "run", seed=5, progress=False)
     lb = tmp_path / "lb"
     accepted = submit(result.run_dir, leaderboard=lb, home=world["home"])
-    assert accepted.entry_ids[0].startswith("timm-test_resnet-quick-batch_size-8-epochs-1-seed5-")
+    assert accepted.entry_ids[0].startswith("timm-test_resnet-quick2-batch_size-8-epochs-1-seed5-")
     (section,) = render_leaderboard(lb, write=False).sections
     (group,) = section.groups
-    assert group.protocol == "quick (batch_size=8, epochs=1)" and group.seeds == [5]
+    assert group.protocol == "quick@2 (batch_size=8, epochs=1)" and group.seeds == [5]
     assert group.stats["external"]["macro_f1"].mean == result.metrics["external"]["macro_f1"]
     assert "`timm:test_resnet`" in (lb / "README.md").read_text()
 

@@ -94,7 +94,8 @@ def test_unknown_protocol_suggests():
 def test_default_per_device():
     assert default_protocol_name("cpu") == "quick"
     assert default_protocol_name("cuda") == "paper"
-    assert set(PROTOCOLS) == {"paper", "quick", "linear-probe"}
+    assert set(PROTOCOLS) == {"paper@1", "quick@1", "quick@2", "linear-probe@1"}
+    assert get_protocol(default_protocol_name("cpu")).label == "quick@2"  # the latest version
 
 
 def test_selection_follows_the_task_unless_the_protocol_names_it():

@@ -29,7 +29,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the metadata as JSON")
     p.set_defaults(func=_cmd_models)
 
-    from thyroid_bench.harness.protocols import PROTOCOLS
+    from thyroid_bench.harness.protocols import PROTOCOLS, get_protocol
 
     r = sub.add_parser("run", help="train a model under a protocol, evaluate, write a run folder",
                        description="Train MODEL under a protocol for the task of the dataset's "
@@ -43,8 +43,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--model", required=True,
                    help="registered name (see `thyroid-bench models`), timm:<name>, "
                    "package.module:function or path/to/file.py:function")
-    r.add_argument("--protocol", choices=list(PROTOCOLS), default=None,
-                   help="default: paper on CUDA, quick on CPU")
+    names = [n for p in dict.fromkeys(p.name for p in PROTOCOLS.values())
+             for n in (p, *(label for label, q in PROTOCOLS.items() if q.name == p))]
+    r.add_argument("--protocol", choices=names, default=None, metavar="NAME[@VERSION]",
+                   help=f"one of {', '.join(names)}; a bare name is its latest version "
+                   f"(quick: {get_protocol('quick').label}). Default: paper on CUDA, quick on CPU")
     r.add_argument("--epochs", type=int, default=None, help="override the protocol's epochs")
     r.add_argument("--batch-size", type=int, default=None, help="override the protocol's batch size")
     r.add_argument("--seed", type=int, default=0)

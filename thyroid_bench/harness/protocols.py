@@ -1,5 +1,13 @@
 """Training protocols as data: every run names one, and its config prints it whole.
 
+A protocol has a name and a version, written ``name@version`` (``quick@2``). Changing what a
+protocol computes makes a new version; an old version stays registered, unchanged, so its
+entries stay valid and can be reproduced. A bare name (``quick``) means its latest version.
+Entries record the version in their protocol parameters (``version``); a record without one
+is version 1, as every entry written before versions existed. Fields added after version 1
+(:data:`LATER_FIELDS`) are left out of a record while they hold the value that version 1
+computes with, so a version-1 record is what it always was.
+
 A :class:`Protocol` fixes everything about training that is not the model:
 optimiser, schedule, epochs, batch size, input size, augmentation, pretrained
 weights, and model selection. Selection uses one fold of ``train``
@@ -10,9 +18,11 @@ other folds and never sees the task's evaluation splits (``internal``,
 - ``paper``: Qiao et al. 2021 as published (Adam lr 1e-3, weight decay 1e-4,
   300 epochs, batch 12, dropout 0.8, flip / rotation 0-90 / mix-up,
   ImageNet-pretrained, native input size). The default on a GPU.
-- ``quick``: the default on a CPU; small input, few epochs, from random
-  initialisation, so a paper model trains and evaluates within about 15
-  minutes on two CPU cores.
+- ``quick@1``: small input, few epochs, from random initialisation, so a paper
+  model trains and evaluates within about 15 minutes on two CPU cores.
+- ``quick@2``: the default on a CPU; ``quick@1``'s budget, with the class
+  imbalance weighed in the loss (see BENCHMARKS.md, "quick@2", for the fold-0
+  ablation that chose it).
 - ``linear-probe``: the backbone frozen (ImageNet weights when available),
   its features computed once and cached, a linear head trained on them.
 """
@@ -21,12 +31,14 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from thyroid_bench.errors import ThyroidBenchError, did_you_mean
 from thyroid_bench.tasks import Task
 
-__all__ = ["Protocol", "PROTOCOLS", "ProtocolError", "get_protocol", "default_protocol_name"]
+__all__ = ["Protocol", "PROTOCOLS", "LATER_FIELDS", "ProtocolError", "get_protocol",
+           "protocol_versions", "version_of", "default_protocol_name"]
 
 
 class ProtocolError(ThyroidBenchError):
@@ -68,6 +80,12 @@ class Protocol:
     early_stopping_patience: int = 0
     #: Freeze the backbone, cache its features, train only a linear head.
     linear_probe: bool = False
+    #: The protocol's version: a change of what it computes is a new version (``quick@2``).
+    version: int = 1
+    #: Class weights of the loss: class c weighs ``(1 / n_c) ** class_weight_power``, scaled so
+    #: the training cases' mean weight is 1 (``n_c``: class c's training cases). 0: unweighted,
+    #: 1: inverse frequency, 0.5: its square root.
+    class_weight_power: float = 0.0
 
     def __post_init__(self) -> None:
         problems = []
@@ -83,10 +101,14 @@ class Protocol:
             problems.append(f"lr must be > 0, got {self.lr}")
         if self.input_size is not None and self.input_size < 8:
             problems.append(f"input_size must be >= 8 pixels, got {self.input_size}")
+        if self.version < 1:
+            problems.append(f"version must be >= 1, got {self.version}")
+        if not 0 <= self.class_weight_power <= 2:
+            problems.append(f"class_weight_power must lie in [0, 2], got {self.class_weight_power}")
         if self.selection_fold < 0:
             problems.append(f"selection_fold must be a train fold (0 or more), got {self.selection_fold}")
         if problems:
-            raise ProtocolError(f"protocol {self.name!r}: " + "; ".join(problems))
+            raise ProtocolError(f"protocol {self.label!r}: " + "; ".join(problems))
 
     def with_overrides(self, **overrides: Any) -> Protocol:
         """A copy with some fields replaced (e.g. ``epochs`` from ``--epochs``)."""
@@ -106,13 +128,29 @@ class Protocol:
             return self
         return dataclasses.replace(self, selection_metric=task.selection_metric)
 
+    @property
+    def label(self) -> str:
+        """``name@version``, as the command line, the log and the leaderboard write it."""
+        return f"{self.name}@{self.version}"
+
     def to_dict(self) -> dict[str, Any]:
-        """All fields, JSON-able."""
-        return dataclasses.asdict(self)
+        """Every field, JSON-able, except a field of :data:`LATER_FIELDS` that holds its
+        version-1 value (a version-1 protocol's record is as it was before versions)."""
+        return {k: v for k, v in dataclasses.asdict(self).items()
+                if not (k in LATER_FIELDS and v == LATER_FIELDS[k])}
 
 
+#: Fields added after version 1, with the value that version 1 computes with.
+LATER_FIELDS: dict[str, Any] = {"version": 1, "class_weight_power": 0.0}
+
+
+_QUICK_1 = dict(epochs=6, batch_size=32, optimizer="adamw", lr=2e-3, weight_decay=0.05,
+                lr_schedule="cosine", warmup_epochs=1, input_size=64, dropout=0.2, pretrained=False,
+                hflip_p=0.5, rotation_deg=90.0, mixup_alpha=0.0)
+
+#: Every registered protocol version, by ``name@version``.
 PROTOCOLS: dict[str, Protocol] = {
-    p.name: p
+    p.label: p
     for p in (
         Protocol(
             name="paper",
@@ -123,13 +161,17 @@ PROTOCOLS: dict[str, Protocol] = {
             hflip_p=0.5, rotation_deg=90.0, mixup_alpha=0.2,
         ),
         Protocol(
-            name="quick",
+            name="quick",  # its description is part of every quick@1 record: kept as written
             description="CPU default: 64x64 input (75x75 for the inceptions, their minimum), "
             "6 epochs of AdamW with a one-epoch warm-up and cosine decay, batch 32, "
             "flip/rotation 0-90, no mix-up, random initialisation",
-            epochs=6, batch_size=32, optimizer="adamw", lr=2e-3, weight_decay=0.05,
-            lr_schedule="cosine", warmup_epochs=1, input_size=64, dropout=0.2, pretrained=False,
-            hflip_p=0.5, rotation_deg=90.0, mixup_alpha=0.0,
+            **_QUICK_1,
+        ),
+        Protocol(
+            name="quick", version=2,
+            description="CPU default: quick@1 with the loss weighted by inverse class frequency "
+            "(the rare focal pattern weighs as much as the common ones)",
+            **{**_QUICK_1, "class_weight_power": 1.0},
         ),
         Protocol(
             name="linear-probe",
@@ -143,15 +185,42 @@ PROTOCOLS: dict[str, Protocol] = {
 }
 
 
-def get_protocol(name: str) -> Protocol:
-    """The protocol called ``name``; :class:`ProtocolError` with close matches otherwise."""
-    try:
-        return PROTOCOLS[name]
-    except KeyError:
-        hint = did_you_mean(name, PROTOCOLS, n=2, cutoff=0.4)
-        raise ProtocolError(f"unknown protocol {name!r}; {hint}known: {', '.join(PROTOCOLS)}") from None
+def version_of(parameters: Mapping[str, Any]) -> int | None:
+    """The version a protocol record's parameters name: 1 when they name none (every record
+    written before versions existed), ``None`` when ``version`` is not a whole number >= 1."""
+    version = parameters.get("version", 1)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        return None
+    return version
+
+
+def protocol_versions(name: str) -> list[Protocol]:
+    """The registered versions of protocol ``name``, oldest first (empty if none)."""
+    return sorted((p for p in PROTOCOLS.values() if p.name == name), key=lambda p: p.version)
+
+
+def get_protocol(name: str, version: int | None = None) -> Protocol:
+    """The protocol ``name@version`` (``name`` may carry it: ``quick@1``); without a version,
+    the latest. :class:`ProtocolError` with close matches otherwise."""
+    base, sep, tail = name.partition("@")
+    if sep:
+        if not tail.isdigit() or version is not None and int(tail) != version:
+            raise ProtocolError(f"protocol {name!r}: expected NAME or NAME@VERSION, e.g. quick@1")
+        version = int(tail)
+    versions = protocol_versions(base)
+    if not versions:
+        names = sorted({p.name for p in PROTOCOLS.values()} | set(PROTOCOLS))
+        hint = did_you_mean(name, names, n=2, cutoff=0.4)
+        raise ProtocolError(f"unknown protocol {name!r}; {hint}known: {', '.join(PROTOCOLS)}")
+    if version is None:
+        return versions[-1]
+    for p in versions:
+        if p.version == version:
+            return p
+    raise ProtocolError(f"protocol {base!r} has no version {version}; versions: "
+                        f"{', '.join(p.label for p in versions)}")
 
 
 def default_protocol_name(device: str) -> str:
-    """``paper`` on a GPU, ``quick`` on a CPU."""
+    """``paper`` on a GPU, ``quick`` (its latest version) on a CPU."""
     return "paper" if device.startswith("cuda") else "quick"

@@ -212,6 +212,12 @@ def _environment(device: Any, threads: int, amp: bool, world_size: int,
                        num_threads=threads, deterministic=deterministic, amp=amp)
 
 
+def _run_dir_protocol(proto: Protocol) -> str:
+    """The protocol's part of a run folder's name: ``quick`` for version 1 (as before
+    versions), ``quick2`` for version 2."""
+    return proto.name if proto.version == 1 else f"{proto.name}{proto.version}"
+
+
 def _make_run_dir(out: Path | None, runs_dir: Path, model: str, protocol: str, when: datetime) -> Path:
     run_dir = Path(out) if out is not None else Path(runs_dir) / run_dir_name(model, protocol, when)
     if run_dir.exists() and any(run_dir.iterdir()):
@@ -391,7 +397,7 @@ def _open_run_dir(plan: _Plan, out: Path | None, runs_dir: Path, started: dateti
     run_dir = None
     try:
         if dist.is_main:
-            run_dir = _make_run_dir(out, runs_dir, plan.model, plan.proto.name, started)
+            run_dir = _make_run_dir(out, runs_dir, plan.model, _run_dir_protocol(plan.proto), started)
     finally:  # the other ranks must not wait for a rank 0 that gave up
         ok = dist.all_ok(run_dir is not None or not dist.is_main)
     if not ok:
@@ -450,7 +456,7 @@ def _run_in_folder(plan: _Plan, *, run_dir: Path | None, progress: bool, log: Lo
 
 def _log_start(plan: _Plan, run_dir: Path | None, threads: int, log: Log) -> None:
     proto, accel, dist, size = plan.proto, plan.accel, plan.dist, plan.input_size
-    log(f"run {run_dir.name if run_dir else '(worker)'}: model {plan.model}, protocol {proto.name}"
+    log(f"run {run_dir.name if run_dir else '(worker)'}: model {plan.model}, protocol {proto.label}"
         f"{' ' + json.dumps(plan.overrides) if plan.overrides else ''}, seed {plan.seed}, "
         f"device {plan.dev}{f' x {dist.world_size} processes' if dist.enabled else ''}, "
         f"{threads} thread(s), input {size}x{size}x{plan.meta.in_chans}, "

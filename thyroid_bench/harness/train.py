@@ -47,6 +47,7 @@ __all__ = [
     "place_model",
     "TrainResult",
     "task_loss",
+    "class_weights",
     "fit",
     "fit_linear_probe",
     "predict_proba",
@@ -160,7 +161,7 @@ class TrainResult:
 
 
 def task_loss(logits: torch.Tensor, target: torch.Tensor, *, negative_index: int | None = None,
-              label_smoothing: float = 0.0) -> torch.Tensor:
+              label_smoothing: float = 0.0, class_weights: torch.Tensor | None = None) -> torch.Tensor:
     """The training loss from the task's target kind, averaged over the batch.
 
     Without a detection reading (``negative_index`` None: four-pattern), the cross-entropy
@@ -171,9 +172,13 @@ def task_loss(logits: torch.Tensor, target: torch.Tensor, *, negative_index: int
     the cross-entropy (label smoothing spread within that known-class mass), so a case is
     asked only what its label says: per row,
     ``-sum_c t_c log p_c - t_unknown log(1 - p_negative)``.
+
+    ``class_weights`` (k, optional) weigh class c's term by ``w_c``, as ``F.cross_entropy``'s
+    ``weight`` does for soft targets (``-sum_c w_c t_c log p_c``, averaged over the batch);
+    the unknown-grade term keeps weight 1.
     """
     if negative_index is None:
-        return F.cross_entropy(logits, target, label_smoothing=label_smoothing)
+        return F.cross_entropy(logits, target, weight=class_weights, label_smoothing=label_smoothing)
     k = logits.shape[1]
     logp = F.log_softmax(logits, dim=1)
     known, unknown = target[:, :k], target[:, k]
@@ -181,7 +186,24 @@ def task_loss(logits: torch.Tensor, target: torch.Tensor, *, negative_index: int
         known = (1 - label_smoothing) * known + label_smoothing / k * known.sum(1, keepdim=True)
     present = [c for c in range(k) if c != negative_index]
     log_present = torch.logsumexp(logp[:, present], dim=1)  # log(1 - p_negative), stably
+    if class_weights is not None:
+        known = known * class_weights
     return (-(known * logp).sum(1) - unknown * log_present).mean()
+
+
+def class_weights(y: torch.Tensor, num_classes: int, power: float) -> torch.Tensor | None:
+    """Loss weights ``(1 / n_c) ** power`` from the training labels ``y`` (labels below 0,
+    unknown grades, are not counted), scaled so the counted cases' mean weight is 1;
+    ``None`` when ``power`` is 0 (the unweighted loss, computed exactly as before weights
+    existed). A class with no training case is counted as one."""
+    if power == 0:
+        return None
+    known = y[y >= 0].to(torch.int64)
+    counts = torch.bincount(known, minlength=num_classes).to(torch.float64)
+    if not len(known):
+        return torch.ones(num_classes)
+    w = counts.clamp(min=1).pow(-power)
+    return (w * (len(known) / float((w * counts).sum()))).to(torch.float32)
 
 
 def _hard_loss(logits: torch.Tensor, y: torch.Tensor, task: Task, label_smoothing: float) -> torch.Tensor:
@@ -303,12 +325,13 @@ class _Stepper:
     accel: Accel
     label_smoothing: float
     negative_index: int | None = None
+    class_weights: torch.Tensor | None = None
 
     def __call__(self, xb: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         with self.accel.autocast(self.device):
             out = self.model(_batch(xb, self.in_chans, self.accel))
         loss = task_loss(out.float(), target, negative_index=self.negative_index,
-                         label_smoothing=self.label_smoothing)
+                         label_smoothing=self.label_smoothing, class_weights=self.class_weights)
         self.opt.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.opt)
@@ -405,6 +428,10 @@ def fit(model: nn.Module, protocol: Protocol, train: SplitTensors, val: SplitTen
                     scaler=torch.amp.GradScaler("cuda", enabled=accel.amp == "float16"),
                     device=device, in_chans=in_chans, accel=accel,
                     label_smoothing=protocol.label_smoothing, negative_index=task.negative_index)
+    weights = class_weights(train.y, task.num_classes, protocol.class_weight_power)
+    if weights is not None:
+        step.class_weights = weights.to(device)
+        log("class weights " + "  ".join(f"{name} {w:.2f}" for name, w in zip(task.class_names, weights.tolist())))
     x_all, y_all, x_val = train.x.to(device), train.y.to(device), val.x.to(device)
     selection = _Selection(model, protocol, log, grades_shown=task.detection is None)
     t0 = time.perf_counter()

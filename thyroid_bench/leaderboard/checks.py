@@ -173,7 +173,7 @@ def _check_protocol(run_dir: Path, entry: Entry) -> None:
 
 
 #: Protocol fields that name or describe it: never overridden.
-_NOT_OVERRIDDEN = ("name", "description")
+_NOT_OVERRIDDEN = ("name", "description", "version")
 
 
 def _same_value(a: Any, b: Any) -> bool:
@@ -226,16 +226,21 @@ def protocol_problem(entry: Entry) -> str | None:
     EXTERNAL_PROTOCOL` with no parameters or overrides, and only such an entry may name it
     or be a human reader's.
     """
-    from thyroid_bench.harness.protocols import PROTOCOLS, ProtocolError
+    from thyroid_bench.harness.protocols import PROTOCOLS, ProtocolError, version_of
 
     if (entry.origin == "external" or entry.protocol.name == EXTERNAL_PROTOCOL
             or entry.model.kind == "human reader"):
         return _external_problem(entry)
-    record, name = entry.protocol, entry.protocol.name
+    record = entry.protocol
+    version = version_of(record.parameters)
+    if version is None:
+        return (f"protocol.parameters.version is {record.parameters.get('version')!r}, not a "
+                "version number (a whole number from 1; absent means 1)")
+    name = f"{record.name}@{version}"
     base = PROTOCOLS.get(name)
     if base is None:
-        return (f"protocol {name!r} is not a registered protocol ({', '.join(PROTOCOLS)}); run "
-                "under one of them, with --epochs / --batch-size as overrides")
+        return (f"protocol {name!r} is not a registered protocol version ({', '.join(PROTOCOLS)}); "
+                "run under one of them, with --epochs / --batch-size as overrides")
     registered = base.to_dict()
     for key, value in record.overrides.items():
         problem = _override_problem(name, registered, key, value)

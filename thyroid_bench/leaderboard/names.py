@@ -31,15 +31,40 @@ def compact(value: Any) -> str:
 
 
 def protocol_label(entry: Entry) -> str:
-    """The protocol as shown and grouped: its name, plus its overrides if any.
+    """The protocol as shown and grouped: ``name@version``, plus its overrides if any.
 
-    ``quick`` and ``quick`` with ``epochs=1`` are different experiments, so they are
-    different rows (and a seed of each is not a duplicate of the other).
+    ``quick@1``, ``quick@2`` and ``quick@1`` with ``epochs=1`` are different experiments, so
+    they are different rows, never averaged together (and a seed of one is not a duplicate
+    of another). An entry made from predictions shows its protocol's bare name.
     """
+    return _with_overrides(entry, _versioned(entry, "@"))
+
+
+def _versioned(entry: Entry, sep: str) -> str:
+    from thyroid_bench.harness.protocols import version_of
+    from thyroid_bench.leaderboard.rules import EXTERNAL_PROTOCOL
+
+    name = entry.protocol.name
+    if name == EXTERNAL_PROTOCOL and entry.origin == "external":
+        return name
+    return f"{name}{sep}{version_of(entry.protocol.parameters)}"
+
+
+def _with_overrides(entry: Entry, name: str) -> str:
     if not entry.protocol.overrides:
-        return entry.protocol.name
+        return name
     parts = ", ".join(f"{k}={compact(v)}" for k, v in sorted(entry.protocol.overrides.items()))
-    return f"{entry.protocol.name} ({parts})"
+    return f"{name} ({parts})"
+
+
+def _id_protocol(entry: Entry) -> str:
+    """The protocol's part of an entry id: as before versions for version 1 (``quick``), the
+    version appended from version 2 on (``quick2``), so committed ids never change."""
+    from thyroid_bench.harness.protocols import version_of
+
+    version = version_of(entry.protocol.parameters)
+    name = entry.protocol.name if version == 1 else _versioned(entry, "")
+    return _with_overrides(entry, name)
 
 
 #: Longest model and protocol parts of an entry id: a folder name stays well under 255 bytes.
@@ -50,7 +75,7 @@ def entry_id(entry: Entry, entry_sha256: str) -> str:
     """``<model>-<protocol>-seed<seed>-<first 8 hex of the entry file's SHA-256>``, the model
     and protocol parts cut to 64 and 96 characters (the hash keeps the id unique)."""
     model = _slug(entry.model.name)[:_MODEL_SLUG_MAX]
-    protocol = _slug(protocol_label(entry))[:_PROTOCOL_SLUG_MAX]
+    protocol = _slug(_id_protocol(entry))[:_PROTOCOL_SLUG_MAX]
     return f"{model}-{protocol}-seed{entry.seed}-{entry_sha256[:8]}"
 
 

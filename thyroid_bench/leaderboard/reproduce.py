@@ -196,6 +196,10 @@ class _Named(BaseModel):
     name: Name
 
 
+class _ProtocolConfig(_Named):
+    version: int = Field(default=1, ge=1)  # absent in configs written before versions
+
+
 class _AccelConfig(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -223,7 +227,7 @@ class RunConfig(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     model: _Named
-    protocol: _Named
+    protocol: _ProtocolConfig
     overrides: dict[Name, bool | int | float | str] = Field(default_factory=dict, max_length=64)
     seed: int = Field(ge=0)
     eval_only: bool = False
@@ -357,10 +361,14 @@ def _check_reproducible(entry: Entry) -> None:
 def _check_config(entry: Entry, config: RunConfig, folder: Path, retrain: bool) -> None:
     """The run folder's config.json is of the entry's run: model, protocol, overrides, seed,
     dataset; a retrained run is one the harness can repeat alone."""
-    mine = {"model": entry.model.name, "protocol": entry.protocol.name,
+    from thyroid_bench.harness.protocols import version_of
+
+    mine = {"model": entry.model.name,
+            "protocol": f"{entry.protocol.name}@{version_of(entry.protocol.parameters)}",
             "overrides": dict(entry.protocol.overrides), "seed": entry.seed,
             "dataset fingerprint": entry.dataset.fingerprint}
-    theirs = {"model": config.model.name, "protocol": config.protocol.name,
+    theirs = {"model": config.model.name,
+              "protocol": f"{config.protocol.name}@{config.protocol.version}",
               "overrides": config.overrides, "seed": config.seed,
               "dataset fingerprint": config.dataset.fingerprint}
     for key, value in mine.items():
@@ -431,7 +439,8 @@ def _harness(entry: Entry, config: RunConfig, dataset: Path, out: Path, *,
         if checkpoint is not None:
             run(entry.model.name, checkpoint=checkpoint, eval_only=True, **common)
         else:
-            run(entry.model.name, protocol=entry.protocol.name, seed=entry.seed,
+            run(entry.model.name, protocol=f"{config.protocol.name}@{config.protocol.version}",
+                seed=entry.seed,
                 epochs=config.overrides.get("epochs"), batch_size=config.overrides.get("batch_size"),
                 require_pretrained=entry.pretrained != "none", **common)
     except ThyroidBenchError as exc:
