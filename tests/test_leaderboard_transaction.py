@@ -169,7 +169,7 @@ def test_duplicate_stored_entries_are_refused(world, lb, tmp_path):
     shutil.copytree(other, folder)
     names = sorted(p.name for p in (lb / SECTION).glob("toy-a-*"))
     with pytest.raises(LeaderboardError, match=rf"{names[1]}: fails check 'duplicate': the leaderboard "
-                       rf"already has {names[0]} for model toy-a, protocol quick, seed 0"):
+                       rf"already has {names[0]} for model toy-a, protocol quick@1, seed 0"):
         render_leaderboard(lb, write=False)
 
 
