@@ -14,7 +14,7 @@ from pathlib import Path
 
 SHOWN = ("images_per_s", "baseline_images_per_s", "ratio_vs_baseline", "goal",
          "loader_vs_training", "loader_goal", "time_ratio_vs_baseline", "scaling_vs_one_process",
-         "workers", "speedup", "resamples")
+         "workers", "speedup", "resamples", "studies", "wall_s", "peak_rss_gb", "tree_peak_rss_gb")
 
 
 def _fmt(value) -> str:

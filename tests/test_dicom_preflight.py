@@ -139,10 +139,10 @@ def test_a_full_disk_is_one_line_and_the_old_version_survives(world, tmp_path, m
     old = _run(root, home=home, key_file=tmp_path / "k.key")
     before = (old / "manifest.json").read_bytes()
 
-    def full(table, split, data_dir, rows_per_shard, task):
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(data_dir / f"{split}.parquet"))
+    def full(table, path, task):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
-    monkeypatch.setattr(fmt, "_write_shards", full)
+    monkeypatch.setattr(fmt, "_write_shard", full)
     with pytest.raises(DatasetError) as err:
         _run(root, home=home, key_file=tmp_path / "k.key", force=True)
     message = _one_line(err)

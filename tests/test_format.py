@@ -124,25 +124,27 @@ def test_16bit_counts_round_trip_exactly():
 
 
 def test_interrupted_write_leaves_nothing_that_loads(tiny_splits, tmp_path, monkeypatch):
-    real = fmt._write_shards
+    real = fmt._write_shard
     calls = []
 
-    def failing(table, split, data_dir, rows_per_shard, task):
-        calls.append(split)
-        if split == "internal":
+    def failing(table, path, task):
+        calls.append(path.name)
+        if path.name.startswith("internal"):
             raise KeyboardInterrupt  # as if the user pressed Ctrl-C half-way
-        return real(table, split, data_dir, rows_per_shard, task)
+        return real(table, path, task)
 
-    monkeypatch.setattr(fmt, "_write_shards", failing)
+    monkeypatch.setattr(fmt, "_write_shard", failing)
     with pytest.raises(KeyboardInterrupt):
         _write(tiny_splits, tmp_path)
-    assert calls == ["train", "internal"]
+    # train's 20 rows in shards of 7, then the first of internal's
+    assert calls == [f"train-0000{k}-of-00003.parquet" for k in range(3)] + [
+        "internal-00000-of-00002.parquet"]
     assert not (tmp_path / "toy" / "1.0.0").exists()
     # Nothing is left but the version's writer lock (data/lock.py), which lies beside it.
     assert [p.name for p in (tmp_path / "toy").iterdir()] in ([], [".1.0.0.lock"])
     with pytest.raises(DatasetError, match="no complete version"):
         fmt.resolve_dataset("toy", home=tmp_path)
-    monkeypatch.setattr(fmt, "_write_shards", real)
+    monkeypatch.setattr(fmt, "_write_shard", real)
     assert verify_dataset(_write(tiny_splits, tmp_path)).ok
 
 

@@ -12,12 +12,15 @@ import pytest
 from PIL import Image, PngImagePlugin
 
 from thyroid_bench.data.dicom.deid import key_id
+from thyroid_bench.data.dicom import identifier_index as II
 from thyroid_bench.data.dicom.identifier_index import (
+    ArchiveIdentifiers,
     KeyedIdentifierIndex,
     identifier_phrases,
     read_identifier_index,
     words,
     write_identifier_index,
+    write_keyed_index,
 )
 from thyroid_bench.data.texts import png_texts
 from thyroid_bench.errors import DatasetError
@@ -78,6 +81,27 @@ def test_index_file_holds_keyed_hashes_only_and_is_private(tmp_path):
     assert back.mentions("Thaddeus and Van An Nguyen") and back.lengths == (1, 2, 3, 4, 6)
     # Another key hashes to other values: the same file is useless without the key.
     assert not KeyedIdentifierIndex(b"\x01" * 32, back.hashes, back.lengths).mentions("Van An Nguyen")
+
+
+@pytest.mark.parametrize("fold_at", [1 << 16, 2])
+def test_archive_identifiers_hash_as_they_arrive_and_write_the_same_index(tmp_path, monkeypatch,
+                                                                          fold_at):
+    """Values added file by file (repeated, as a patient's name is) are hashed at once and
+    nothing is written until the end; the index file is byte for byte the one built from all
+    the values at once (with folds of the pending hashes into the sorted array, fold_at=2)."""
+    monkeypatch.setattr(II, "_FOLD_AT", fold_at)
+    found = ArchiveIdentifiers(KEY)
+    for i in range(0, 6, 2):
+        found.add(NAMES[i:i + 2] + NAMES[:1], EXACT[i:i + 2] + EXACT[:1])
+    assert list(tmp_path.iterdir()) == []
+    kept = [v for k, v in vars(found).items() if k not in ("index", "_key", "_lengths")]
+    assert all(isinstance(d, bytes) and len(d) == 12 for d in kept[0])  # pending: 96-bit digests
+    assert kept[1].dtype.itemsize == 12
+    assert found.index.mentions("seen by NGUYEN")  # the in-memory index for texts, as before
+    want = write_identifier_index(tmp_path / "want.json", KEY, "x", "1.0.0", names=NAMES, exact=EXACT)
+    got = write_keyed_index(tmp_path / "got.json", found.keyed(), "x", "1.0.0")
+    assert got.read_bytes() == want.read_bytes()
+    assert len(json.loads(got.read_text())["hashes"]) == 16
 
 
 def test_reading_an_index_that_does_not_fit_is_an_error(tmp_path):

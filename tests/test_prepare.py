@@ -86,11 +86,11 @@ def test_tampered_official_is_not_official(official, tmp_path):
 def test_cli_prepare_default_home(monkeypatch, tmp_path, capsys):
     import thyroid_bench.data.synthetic.prepare as prep
 
-    real = prep.synthetic.generate_cohort
+    real = prep.synthetic.cohort_rows
     def mini(seed, counts=None, progress=True, workers=1):
         return real(seed, counts=MINI, progress=False, workers=workers)
 
-    monkeypatch.setattr(prep.synthetic, "generate_cohort", mini)
+    monkeypatch.setattr(prep.synthetic, "cohort_rows", mini)
     monkeypatch.setenv("THYROID_BENCH_HOME", str(tmp_path))
     assert main(["prepare", "--seed", "3"]) == 0
     out = capsys.readouterr().out

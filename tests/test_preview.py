@@ -80,3 +80,41 @@ def test_preview_needs_an_output_and_a_positive_per_cell(rows, tmp_path):
         render_preview(rows)
     with pytest.raises(ValueError, match="per_cell"):
         render_preview(rows, tmp_path / "x.png", per_cell=0)
+
+
+def test_a_corrupt_shard_is_one_line_naming_it(rows, tmp_path):
+    from thyroid_bench.data.format import write_dataset
+    from thyroid_bench.data.preview import _Shards
+    from thyroid_bench.errors import DatasetError
+
+    splits = {"train": S.generate_split("train", 3, counts=(2, 1, 1, 1), progress=False), **rows}
+    path = write_dataset("tsb-preview-bad", "1.0.0", splits, home=tmp_path, synthetic=True)
+    shard = sorted((path / "data").glob("internal-*.parquet"))[0]
+    shard.write_bytes(shard.read_bytes()[:200])  # truncated
+    with pytest.raises(DatasetError, match=rf"^{shard}: cannot read parquet shard \(.*\); the file "
+                       r"is corrupt or truncated: rebuild the dataset"):
+        render_preview(None, tmp_path / "d.png", dataset_path=path, per_cell=1)
+    with pytest.raises(DatasetError, match=rf"^{shard}: cannot read parquet shard"):
+        _Shards(["image"]).image(shard, 0, "image")
+
+
+def test_two_views_of_a_shard_are_read_once(tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+    from test_format import _residual_splits
+
+    from thyroid_bench.data.format import write_dataset
+    from thyroid_bench.data.images import decode_image
+    from thyroid_bench.data.preview import _Shards
+    from thyroid_bench.data.shards import shard_files
+
+    path = write_dataset("r", "1.0.0", _residual_splits(), task="residual-tissue", home=tmp_path)
+    reads = []
+    real = pq.read_table
+    monkeypatch.setattr(pq, "read_table", lambda f, **kw: reads.append(f) or real(f, **kw))
+    shards, (shard,) = _Shards(["image", "image_posterior"]), shard_files(path, "internal")
+    table = real(shard)
+    for row in range(3):
+        for column in ("image", "image_posterior"):
+            want = decode_image(table.column(column)[row]["bytes"].as_py())
+            np.testing.assert_array_equal(shards.image(shard, row, column), want)
+    assert reads == [shard]  # one read for both views of every example of the shard

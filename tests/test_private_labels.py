@@ -429,10 +429,10 @@ def test_prepare_synthetic_builds_an_unofficial_private_variant(task, tmp_path, 
     import thyroid_bench.data.synthetic.prepare as prep
 
     cohort = prep.COHORTS[prep.cohort_for_task(task)].module
-    real = cohort.generate_cohort
+    real = cohort.cohort_rows
     mini = {s: (2, 1, 1, 1) for s in ("train", "internal", "external")}
     mini["train"] = (5, 5, 5, 5)
-    monkeypatch.setattr(cohort, "generate_cohort",
+    monkeypatch.setattr(cohort, "cohort_rows",
                         lambda seed, counts=None, progress=True, workers=1: real(
                             seed, counts=mini, progress=False, workers=1))
     assert main(["prepare", "--task", task, "--home", str(tmp_path), "--private-labels", "external",

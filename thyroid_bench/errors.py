@@ -10,10 +10,12 @@ from __future__ import annotations
 import difflib
 import errno
 import os
+import tempfile
 from collections.abc import Iterable
 
-__all__ = ["ThyroidBenchError", "DatasetError", "VerificationError", "PredictionsError",
-           "validation_problems", "did_you_mean", "printable", "os_error_line"]
+__all__ = ["ThyroidBenchError", "DatasetError", "VerificationError", "SpillError", "PredictionsError",
+           "validation_problems", "did_you_mean", "printable", "os_error_line", "size_text",
+           "spill_error"]
 
 
 class ThyroidBenchError(Exception):
@@ -26,6 +28,10 @@ class DatasetError(ThyroidBenchError):
 
 class VerificationError(DatasetError):
     """A dataset failed verification (fingerprint, counts, leakage, decoding)."""
+
+
+class SpillError(DatasetError):
+    """Temporary work on disk failed (a full disk, no permission): not a fault of the data."""
 
 
 class PredictionsError(ThyroidBenchError):
@@ -69,3 +75,22 @@ def os_error_line(exc: OSError, doing: str, advice: str | None = None) -> str:
     reason = exc.strerror or (os.strerror(exc.errno) if exc.errno else type(exc).__name__)
     hint = advice or _OS_ADVICE.get(exc.errno or 0, "fix the cause and run again")
     return f"{doing}: {where}{reason}; {hint}"
+
+
+def size_text(n: int | float) -> str:
+    """A byte count for a person: ``"3.2 GB"``, ``"41 MB"``, ``"512 kB"`` (decimal units)."""
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}" if n < 10 * scale else f"{n / scale:.0f} {unit}"
+    return f"{max(1, round(n / 1e3))} kB"
+
+
+def spill_error(exc: OSError, what: str, folder: str | os.PathLike | None, need: int | float,
+                advice: str) -> SpillError:
+    """An OS error while putting ``what`` aside on disk in ``folder`` (None: the system's
+    temporary folder) as one line: the folder, the system's reason, about how much room the
+    work needs there (``need`` bytes) and ``advice`` (e.g. "set TMPDIR to a disk with room")."""
+    place = printable(folder if folder is not None else tempfile.gettempdir())
+    reason = exc.strerror or (os.strerror(exc.errno) if exc.errno else type(exc).__name__)
+    return SpillError(f"could not put {what} aside in {place} ({reason}): about {size_text(need)} "
+                        f"of free space is needed there; {advice}")

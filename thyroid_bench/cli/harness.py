@@ -82,6 +82,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    "see BENCHMARKS.md); off reproduces CPU runs of thyroid-bench 0.1 bit for bit")
     a.add_argument("--compile", action="store_true",
                    help="torch.compile the model for training (compiling takes minutes first)")
+    a.add_argument("--stream", action="store_true",
+                   help="read every split batch by batch from a disk cache in $TMPDIR instead of "
+                   "holding it in memory (the same results; taken on its own when the largest "
+                   "split would need over half the available memory)")
     r.set_defaults(func=_cmd_run)
 
 
@@ -134,7 +138,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
                  out=args.out, weights=args.weights, require_pretrained=args.require_pretrained,
                  checkpoint=args.checkpoint, eval_only=args.eval_only, num_threads=args.num_threads,
                  submitter=args.submitter, bootstrap=args.bootstrap, progress=not args.quiet,
-                 amp=args.amp, channels_last=args.channels_last, compile=args.compile)
+                 amp=args.amp, channels_last=args.channels_last, compile=args.compile,
+                 stream=args.stream)
     if result is None:  # a torchrun worker: rank 0 writes and prints the results
         return 0
     from thyroid_bench.evaluation.report import format_tables

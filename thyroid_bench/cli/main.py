@@ -35,7 +35,9 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
                    help="synthetic: the cohort to build, tsb-synthetic (default, four-pattern) or "
                    "tsb-residual (residual-tissue)")
     p.add_argument("--home", type=Path, default=None,
-                   help="dataset home (default: $THYROID_BENCH_HOME, else ~/.cache/thyroid-bench)")
+                   help="dataset home (default: $THYROID_BENCH_HOME, else ~/.cache/thyroid-bench); "
+                   "dicom: the archive's pixels wait there uncompressed while it is read, so it "
+                   "needs about the archive's pixel data free, besides the dataset")
     p.add_argument("--force", action="store_true", help="rebuild even if the version exists")
     p.add_argument("--preview", type=Path, default=None, metavar="PNG",
                    help="also write a grid of example images per class and centre to this PNG")

@@ -39,11 +39,12 @@ from thyroid_bench.data.columns import (
     extra_float_ok,
     extra_float_rule,
     extra_image_columns,
+    image_columns,
     meta_columns,
     optional_columns_in,
     with_optional,
 )
-from thyroid_bench.data.fingerprint import dataset_fingerprint, split_fingerprint
+from thyroid_bench.data.fingerprint import SplitHasher, case_order, dataset_fingerprint
 from thyroid_bench.data.images import encode_image
 from thyroid_bench.data.isolation import dataset_near_duplicates
 from thyroid_bench.data.lock import version_lock
@@ -56,9 +57,10 @@ from thyroid_bench.data.manifest import (
     read_manifest,
     write_manifest,
 )
-from thyroid_bench.data.shards import features, read_split
+from thyroid_bench.data.shards import features, read_split, shard_count, shard_name
+from thyroid_bench.data.shards import write_shard as _write_shard
 from thyroid_bench.data.sizes import absent_class_warnings, check_split_sizes, size_problems
-from thyroid_bench.data.shards import write_shards as _write_shards
+from thyroid_bench.data.split_rows import SplitRows, as_split_rows
 from thyroid_bench.data.verify import check_no_leakage, verify_or_raise
 from thyroid_bench.errors import DatasetError, os_error_line
 from thyroid_bench.tasks import DEFAULT_TASK, NO_FOLD, SPLITS, TRAIN_SPLIT, UNKNOWN_GRADE, Task, get_task
@@ -85,6 +87,9 @@ __all__ = [
 #: The default task's default dataset (``tsb-synthetic``), what commands use without one.
 DEFAULT_DATASET: str = get_task(DEFAULT_TASK).datasets[0]
 ROWS_PER_SHARD = 1000
+#: Rows whose images are drawn from a source, checked and encoded at a time (their decoded
+#: images are what the writer holds beyond one shard's PNGs).
+_ENCODE_BATCH = 64
 _SEX_VALUES = ("F", "M", "unknown")
 _SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
 _NAME = re.compile(DATASET_NAME_PATTERN)
@@ -155,30 +160,31 @@ def _check_extras(where: str, row: Mapping[str, Any], task: Task) -> None:
                                "when not measured)")
 
 
-def _encode_split(split: str, rows: Iterable[Mapping[str, Any]], pool: ThreadPoolExecutor,
-                  task: Task, withheld: bool = False) -> tuple[pd.DataFrame, dict[str, list[np.ndarray]]]:
-    """Check the rows, encode every image column; return the table (task column order) and
-    the decoded images per image column. A ``withheld`` split's labels are checked, then
-    left out (:func:`~thyroid_bench.data.private.public_rows`)."""
-    rows = list(rows)
-    for i, row in enumerate(rows):
-        _check_row(split, i, row, task)
+def _encode_batch(rows: Sequence[Mapping[str, Any]], pool: ThreadPoolExecutor, task: Task,
+                  hasher: SplitHasher, withheld: bool = False) -> dict[str, list[Any]]:
+    """Encode a batch of checked rows: every column of the task (image columns as PNG bytes,
+    ``total_counts`` and ``matrix`` from the image); each row goes into ``hasher`` with its
+    decoded images. A ``withheld`` split's labels are left out
+    (:func:`~thyroid_bench.data.private.public_rows`)."""
     rows = private.public_rows(rows, task) if withheld else rows
-    images = {col: [np.asarray(r[col]) for r in rows] for col in ("image", *extra_image_columns(task))}
-    pngs = {col: list(pool.map(encode_image, arrays)) for col, arrays in images.items()}
     columns = {c: [r[c] for r in rows] for c in meta_columns(task)}
     for col in extra_float_columns(task):
         columns[col] = [None if v is None else float(v) for v in columns[col]]
-    table = pd.DataFrame({c: pngs[c] if c in pngs else columns[c] for c in task.columns})
-    table["total_counts"] = [int(img.sum(dtype=np.int64)) for img in images["image"]]
-    table["matrix"] = [int(img.shape[0]) for img in images["image"]]
-    return table, images
+    images = {col: [np.asarray(r[col]) for r in rows] for col in image_columns(task)}
+    columns["total_counts"] = [int(img.sum(dtype=np.int64)) for img in images["image"]]
+    columns["matrix"] = [int(img.shape[0]) for img in images["image"]]
+    pngs = {col: list(pool.map(encode_image, arrays)) for col, arrays in images.items()}
+    for i in range(len(rows)):
+        hasher.add({c: values[i] for c, values in columns.items()},
+                   {col: arrays[i] for col, arrays in images.items()},
+                   {col: encoded[i] for col, encoded in pngs.items()})
+    return columns | pngs
 
 
 def write_dataset(
     name: str,
     version: str,
-    splits: Mapping[str, Iterable[Mapping[str, Any]]],
+    splits: Mapping[str, SplitRows | Iterable[Mapping[str, Any]]],
     *,
     task: Task | str = DEFAULT_TASK,
     home: Path | None = None,
@@ -207,12 +213,19 @@ def write_dataset(
     with label -1 and no regression value, and their labels go to the organisers' labels file
     ``labels_file`` (default ``<home>/private/<name>@<version>/labels.csv``; required with
     ``root``), outside the folder.
+
+    Each split is a list of rows (dicts with every column, images as 2-D uint16 arrays) or a
+    :class:`~thyroid_bench.data.split_rows.SplitRows` (the rows' other columns, and their
+    images as an iterable drawn from a batch at a time). The writer holds one shard's PNGs and
+    a batch of images, never a split's: a source that yields its images lazily (the synthetic
+    generators, a DICOM archive) is written in memory that does not grow with it.
     """
     task = get_task(task) if isinstance(task, str) else task
     check_name_version(name, version)
     if set(splits) != set(SPLITS):
         raise DatasetError(f"splits must be exactly {SPLITS}, got {sorted(splits)}")
-    splits = {split: list(splits[split]) for split in SPLITS}
+    sources = {split: as_split_rows(splits[split], image_columns(task)) for split in SPLITS}
+    splits = {split: sources[split].meta for split in SPLITS}  # compact: no images
     check_split_sizes(splits, task, what=f"dataset {name} {version}")  # no empty split or fold
     optional = optional_columns_in(splits)  # e.g. study_id: every row has it, or none
     target = Path(root) if root is not None else (home or default_home()) / name / version
@@ -226,7 +239,7 @@ def write_dataset(
         labels_file = private.check_labels_path(labels_file or private.default_labels_path(
             target.parent.parent, name, version), target)
     with _writing(target, force) as tmp:
-        split_meta = _write_splits(splits, with_optional(task, optional), tmp, rows_per_shard,
+        split_meta = _write_splits(sources, with_optional(task, optional), tmp, rows_per_shard,
                                    where=str(target), withheld=hidden)
         withheld = private.withheld_labels(splits, hidden, task) if hidden else None
         manifest = Manifest(
@@ -277,24 +290,66 @@ def _writing(target: Path, force: bool) -> Iterator[Path]:
         raise DatasetError(os_error_line(exc, f"could not write dataset {target}", advice)) from None
 
 
-def _write_splits(splits: Mapping[str, Iterable[Mapping[str, Any]]], task: Task, folder: Path,
-                  rows_per_shard: int, where: str, withheld: Sequence[str] = ()) -> dict[str, SplitMeta]:
-    """Encode every split, refuse leakage, then write the shards; return each split's summary
-    (a withheld split's class counts are withheld too: empty)."""
+def _write_splits(sources: Mapping[str, SplitRows], task: Task, folder: Path, rows_per_shard: int,
+                  where: str, withheld: Sequence[str] = ()) -> dict[str, SplitMeta]:
+    """Check the rows (all of them first when they are in memory), refuse leakage, then write
+    each split shard by shard; return each split's summary (a withheld split's class counts
+    are withheld too: empty)."""
     (folder / "data").mkdir()
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        encoded = {split: _encode_split(split, splits[split], pool, task, split in withheld)
-                   for split in SPLITS}
+    for split in SPLITS:
+        if sources[split].in_memory:
+            for i, row in enumerate(sources[split].rows()):
+                _check_row(split, i, row, task)
+    ids = [c for c in ("case_id", "patient_id", "study_id") if c in task.columns]
     # Leakage is refused before any shard is written.
-    check_no_leakage({split: table for split, (table, _) in encoded.items()}, where=where)
-    meta = {}
-    for split, (table, images) in encoded.items():
-        files = _write_shards(table, split, folder / "data", rows_per_shard, task)
-        fingerprint = split_fingerprint(table, images["image"], task=task, extra_images=images)
-        meta[split] = _split_summary(table, files, fingerprint, task)
-        if split in withheld:
-            meta[split].class_counts = {}
+    check_no_leakage({split: pd.DataFrame({c: [m.get(c) for m in sources[split].meta] for c in ids})
+                      for split in SPLITS}, where=where)
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        return {split: _write_split(split, sources[split], task, folder, rows_per_shard, pool,
+                                    split in withheld) for split in SPLITS}
+
+
+def _write_split(split: str, source: SplitRows, task: Task, folder: Path, rows_per_shard: int,
+                 pool: ThreadPoolExecutor, withheld: bool) -> SplitMeta:
+    """Write one split: rows drawn from ``source`` a batch at a time (checked here unless they
+    were before), encoded, hashed in case-id order (:class:`~thyroid_bench.data.fingerprint.
+    SplitHasher`, spilling to ``folder`` when the rows come in another order) and written a
+    shard at a time, so memory holds one shard's PNGs and one batch's images."""
+    n_shards = shard_count(len(source), rows_per_shard)
+    order = case_order(m.get("case_id") for m in source.meta)
+    files: list[str] = []
+    buffer: dict[str, list[Any]] = {c: [] for c in task.columns}
+    with SplitHasher(task, ordered=bool((order == np.arange(len(order))).all()),
+                     spill_dir=folder, rows=len(source),
+                     advice="use --home on a disk with room (about the dataset's size)") as hasher:
+        for start, rows in source.batches(_ENCODE_BATCH, split):
+            if not source.in_memory:
+                for i, row in enumerate(rows):
+                    _check_row(split, start + i, row, task)
+            for col, values in _encode_batch(rows, pool, task, hasher, withheld).items():
+                buffer[col] += values
+            while len(buffer["case_id"]) >= rows_per_shard or (
+                    start + len(rows) == len(source) and (buffer["case_id"] or not files)):
+                files.append(_flush_shard(buffer, split, len(files), n_shards, folder, rows_per_shard,
+                                          task))
+        fingerprint = hasher.hexdigest()
+    meta = _split_summary(pd.DataFrame({c: [m[c] for m in source.meta] for c in ("label", "center")}),
+                          files, fingerprint, task)
+    if withheld:
+        meta.class_counts = {}
     return meta
+
+
+def _flush_shard(buffer: dict[str, list[Any]], split: str, k: int, n_shards: int, folder: Path,
+                 rows_per_shard: int, task: Task) -> str:
+    """Write the first ``rows_per_shard`` rows of ``buffer`` (column -> values) as shard ``k``
+    and drop them from it; return the shard's path in the version folder."""
+    name = shard_name(split, k, n_shards)
+    table = pd.DataFrame({c: values[:rows_per_shard] for c, values in buffer.items()})
+    _write_shard(table, folder / "data" / name, task)
+    for values in buffer.values():
+        del values[:rows_per_shard]
+    return f"data/{name}"
 
 
 def _replace_dir(tmp: Path, target: Path) -> None:

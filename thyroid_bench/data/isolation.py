@@ -32,9 +32,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from thyroid_bench.data.images import decode_image
-from thyroid_bench.data.shards import read_split
+from thyroid_bench.data.shards import image_bytes, shard_error, shard_files
 from thyroid_bench.tasks import SPLITS
 
 __all__ = [
@@ -57,6 +59,7 @@ _ISOLATED = (("case_id", "case", "cases"), ("patient_id", "patient", "patients")
              ("study_id", "study", "studies"))
 _SHOWN = 5  # ids named per violation, pairs named per warning
 _BLOCK = 2048  # rows of the correlation product computed at once
+_READ_BATCH = 64  # images decoded at a time
 
 
 def isolation_problems(tables: Mapping[str, pd.DataFrame]) -> list[str]:
@@ -166,10 +169,19 @@ def near_duplicate_warning(pairs: Sequence[NearDuplicate]) -> str | None:
 
 def dataset_near_duplicates(path: Path) -> str | None:
     """The near-duplicate warning of the dataset folder ``path`` (its ``image`` column decoded
-    split by split), or None: what ``thyroid-bench info`` prints."""
+    a batch of rows at a time: memory holds thumbnails, not images), or None: what
+    ``thyroid-bench info`` prints."""
     thumbs, case_ids = {}, {}
     for split in SPLITS:
-        table = read_split(path, split, columns=["case_id", "image"])
-        thumbs[split] = thumbnails([decode_image(b) for b in table["image"]])
-        case_ids[split] = table["case_id"].tolist()
+        parts, case_ids[split] = [], []
+        for f in shard_files(path, split):
+            try:
+                for batch in pq.ParquetFile(f).iter_batches(batch_size=_READ_BATCH,
+                                                            columns=["case_id", "image"]):
+                    case_ids[split] += batch.column("case_id").to_pylist()
+                    pngs = image_bytes(batch.column("image"))
+                    parts.append(thumbnails([decode_image(b) for b in pngs]))
+            except (pa.ArrowException, OSError) as exc:
+                raise shard_error(f, exc) from None
+        thumbs[split] = np.concatenate(parts) if parts else thumbnails([])
     return near_duplicate_warning(near_duplicates(thumbs, case_ids))

@@ -51,19 +51,70 @@ class _Source:
         return self.task.image_columns
 
 
+class _Shards:
+    """Reads a dataset's image columns a shard at a time, keeping every image column of the last
+    shard read (a two-view example reads its shard once, not once per view): a preview shows a
+    few dozen of a dataset's images, and only their shards are read. A shard that cannot be
+    read is a :class:`~thyroid_bench.errors.DatasetError` naming it
+    (:func:`~thyroid_bench.data.shards.shard_error`)."""
+
+    def __init__(self, columns: Sequence[str]) -> None:
+        self._columns = list(columns)
+        self._shard: Path | None = None
+        self._images: dict[str, list] = {}
+
+    def image(self, shard: Path, row: int, column: str) -> np.ndarray:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from thyroid_bench.data.images import decode_image
+        from thyroid_bench.data.shards import image_bytes, shard_error
+
+        if self._shard != shard:
+            try:
+                table = pq.read_table(shard, columns=self._columns)
+            except (pa.ArrowException, OSError) as exc:
+                raise shard_error(shard, exc) from None
+            self._images = {c: image_bytes(table.column(c)) for c in self._columns}
+            self._shard = shard
+        return decode_image(self._images[column][row])
+
+
+@dataclass(frozen=True)
+class _ShardImage:
+    """One stored image, decoded when it is drawn (``np.asarray``)."""
+
+    shards: _Shards
+    shard: Path
+    row: int
+    column: str
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        image = self.shards.image(self.shard, self.row, self.column)
+        return image if dtype is None else image.astype(dtype)
+
+
 def _from_dataset(path: Path, task: Task | None) -> _Source:
-    from thyroid_bench.data.format import read_split
-    from thyroid_bench.data.images import decode_image
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     from thyroid_bench.data.manifest import read_manifest
+    from thyroid_bench.data.shards import shard_error, shard_files
 
     manifest = read_manifest(path)
     task = task or manifest.get_task()
+    shards = _Shards(task.image_columns)
     out: dict[str, list[dict[str, Any]]] = {}
     for split in (s for s in manifest.splits if s not in manifest.withheld_splits):  # labels withheld
-        frame = read_split(path, split, columns=[*task.image_columns, "label", "center"])
-        out[split] = [{**{c: decode_image(frame[c][i]) for c in task.image_columns},
-                       "label": int(frame["label"][i]), "center": str(frame["center"][i])}
-                      for i in range(len(frame))]
+        out[split] = []
+        for shard in shard_files(path, split):
+            try:
+                frame = pq.read_table(shard, columns=["label", "center"]).to_pandas()
+            except (pa.ArrowException, OSError) as exc:
+                raise shard_error(shard, exc) from None
+            out[split] += [{**{c: _ShardImage(shards, shard, i, c) for c in task.image_columns},
+                            "label": int(frame["label"][i]), "center": str(frame["center"][i])}
+                           for i in range(len(frame))]
     return _Source(out, f"{manifest.name} {manifest.version}", manifest.synthetic, task)
 
 

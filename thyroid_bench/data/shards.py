@@ -19,7 +19,8 @@ from thyroid_bench.data.columns import extra_float_columns, image_columns, value
 from thyroid_bench.errors import DatasetError
 from thyroid_bench.tasks import DEFAULT_TASK, SPLITS, Task, get_task
 
-__all__ = ["features", "write_shards", "read_split"]
+__all__ = ["features", "shard_count", "shard_name", "write_shard", "shard_files",
+           "shard_error", "open_shard", "image_bytes", "image_fields", "read_split"]
 
 
 def features(task: Task | str = DEFAULT_TASK):
@@ -57,22 +58,58 @@ def _arrow_table(table: pd.DataFrame, task: Task) -> pa.Table:
     return pa.Table.from_pydict(columns, schema=feats.arrow_schema)
 
 
-def write_shards(table: pd.DataFrame, split: str, data_dir: Path, rows_per_shard: int,
-                  task: Task) -> list[str]:
-    n_shards = max(1, -(-len(table) // rows_per_shard))
-    names = []
-    for k in range(n_shards):
-        part = table.iloc[k * rows_per_shard:(k + 1) * rows_per_shard]
-        name = f"{split}-{k:05d}-of-{n_shards:05d}.parquet"
-        pq.write_table(_arrow_table(part, task), data_dir / name, compression="zstd")
-        names.append(f"data/{name}")
-    return names
+def shard_count(rows: int, rows_per_shard: int) -> int:
+    """How many shards a split of ``rows`` rows takes (one, empty, for no rows)."""
+    return max(1, -(-rows // rows_per_shard))
 
 
-def _image_fields(schema: pa.Schema) -> list[str]:
+def shard_name(split: str, k: int, n_shards: int) -> str:
+    """The file name of shard ``k`` of ``n_shards`` of ``split``."""
+    return f"{split}-{k:05d}-of-{n_shards:05d}.parquet"
+
+
+def write_shard(table: pd.DataFrame, path: Path, task: Task) -> None:
+    """Write one shard: ``table`` (the task's columns, images as PNG bytes) at ``path``."""
+    pq.write_table(_arrow_table(table, task), path, compression="zstd")
+
+
+def image_fields(schema: pa.Schema) -> list[str]:
     """The columns of a shard that hold Hugging Face Images (structs with ``bytes``)."""
     return [f.name for f in schema if pa.types.is_struct(f.type)
             and {f.type.field(i).name for i in range(f.type.num_fields)} >= {"bytes"}]
+
+
+def shard_files(path: Path, split: str) -> list[Path]:
+    """The shards of ``split`` in the dataset folder ``path``, in file order;
+    :class:`DatasetError` for an unknown split or when it has none."""
+    if split not in SPLITS:
+        raise DatasetError(f"unknown split {split!r}; expected one of {SPLITS}")
+    files = sorted((Path(path) / "data").glob(f"{split}-*.parquet"))
+    if not files:
+        raise DatasetError(f"{Path(path) / 'data'} has no {split}-*.parquet shard")
+    return files
+
+
+def shard_error(file: Path, exc: BaseException) -> DatasetError:
+    """The error of a shard that cannot be read: it names the file and what to do."""
+    return DatasetError(f"{file}: cannot read parquet shard ({exc}); the file is corrupt or "
+                        "truncated: rebuild the dataset with `thyroid-bench prepare --force`")
+
+
+def open_shard(file: Path) -> pq.ParquetFile:
+    """A shard opened for reading (its footer read and checked); :func:`shard_error` if not."""
+    try:
+        return pq.ParquetFile(file)
+    except (pa.ArrowException, OSError) as exc:
+        raise shard_error(file, exc) from None
+
+
+def image_bytes(column: pa.Array | pa.ChunkedArray) -> list[bytes | None]:
+    """A Hugging Face Image column's PNG bytes (None where a value is null)."""
+    if pa.types.is_struct(column.type):
+        column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+        return column.field("bytes").to_pylist()
+    return column.to_pylist()
 
 
 def read_split(path: Path, split: str, columns: list[str] | None = None) -> pd.DataFrame:
@@ -81,20 +118,14 @@ def read_split(path: Path, split: str, columns: list[str] | None = None) -> pd.D
     Image columns are found from the shard's schema (a struct of ``bytes`` and ``path``), so
     the reader needs no task; a float column's nulls read as NaN.
     """
-    if split not in SPLITS:
-        raise DatasetError(f"unknown split {split!r}; expected one of {SPLITS}")
-    files = sorted((Path(path) / "data").glob(f"{split}-*.parquet"))
-    if not files:
-        raise DatasetError(f"{Path(path) / 'data'} has no {split}-*.parquet shard")
     frames = []
-    for f in files:
+    for f in shard_files(path, split):
         try:
             t = pq.read_table(f, columns=columns)
         except (pa.ArrowException, OSError) as exc:
-            raise DatasetError(f"{f}: cannot read parquet shard ({exc}); the file is corrupt or "
-                               "truncated: rebuild the dataset with `thyroid-bench prepare --force`") from None
+            raise shard_error(f, exc) from None
         frame = t.to_pandas()
-        for col in _image_fields(t.schema):
+        for col in image_fields(t.schema):
             frame[col] = [v["bytes"] if isinstance(v, dict) else v for v in frame[col]]
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)

@@ -2,7 +2,12 @@
 
 :func:`verify_dataset` checks a folder completely and reports every fault it finds;
 :func:`verify_or_raise` is what every command that reads a dataset calls before it uses
-it (``run``, ``submit``, ``load_dataset``, ``prepare --source hub``).
+it (``run``, ``submit``, ``load_dataset``, ``prepare --source hub``). It streams: a split's
+columns without its images are read whole (compact), its images a batch at a time
+(:mod:`thyroid_bench.data.split_scan`), so memory does not grow with the dataset's images.
+A split whose rows are not in case-id order is put aside in the system's temporary folder
+(``$TMPDIR``) as PNG bytes, about the size of its shards, to be hashed in that order; no room
+there is a :class:`~thyroid_bench.errors.SpillError` (raised, not reported as a finding).
 """
 
 from __future__ import annotations
@@ -14,25 +19,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from thyroid_bench.data.columns import (
-    extra_float_columns,
-    extra_float_ok,
-    extra_float_rule,
-    extra_image_columns,
-)
-from thyroid_bench.data.fingerprint import dataset_fingerprint, image_digest, split_fingerprint
-from thyroid_bench.data.images import decode_image
-from thyroid_bench.data.isolation import (
-    isolation_problems,
-    near_duplicate_warning,
-    near_duplicates,
-    thumbnails,
-)
+from thyroid_bench.data.columns import extra_float_columns, extra_float_ok, extra_float_rule
+from thyroid_bench.data.fingerprint import dataset_fingerprint
+from thyroid_bench.data.isolation import isolation_problems, near_duplicate_warning, near_duplicates
 from thyroid_bench.data.manifest import Manifest, SplitMeta, class_counts, read_manifest
 from thyroid_bench.data.private import split_problems
-from thyroid_bench.data.shards import read_split
+from thyroid_bench.data.split_scan import SplitShards, scan_images
 from thyroid_bench.data.sizes import absent_class_warnings, size_problems
-from thyroid_bench.errors import DatasetError, VerificationError
+from thyroid_bench.errors import DatasetError, SpillError, VerificationError
 from thyroid_bench.tasks import NO_FOLD, SPLITS, TRAIN_SPLIT, UNKNOWN_GRADE, Task, TaskError
 
 __all__ = ["VerifyReport", "verify_dataset", "verify_or_raise", "check_no_leakage"]
@@ -106,7 +100,7 @@ def verify_dataset(path: Path) -> VerifyReport:
         report.problems.append(f"manifest label_schema differs from the label schema "
                                f"v{task.schema_version} of task {task.name} ({', '.join(task.class_names)})")
     _check_private_labels(manifest, task, report)
-    tables: dict[str, pd.DataFrame] = {}
+    tables: dict[str, pd.DataFrame] = {}  # every column but the images
     fingerprints: dict[str, str] = {}
     image_hashes: dict[str, set[str]] = {}
     thumbs: dict[str, np.ndarray] = {}
@@ -116,26 +110,27 @@ def verify_dataset(path: Path) -> VerifyReport:
             report.problems.append(f"manifest has no split {split!r}")
             continue
         try:
-            table = read_split(path, split)
+            shards = SplitShards(path, split)
+            if shards.columns != list(task.columns):
+                report.problems.append(f"split {split}: columns {shards.columns} differ from "
+                                       f"format v1's for task {task.name} {list(task.columns)}")
+                continue
+            table = shards.table()
+            scan = scan_images(shards, table, task)  # a batch at a time: see split_scan
+        except SpillError:
+            raise  # no room for temporary work: not a finding about the dataset
         except DatasetError as exc:
             report.problems.append(str(exc))
-            continue
-        if list(table.columns) != list(task.columns):
-            report.problems.append(f"split {split}: columns {list(table.columns)} differ from "
-                                   f"format v1's for task {task.name} {list(task.columns)}")
             continue
         tables[split] = table
         report.rows[split] = len(table)
         _check_split(split, table, meta, task, report, withheld=split in manifest.withheld_splits)
         _check_extra_floats(split, table, task, report)
-        images = _decode_all(split, table, report)
-        extra = _decode_extra(split, table, images, task, report)
-        if images is None or extra is None:
+        report.problems += scan.problems
+        if scan.fingerprint is None:
             continue
-        thumbs[split] = thumbnails(images)
-        image_hashes[split] = {image_digest(im) for im in images}
-        image_hashes[split] |= {image_digest(im) for arrays in extra.values() for im in arrays}
-        fingerprints[split] = split_fingerprint(table, images, task=task, extra_images=extra)
+        thumbs[split], image_hashes[split] = scan.thumbs, scan.digests
+        fingerprints[split] = scan.fingerprint
         if fingerprints[split] != meta.fingerprint:
             report.problems.append(f"split {split}: content fingerprint {fingerprints[split][:16]}... "
                                    f"differs from the manifest's {meta.fingerprint[:16]}...: "
@@ -251,24 +246,6 @@ def _check_ids_and_folds(split: str, table: pd.DataFrame, task: Task, report: Ve
         report.problems.append(f"split {split}: fold must be {NO_FOLD} outside train")
 
 
-def _decode_all(split: str, table: pd.DataFrame, report: VerifyReport) -> list[np.ndarray] | None:
-    images = []
-    for case_id, data, matrix, total in zip(table["case_id"], table["image"], table["matrix"],
-                                            table["total_counts"]):
-        try:
-            img = decode_image(data)
-        except Exception as exc:  # noqa: BLE001 - any decoder failure is a finding
-            report.problems.append(f"split {split}: image of case {case_id} does not decode ({exc})")
-            return None
-        if img.shape != (matrix, matrix):
-            report.problems.append(f"split {split}: case {case_id} image {img.shape} but matrix {matrix}")
-        if int(img.sum(dtype=np.int64)) != int(total):
-            report.problems.append(f"split {split}: case {case_id} pixel sum {int(img.sum())} != "
-                                   f"total_counts {total}")
-        images.append(img)
-    return images
-
-
 def _check_extra_floats(split: str, table: pd.DataFrame, task: Task, report: VerifyReport) -> None:
     """A float extra column holds values in its range (finite, >= 0, at most 100 for a
     percentage: :func:`~thyroid_bench.data.columns.extra_float_ok`), or nulls."""
@@ -280,25 +257,6 @@ def _check_extra_floats(split: str, table: pd.DataFrame, task: Task, report: Ver
         if bad.any():
             report.problems.append(f"split {split}: {col} not {extra_float_rule(col)} (or null) "
                                    f"for case(s) {table.loc[bad, 'case_id'].tolist()[:5]}")
-
-
-def _decode_extra(split: str, table: pd.DataFrame, images: list[np.ndarray] | None, task: Task,
-                  report: VerifyReport) -> dict[str, list[np.ndarray]] | None:
-    """Decode the task's extra image columns; each must decode and match ``image``'s shape."""
-    decoded: dict[str, list[np.ndarray]] = {}
-    for col in extra_image_columns(task):
-        decoded[col] = []
-        for i, (case_id, data) in enumerate(zip(table["case_id"], table[col])):
-            try:
-                img = decode_image(data)
-            except Exception as exc:  # noqa: BLE001 - any decoder failure is a finding
-                report.problems.append(f"split {split}: {col} of case {case_id} does not decode ({exc})")
-                return None
-            if images is not None and img.shape != images[i].shape:
-                report.problems.append(f"split {split}: case {case_id} {col} {img.shape} differs "
-                                       f"from image {images[i].shape}")
-            decoded[col].append(img)
-    return decoded
 
 
 def check_no_leakage(tables: Mapping[str, pd.DataFrame], where: str) -> None:

@@ -30,7 +30,11 @@ Every figure, the point estimate and each bootstrap resample alike, is computed
 by one vectorised routine from per-case *weights*: weight 1 for every case gives
 the point estimate, and a bootstrap resample is the vector of how many times each
 case was drawn. So 1,000 resamples cost a handful of matrix products instead of
-1,000 Python-level metric calls. The resampling and the bootstrap loops (``_weights``,
+1,000 Python-level metric calls. Resamples are drawn and scored in chunks of about
+:data:`_CHUNK_ELEMENTS` weights, so memory does not grow with their number; the figures come
+from per-case indices (confusion cell, calibration bin) and column gathers, not from dense
+case-by-cell matrices, so a million cases take memory linear in the cases and about a
+minute for 1,000 resamples on one core. The resampling and the bootstrap loops (``_weights``,
 ``_intervals``, ``_paired``) take any such figure function, so another metric suite
 (:mod:`thyroid_bench.evaluation.ordinal`) adds its figures on the same resamples.
 """
@@ -67,8 +71,13 @@ PER_CLASS_FIGURES: tuple[str, ...] = (
 #: Default number of equal-width confidence bins of the expected calibration error.
 ECE_BINS = 15
 # Resamples are processed in chunks of about this many (resample, case) weights, so
-# memory stays near 16 MB per working array whatever the number of resamples.
+# memory stays near 16 MB per working array whatever the number of resamples. The chunk size
+# also fixes the order of the random draws (a chunk draws every stratum in turn), so it is
+# part of what a seed means: changing it changes the intervals.
 _CHUNK_ELEMENTS = 2_000_000
+# ROC AUCs are computed for this many (resample, case) weights at a time (one resample at a
+# million cases), so that their gathers stay in cache.
+_AUC_ELEMENTS = 1 << 18
 # A figure function: per-case weights W (B x n) -> {figure path: (B,) values, NaN where undefined}.
 FigureFn = Callable[[np.ndarray], dict[str, np.ndarray]]
 
@@ -145,39 +154,41 @@ class _Cases:
     names: tuple[str, ...]
     y: np.ndarray          # (n,) true class
     pred: np.ndarray       # (n,) argmax class
-    cell: np.ndarray       # (n, k*k) one-hot of the confusion cell y*k + pred
+    cell: np.ndarray       # (n,) the confusion cell y*k + pred
     brier: np.ndarray      # (n,) per-case multiclass Brier term
-    ece: np.ndarray        # (n, bins) correct - confidence, in the case's bin column
+    ece_bin: np.ndarray    # (n,) the case's confidence bin
+    ece: np.ndarray        # (n,) correct - confidence
+    bins: int              # number of confidence bins
     auc_prep: list         # per class: (positives, negatives by score, #neg below, #neg <= or None)
 
 
 def _prepare(y: np.ndarray, p: np.ndarray, names: tuple[str, ...], ece_bins: int) -> _Cases:
     n, k = p.shape
     pred = p.argmax(axis=1)  # first maximum on ties
-    cell = np.zeros((n, k * k))
-    cell[np.arange(n), y * k + pred] = 1.0
     onehot = np.zeros((n, k))
     onehot[np.arange(n), y] = 1.0
     brier = ((p - onehot) ** 2).sum(axis=1)
     # ECE: equal-width bins (i/M, (i+1)/M] on the top-class confidence (Guo et al. 2017).
     conf = p.max(axis=1)
     bins = np.clip(np.ceil(conf * ece_bins).astype(np.int64) - 1, 0, ece_bins - 1)
-    ece = np.zeros((n, ece_bins))
-    ece[np.arange(n), bins] = (pred == y) - conf
     auc_prep = [_auc_prep(y == c, p[:, c]) for c in range(k)]
-    return _Cases(n, k, names, y, pred, cell, brier, ece, auc_prep)
+    return _Cases(n, k, names, y, pred, y * k + pred, brier, bins, (pred == y) - conf, ece_bins,
+                  auc_prep)
 
 
 def _auc_prep(positive: np.ndarray, scores: np.ndarray) -> tuple:
-    """What :func:`_auc_from` needs for one ROC curve: (positives, negatives sorted by score,
-    for each positive the number of negatives scoring strictly lower, and lower or equal
-    (None when no positive ties a negative))."""
+    """What :func:`_auc_from` needs for one ROC curve: (positives (a slice when consecutive, as
+    a class is in the canonical order), negatives sorted by score, for each positive the number
+    of negatives scoring strictly lower, and lower or equal (None when no positive ties a
+    negative))."""
     pos = np.flatnonzero(positive)
     neg = np.flatnonzero(~positive)
     neg = neg[np.argsort(scores[neg], kind="stable")]
     neg_scores = scores[neg]
     lower = np.searchsorted(neg_scores, scores[pos], side="left")
     lower_eq = np.searchsorted(neg_scores, scores[pos], side="right")
+    if pos.size and pos[-1] - pos[0] + 1 == pos.size:
+        pos = slice(int(pos[0]), int(pos[-1]) + 1)
     return pos, neg, lower, None if (lower == lower_eq).all() else lower_eq
 
 
@@ -205,19 +216,42 @@ def _auc_from(W: np.ndarray, preps: Sequence[tuple]) -> np.ndarray:
     a negative one, ties counted one half, which equals the area under the trapezoidal
     ROC curve (what ``sklearn.metrics.roc_auc_score`` computes). The negatives are
     sorted by score once; per resample, a cumulative sum of their weights gives, for
-    each positive, the weight of the negatives below it.
+    each positive, the weight of the negatives below it. Weights are whole numbers, so the
+    sums are done in integers (twice the statistic, ties then count one) and exact; rows are
+    taken a few at a time, so that a million cases' gathers stay in cache.
     """
+    Wi = W.astype(np.int32 if W.shape[1] < 2**31 else np.int64)  # draw counts: exact
     out = np.empty((W.shape[0], len(preps)))
-    for c, (pos, neg, lower, lower_eq) in enumerate(preps):
-        cum_neg = np.zeros((W.shape[0], len(neg) + 1))
-        np.cumsum(W[:, neg], axis=1, out=cum_neg[:, 1:])
-        below = cum_neg[:, lower]
-        if lower_eq is not None:  # ties between a positive and negatives count one half
-            below += 0.5 * (cum_neg[:, lower_eq] - below)
-        w_pos = W[:, pos]
-        num = np.einsum("bi,bi->b", w_pos, below)
-        out[:, c] = _div(num, w_pos.sum(axis=1) * cum_neg[:, -1])
+    step = max(1, _AUC_ELEMENTS // max(1, W.shape[1]))
+    for c, prep in enumerate(preps):
+        for start in range(0, W.shape[0], step):
+            out[start:start + step, c] = _auc_rows(Wi[start:start + step], prep)
     return out
+
+
+def _auc_rows(Wi: np.ndarray, prep: tuple) -> np.ndarray:
+    """One curve's ROC AUC for a few rows of integer weights (see :func:`_auc_from`)."""
+    pos, neg, lower, lower_eq = prep
+    cum_neg = np.zeros((Wi.shape[0], len(neg) + 1), dtype=Wi.dtype)
+    np.cumsum(np.take(Wi, neg, axis=1), axis=1, out=cum_neg[:, 1:])
+    below = np.take(cum_neg, lower, axis=1).astype(np.int64)
+    # twice the weight below each positive; a tied negative counts one (a half, doubled)
+    below2 = below + (np.take(cum_neg, lower_eq, axis=1) if lower_eq is not None else below)
+    w_pos = Wi[:, pos] if isinstance(pos, slice) else np.take(Wi, pos, axis=1)
+    num2 = np.einsum("bi,bi->b", w_pos, below2)
+    return _div(num2, 2 * w_pos.sum(axis=1, dtype=np.int64) * cum_neg[:, -1].astype(np.int64))
+
+
+def _binned(W: np.ndarray, index: np.ndarray, values: np.ndarray | None, size: int) -> np.ndarray:
+    """Per weight row, the weighted sum of ``values`` (1 when None) over the cases of each
+    ``index`` value 0..size-1: (B, size)."""
+    B, n = W.shape
+    if n >= _AUC_ELEMENTS:  # a few rows of many cases: row by row
+        return np.stack([np.bincount(index, weights=W[r] if values is None else W[r] * values,
+                                     minlength=size) for r in range(B)])
+    flat = (np.arange(B)[:, None] * size + index[None, :]).ravel()
+    weights = (W if values is None else W * values).ravel()
+    return np.bincount(flat, weights=weights, minlength=B * size).reshape(B, size)
 
 
 def _figures(W: np.ndarray, cs: _Cases) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -227,7 +261,7 @@ def _figures(W: np.ndarray, cs: _Cases) -> tuple[dict[str, np.ndarray], np.ndarr
     """
     B, k = W.shape[0], cs.k
     total = W.sum(axis=1)
-    C = (W @ cs.cell).reshape(B, k, k)
+    C = _binned(W, cs.cell, None, k * k).reshape(B, k, k)  # whole weights: exact
     tp = np.diagonal(C, axis1=1, axis2=2)
     row, col = C.sum(axis=2), C.sum(axis=1)
     fn, fp = row - tp, col - tp
@@ -265,7 +299,7 @@ def _figures(W: np.ndarray, cs: _Cases) -> tuple[dict[str, np.ndarray], np.ndarr
         "macro_auc": _nanmean(auc),
         "cohen_kappa": _div(po - pe, 1 - pe),
         "mcc": _div(cov_tp, np.sqrt(np.where(denom > 0, denom, 0.0))),
-        "ece": _div(np.abs(W @ cs.ece).sum(axis=1), total),
+        "ece": _div(np.abs(_binned(W, cs.ece_bin, cs.ece, cs.bins)).sum(axis=1), total),
         "brier": _div(W @ cs.brier, total),
     }
     for j, name in enumerate(cs.names):
@@ -285,7 +319,10 @@ def _weights(strata_of: np.ndarray, resamples: int, seed: int) -> Iterator[np.nd
     Each resample draws, within every stratum (each distinct value of ``strata_of``, the
     true label, in increasing order), as many cases as the stratum has, with replacement; a
     case's weight is how many times it was drawn. Stratifying by the true class keeps every
-    class's support fixed, so per-class figures stay defined.
+    class's support fixed, so per-class figures stay defined. Resamples come in chunks of
+    about :data:`_CHUNK_ELEMENTS` weights (memory does not grow with their number); a
+    stratum's draws are counted within the stratum (a window of its cases when they are
+    consecutive, as in the canonical order), which keeps the counting in cache.
     """
     n = len(strata_of)
     rng = np.random.default_rng(seed)
@@ -294,10 +331,19 @@ def _weights(strata_of: np.ndarray, resamples: int, seed: int) -> Iterator[np.nd
     done = 0
     while done < resamples:
         b = min(chunk, resamples - done)
-        offsets = (np.arange(b) * n)[:, None]
-        flat = np.concatenate(
-            [(offsets + s[rng.integers(0, len(s), size=(b, len(s)))]).ravel() for s in strata])
-        yield np.bincount(flat, minlength=b * n).reshape(b, n).astype(np.float64)
+        W = np.empty((b, n))  # the strata cover every case
+        for s in strata:  # one draw per stratum per chunk, in this order: what the seed means
+            m = len(s)
+            draws = rng.integers(0, m, size=(b, m))
+            counts = (np.stack([np.bincount(row, minlength=m) for row in draws])
+                      if m >= _AUC_ELEMENTS else  # a few rows of many cases: row by row
+                      np.bincount((np.arange(b)[:, None] * m + draws).ravel(),
+                                  minlength=b * m).reshape(b, m))
+            if s[-1] - s[0] + 1 == m:
+                W[:, s[0]:s[-1] + 1] = counts
+            else:
+                W[:, s] = counts
+        yield W
         done += b
 
 

@@ -112,7 +112,7 @@ class _Ordinal:
     names: tuple[str, ...]
     y: np.ndarray                 # (n,) labels, -1 for present of unknown grade
     grades: M._Cases | None       # evaluate()'s cases, None when a grade is unknown
-    det_cell: np.ndarray          # (n, 4) one-hot of the detection cell TN, FP, FN, TP
+    det_cell: np.ndarray          # (n,) the detection cell: 0 TN, 1 FP, 2 FN, 3 TP
     det_auc: tuple                # ROC preparation of P(present)
     uptake: _Uptake | None
 
@@ -142,15 +142,14 @@ def _prepare(y: np.ndarray, p: np.ndarray, names: tuple[str, ...], ece_bins: int
     present = y != negative
     p_present = 1.0 - p[:, negative]
     called = p_present >= threshold
-    det_cell = np.zeros((n, 4))
-    det_cell[np.arange(n), 2 * present + called] = 1.0
+    det_cell = 2 * present.astype(np.int64) + called
     return _Ordinal(names, y, grades, det_cell, M._auc_prep(present, p_present),
                     _prepare_uptake(uptake_true, uptake_pred))
 
 
 def _detection(W: np.ndarray, oc: _Ordinal) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Detection figures per weight row, and the weighted 2 x 2 cells (B, 4): TN, FP, FN, TP."""
-    D = W @ oc.det_cell
+    D = M._binned(W, oc.det_cell, None, 4)  # whole weights: exact
     tn, fp, fn, tp = D.T
     sens, spec = M._div(tp, tp + fn), M._div(tn, tn + fp)
     return {
@@ -182,10 +181,10 @@ def _ranks(W: np.ndarray, ties: tuple) -> tuple[np.ndarray, np.ndarray]:
     """Each case's mean rank in the weighted sample (a case drawn w times fills w places),
     and how many distinct values each row draws."""
     order, starts, group = ties
-    gw = np.add.reduceat(W[:, order], starts, axis=1)
+    gw = np.add.reduceat(np.take(W, order, axis=1), starts, axis=1)
     mean_rank = np.cumsum(gw, axis=1) - gw + (gw + 1) / 2
     ranks = np.empty_like(W)
-    ranks[:, order] = mean_rank[:, group]
+    ranks[:, order] = np.take(mean_rank, group, axis=1)
     return ranks, (gw > 0).sum(axis=1)
 
 

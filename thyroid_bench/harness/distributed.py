@@ -8,9 +8,11 @@ trains on its share of each batch; rank 0 alone validates, evaluates and writes
 the run folder. Without a launcher it returns a one-process group and touches
 nothing.
 
-What the group computes: every rank holds the whole training split and draws
-the same shuffling, augmentation and mix-up from the seed for the protocol's
-whole batch, then trains on its contiguous slice of it. Gradients are averaged
+What the group computes: every rank holds the whole training split (in memory, or in
+its own streaming cache, whose shards the ranks prepare between them:
+:mod:`thyroid_bench.harness.stream`) and draws the same shuffling, augmentation
+and mix-up from the seed for the protocol's whole batch, then trains on its
+contiguous slice of it. Gradients are averaged
 over the ranks, so each step is the single-process step on that batch, except
 that batch normalisation sees per-rank statistics (no SyncBatchNorm), as is
 usual for DistributedDataParallel. The protocol's batch size is the global
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 from thyroid_bench.errors import ThyroidBenchError
 
@@ -67,6 +70,17 @@ class DistInfo:
         flag = torch.tensor([1 if value else 0], dtype=torch.int64, device=_collective_device())
         dist.broadcast(flag, src=0)
         return bool(flag.item())
+
+    def broadcast_tensor(self, tensor: Any, src: int) -> Any:
+        """Rank ``src``'s ``tensor`` (a CPU tensor of the same shape and dtype on every rank),
+        on every rank, on the CPU (sent through the GPU under NCCL)."""
+        if not self.enabled:
+            return tensor
+        import torch.distributed as dist
+
+        buf = tensor.to(_collective_device())
+        dist.broadcast(buf, src=src)
+        return buf.to("cpu")
 
     def close(self) -> None:
         """Leave the process group if :func:`init_distributed` joined it."""

@@ -6,11 +6,14 @@ scaled to 8-bit grayscale [0, 255] by the image's own intensity range
 input size (bilinear, antialiased). Counts stay data in the dataset; this
 scaling is a model transform.
 
-Whole splits are decoded once and kept in memory as one float32 tensor
-(N x V x S x S, one channel per view of the task's ``image_columns``, each view scaled
-by its own range), so the data loader never limits a CPU run. A single grayscale view
-is replicated to the model's input channels on the fly (:func:`to_channels`); several
-views (residual-tissue: anterior, posterior) are the model's channels as they are.
+A split is decoded shard by shard (:func:`prepared_chunks`: a few dozen images at a time,
+so no more than one shard's PNG bytes are held) into one float32 tensor (N x V x S x S, one
+channel per view of the task's ``image_columns``, each view scaled by its own range), kept
+in memory so the data loader never limits a CPU run (:func:`load_split`); a split too large
+for memory streams from a disk cache built by the same chunks
+(:mod:`thyroid_bench.harness.stream`). A single grayscale view is replicated to the model's
+input channels on the fly (:func:`to_channels`); several views (residual-tissue: anterior,
+posterior) are the model's channels as they are.
 
 Augmentation works on batches of those tensors with an explicit
 ``torch.Generator``, so a seed fixes it: horizontal flip with probability
@@ -23,16 +26,23 @@ with lam ~ Beta(alpha, alpha).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from thyroid_bench.data.private import WITHHELD_LABEL, withheld_splits
-from thyroid_bench.errors import ThyroidBenchError
+from thyroid_bench.errors import DatasetError, ThyroidBenchError
 from thyroid_bench.tasks import UNKNOWN_GRADE, Task
+
+if TYPE_CHECKING:
+    from thyroid_bench.harness.rows import DiskRows
+
+#: Images decoded and prepared at a time (memory: this many images at native size).
+CHUNK_ROWS = 64
 
 __all__ = [
     "scale_counts",
@@ -40,6 +50,8 @@ __all__ = [
     "prepare_views",
     "to_channels",
     "SplitTensors",
+    "split_records",
+    "prepared_chunks",
     "load_split",
     "hflip",
     "rotate",
@@ -104,13 +116,16 @@ def to_channels(x: torch.Tensor, in_chans: int) -> torch.Tensor:
 class SplitTensors:
     """One split decoded and preprocessed: images, labels, case ids and folds.
 
-    ``y`` holds class indices, or :data:`~thyroid_bench.tasks.UNKNOWN_GRADE` (-1) for a case
-    known present but of unknown class; ``values`` holds the task's regression target (NaN
-    where not measured), empty for a task without one.
+    ``x`` is the images in memory (a tensor) or on disk (:class:`~thyroid_bench.harness.rows.
+    DiskRows`, which a streamed split holds): both give a batch tensor for ``x[idx]`` and
+    ``x[a:b]``, so training and prediction take either. ``y`` holds class indices, or
+    :data:`~thyroid_bench.tasks.UNKNOWN_GRADE` (-1) for a case known present but of unknown
+    class; ``values`` holds the task's regression target (NaN where not measured), empty for
+    a task without one.
     """
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, case_ids: list[str], folds: np.ndarray,
-                 values: dict[str, np.ndarray] | None = None):
+    def __init__(self, x: torch.Tensor | DiskRows, y: torch.Tensor, case_ids: list[str],
+                 folds: np.ndarray, values: dict[str, np.ndarray] | None = None):
         self.x, self.y, self.case_ids, self.folds = x, y, case_ids, folds
         self.values = values or {}
 
@@ -118,37 +133,99 @@ class SplitTensors:
         return len(self.case_ids)
 
     def subset(self, mask: np.ndarray) -> SplitTensors:
-        """Rows where ``mask`` is true, in order."""
+        """Rows where ``mask`` is true, in order (on disk: the same file, read through a row map)."""
         idx = torch.from_numpy(np.flatnonzero(mask))
         rows = idx.numpy()
-        return SplitTensors(self.x[idx], self.y[idx], [self.case_ids[i] for i in idx.tolist()],
+        x = self.x[idx] if isinstance(self.x, torch.Tensor) else self.x.subset(rows)
+        return SplitTensors(x, self.y[idx], [self.case_ids[i] for i in idx.tolist()],
                             self.folds[rows], {k: v[rows] for k, v in self.values.items()})
 
 
+def split_records(path: Path, split: str, task: Task) -> SplitTensors:
+    """Everything of a split but its images (labels, case ids, folds, regression values):
+    compact per-case records, read without touching the image columns. ``x`` is left empty
+    (0 x 0) for the caller to fill."""
+    from thyroid_bench.data.format import read_split
+
+    extra = [task.regression_target] if task.regression_target else []
+    table = read_split(path, split, columns=["case_id", "label", "fold", *extra])
+    y = torch.from_numpy(_labels(table["label"].to_numpy(), task, path, split,
+                                 withheld=split in withheld_splits(path)))
+    values = {c: table[c].to_numpy(dtype=np.float64, na_value=np.nan) for c in extra}
+    return SplitTensors(torch.empty((0, 0)), y, [str(c) for c in table["case_id"]],
+                        table["fold"].to_numpy(dtype=np.int64), values)
+
+
+def prepared_chunks(shard: Path, task: Task, size: int,
+                    rows: int = CHUNK_ROWS) -> Iterator[tuple[int, torch.Tensor]]:
+    """One shard's images prepared (:func:`prepare_views`), ``rows`` at a time:
+    ``(first row within the shard, chunk n x V x size x size)``. Both data paths (in memory,
+    streamed) are built from these chunks, so they hold the same values."""
+    import pyarrow as pa
+
+    from thyroid_bench.data.shards import image_bytes, open_shard, shard_error
+
+    start = 0
+    try:
+        for batch in open_shard(shard).iter_batches(batch_size=rows, columns=list(task.image_columns)):
+            images = [image_bytes(batch.column(c)) for c in task.image_columns]
+            yield start, _prepare_chunk(images, size, shard, start)
+            start += batch.num_rows
+    except (pa.ArrowException, OSError) as exc:
+        raise shard_error(shard, exc) from None
+
+
+def _prepare_chunk(images: list[list[bytes | None]], size: int, shard: Path, start: int) -> torch.Tensor:
+    from thyroid_bench.data.images import decode_image
+
+    try:
+        views = [[decode_image(b) for b in column] for column in images]
+    except (ValueError, TypeError, OSError) as exc:
+        # PIL's "cannot identify image file <BytesIO at 0x...>" says no more than "not an image".
+        reason = "not an image" if isinstance(exc, OSError) else str(exc)
+        raise DatasetError(f"{shard}: an image of rows {start}-{start + len(images[0]) - 1} does not "
+                           f"decode ({reason}); verify the dataset (`thyroid-bench verify`) and "
+                           "rebuild it") from None
+    return prepare_views(views, size)
+
+
 def load_split(path: Path, split: str, size: int, task: Task, progress: bool = True) -> SplitTensors:
-    """Decode and preprocess a whole split of a dataset folder at input size ``size``.
+    """Decode and preprocess a whole split of a dataset folder at input size ``size``, in memory.
 
     The model input is the task's image columns (``task.image_columns``) stacked as channels
     in that order (residual-tissue: anterior, posterior), each view prepared on its own.
     Labels may be :data:`~thyroid_bench.tasks.UNKNOWN_GRADE` only for a task with a
-    detection reading (present, class unknown).
+    detection reading (present, class unknown). Shards are decoded one chunk at a time
+    (:func:`prepared_chunks`), so memory holds the float tensor and one chunk of images.
     """
     from tqdm.auto import tqdm
 
-    from thyroid_bench.data.format import read_split
-    from thyroid_bench.data.images import decode_image
+    from thyroid_bench.data.shards import shard_files
 
-    extra = [task.regression_target] if task.regression_target else []
-    table = read_split(path, split, columns=["case_id", *task.image_columns, "label", "fold", *extra])
-    views = [[decode_image(b) for b in tqdm(table[column], desc=f"decode {split} {column}",
-                                            unit="img", disable=not progress, leave=False)]
-             for column in task.image_columns]
-    x = prepare_views(views, size)
-    y = torch.from_numpy(_labels(table["label"].to_numpy(), task, path, split,
-                                 withheld=split in withheld_splits(path)))
-    values = {c: table[c].to_numpy(dtype=np.float64, na_value=np.nan) for c in extra}
-    return SplitTensors(x, y, [str(c) for c in table["case_id"]],
-                        table["fold"].to_numpy(dtype=np.int64), values)
+    out = split_records(path, split, task)
+    x = torch.empty((len(out), len(task.image_columns), size, size), dtype=torch.float32)
+    first = 0
+    with tqdm(total=len(out), desc=f"decode {split}", unit="img", disable=not progress,
+              leave=False) as bar:
+        for shard in shard_files(path, split):
+            n = 0
+            for start, chunk in prepared_chunks(shard, task, size):
+                n = start + len(chunk)
+                if first + n > len(out):
+                    raise _count_error(path, split, first + n, len(out))
+                x[first + start:first + n] = chunk
+                bar.update(len(chunk))
+            first += n
+    if first != len(out):
+        raise _count_error(path, split, first, len(out))
+    out.x = x
+    return out
+
+
+def _count_error(path: Path, split: str, images: int, rows: int) -> DatasetError:
+    return DatasetError(f"dataset {path}: {split}'s shards hold {'at least ' if images > rows else ''}"
+                        f"{images} images for {rows} rows; verify the dataset "
+                        "(`thyroid-bench verify`) and rebuild it")
 
 
 def _labels(raw: np.ndarray, task: Task, path: Path, split: str, withheld: bool = False) -> np.ndarray:

@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from thyroid_bench.data.manifest import Manifest
     from thyroid_bench.harness.distributed import DistInfo
     from thyroid_bench.harness.preprocess import SplitTensors
+    from thyroid_bench.harness.stream import DataPath
     from thyroid_bench.harness.train import Accel, Log, TrainResult
     from thyroid_bench.models import ModelMeta
     from thyroid_bench.tasks import Task
@@ -105,6 +106,7 @@ class _Plan:
     submitter: str | None
     bootstrap: int
     t_start: float
+    data: DataPath
 
     @property
     def linear(self) -> bool:
@@ -250,6 +252,7 @@ def run(
     amp: str = "auto",
     channels_last: str = "auto",
     compile: bool = False,
+    stream: bool = False,
 ) -> RunResult | None:
     """Train ``model`` under ``protocol`` (default: ``paper`` on CUDA, ``quick`` on CPU) on the
     task of the dataset's manifest, evaluate on the task's evaluation splits, and write a
@@ -259,7 +262,9 @@ def run(
     ``checkpoint`` starts from a run's ``model.safetensors``; with ``eval_only``
     nothing is trained and the checkpoint's protocol, seed and input size are
     used. ``amp``, ``channels_last`` and ``compile`` choose how the device is
-    used (:func:`thyroid_bench.harness.train.resolve_accel`), not what is computed.
+    used (:func:`thyroid_bench.harness.train.resolve_accel`), not what is computed; so does
+    ``stream`` (read the splits batch by batch from a disk cache; without it, a run streams
+    only when a split would not fit in memory: :mod:`thyroid_bench.harness.stream`).
     Raises :class:`ThyroidBenchError` subclasses for bad input, before
     writing anything; ``KeyboardInterrupt`` leaves the folder marked INCOMPLETE.
     Under a multi-process launcher, ranks other than 0 return ``None``.
@@ -273,7 +278,7 @@ def run(
                      require_pretrained=require_pretrained, checkpoint=checkpoint,
                      eval_only=eval_only, num_threads=num_threads, submitter=submitter,
                      bootstrap=bootstrap, amp=amp, channels_last=channels_last, compile=compile,
-                     dist=dist)
+                     dist=dist, stream=stream)
         return _run_planned(plan, out=out, runs_dir=runs_dir, progress=progress)
     finally:
         dist.close()
@@ -285,7 +290,7 @@ def _plan(model: str, *, protocol: str | None, epochs: int | None, batch_size: i
           weights: str | os.PathLike | None, require_pretrained: bool,
           checkpoint: str | os.PathLike | None, eval_only: bool, num_threads: int | None,
           submitter: str | None, bootstrap: int, amp: str, channels_last: str, compile: bool,
-          dist: DistInfo) -> _Plan:
+          dist: DistInfo, stream: bool = False) -> _Plan:
     """Check every input and settle protocol, task, model and input size; writes nothing."""
     from thyroid_bench.data.format import resolve_dataset
     from thyroid_bench.data.verify import verify_or_raise
@@ -316,7 +321,20 @@ def _plan(model: str, *, protocol: str | None, epochs: int | None, batch_size: i
                  data_path=data_path, manifest=manifest, weights=weights,
                  require_pretrained=require_pretrained, checkpoint=checkpoint, ckpt_meta=ckpt_meta,
                  eval_only=eval_only, num_threads=num_threads, submitter=submitter,
-                 bootstrap=bootstrap, t_start=t_start)
+                 bootstrap=bootstrap, t_start=t_start,
+                 data=_choose_data_path(manifest, task, _input_size(proto, meta, ckpt_meta),
+                                        eval_only, stream, dist))
+
+
+def _choose_data_path(manifest: Manifest, task: Task, size: int, eval_only: bool, stream: bool,
+                      dist: DistInfo) -> DataPath:
+    """In memory or streamed (:func:`~thyroid_bench.harness.stream.choose_data_path`), by the
+    splits the run loads."""
+    from thyroid_bench.harness.stream import choose_data_path
+
+    splits = (*(() if eval_only else (TRAIN_SPLIT,)), *task.eval_splits)
+    return choose_data_path({s: manifest.splits[s].rows for s in splits}, task, size,
+                            stream=stream, dist=dist)
 
 
 def _checked_checkpoint(model: str, checkpoint: str | os.PathLike | None, eval_only: bool,
@@ -464,6 +482,7 @@ def _log_start(plan: _Plan, run_dir: Path | None, threads: int, log: Log) -> Non
         f"{', torch.compile' if accel.compile else ''}")
     m = plan.manifest
     log(f"dataset {m.name} {m.version} fingerprint {m.fingerprint}, task {plan.task.name}")
+    log(plan.data.describe())
 
 
 # --------------------------------------------------------------------------- the network
@@ -559,20 +578,22 @@ def _save_checkpoint(path: Path, plan: _Plan, net: torch.nn.Module, pretrained: 
 def _train(plan: _Plan, net: torch.nn.Module, run_dir: Path | None, progress: bool,
            log: Log) -> _Trained | None:
     """Train on the train folds, select on the selection fold; ``None`` on a worker."""
-    from thyroid_bench.harness.preprocess import load_split
+    from thyroid_bench.harness.stream import open_split
     from thyroid_bench.harness.train import fit
 
-    tr, val = _selection_split(load_split(plan.data_path, TRAIN_SPLIT, plan.input_size,
-                                          plan.task, progress=progress), plan, log)
-    if plan.linear:
-        assert run_dir is not None
-        res = _fit_linear_head(plan, net, tr, val, run_dir, progress, log)
-    else:
-        res = fit(net, plan.proto, tr, val, task=plan.task, device=plan.dev, seed=plan.seed,
-                  in_chans=plan.meta.in_chans, log=log, progress=progress, accel=plan.accel,
-                  dist=plan.dist)
-        if not plan.dist.is_main:
-            return None
+    with open_split(plan.data_path, TRAIN_SPLIT, plan.input_size, plan.task, data=plan.data,
+                    dist=plan.dist, progress=progress, log=log) as train_all:
+        tr, val = _selection_split(train_all, plan, log)
+        del train_all  # in memory, the whole split's tensor: the folds are copies of it
+        if plan.linear:
+            assert run_dir is not None
+            res = _fit_linear_head(plan, net, tr, val, run_dir, progress, log)
+        else:
+            res = fit(net, plan.proto, tr, val, task=plan.task, device=plan.dev, seed=plan.seed,
+                      in_chans=plan.meta.in_chans, log=log, progress=progress, accel=plan.accel,
+                      dist=plan.dist)
+    if not plan.linear and not plan.dist.is_main:
+        return None
     proto = plan.proto
     return _Trained(history=res.history, selection={
         "fold": proto.selection_fold, "metric": proto.selection_metric, "best_epoch": res.best_epoch,
@@ -648,12 +669,13 @@ def _evaluate_split(plan: _Plan, net: torch.nn.Module, split: str, run_dir: Path
     (:func:`~thyroid_bench.evaluation.withheld.withheld_metrics`)."""
     from thyroid_bench.evaluation.predictions import read_predictions, write_predictions
     from thyroid_bench.evaluation.suites import evaluate_task
-    from thyroid_bench.harness.preprocess import load_split
+    from thyroid_bench.harness.stream import open_split
     from thyroid_bench.harness.train import predict_proba
 
-    data = load_split(plan.data_path, split, plan.input_size, plan.task, progress=progress)
-    prob = predict_proba(net, data.x, device=plan.dev, in_chans=plan.meta.in_chans,
-                         progress=progress, desc=f"evaluate {split}", accel=plan.accel)
+    with open_split(plan.data_path, split, plan.input_size, plan.task, data=plan.data,
+                    progress=progress) as data:
+        prob = predict_proba(net, data.x, device=plan.dev, in_chans=plan.meta.in_chans,
+                             progress=progress, desc=f"evaluate {split}", accel=plan.accel)
     rel = f"predictions/{split}.csv"
     y_true = data.y.numpy()
     withheld = split in plan.manifest.withheld_splits
@@ -709,7 +731,8 @@ def _config(plan: _Plan, run_dir: Path, env: Environment, pretrained: _Pretraine
         "overrides": plan.overrides, "eval_only": plan.eval_only,
         "checkpoint": str(plan.checkpoint) if plan.checkpoint else None,
         "seed": plan.seed, "input_size": plan.input_size, "in_chans": plan.meta.in_chans,
-        "accel": plan.accel.to_dict(), "world_size": plan.dist.world_size,
+        "accel": plan.accel.to_dict(), "data_path": plan.data.to_dict(),
+        "world_size": plan.dist.world_size,
         "pretrained": {"tag": pretrained.tag, "sha256": pretrained.sha256},
         "task": plan.task.name,
         "dataset": {**plan.manifest.dataset_ref().model_dump(exclude={"synthetic"}),

@@ -11,7 +11,9 @@ GPU's non-deterministic kernels.
 How a run uses its device (:class:`Accel`: mixed precision, memory format,
 ``torch.compile``) is separate from the protocol: it changes speed and
 rounding, not what is computed. The whole training split lives on the device
-and is augmented there batch by batch, so a GPU never waits on a data loader;
+(streamed, on disk: each batch is read by its rows and moved there,
+:mod:`thyroid_bench.harness.stream`) and is augmented there batch by batch, so a
+GPU never waits on a data loader;
 the loop reads nothing back from the device within an epoch (the loss is summed
 on the device), so the host queues work ahead of the GPU. Under ``torchrun``
 :func:`fit` trains with DistributedDataParallel (:mod:`thyroid_bench.harness.distributed`).

@@ -22,9 +22,12 @@ import os
 import re
 import secrets
 import stat
+from array import array
 from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
+
+import numpy as np
 
 from thyroid_bench.data.dicom.identity import patient_identity, study_identity
 from thyroid_bench.errors import DatasetError
@@ -221,6 +224,10 @@ def age_in_years(patient_age: object = None, birth_date: object = None,
 _TOKEN_SPLIT = re.compile(r"[\W_]+")  # Unicode-aware: CJK and accented names stay words
 
 
+def _upper(value: object) -> str:
+    return str(value or "").strip().upper()
+
+
 class IdentifierIndex:
     """Identifier values found in an archive's headers, to keep them out of paths and text.
 
@@ -229,30 +236,59 @@ class IdentifierIndex:
     are IDs, UIDs and dates: a value of 4+ characters is matched as a substring (an ID
     inside a file name), a 3-character one as a whole word, shorter ones not at all.
     Matching ignores case; a lookup costs a few set probes per character of the text,
-    however many identifiers the archive holds.
+    however many identifiers the archive holds. Values are added as files are read
+    (:meth:`add`) and held as 64-bit hashes of their upper-case text in sorted arrays, eight
+    bytes a value, not as text (a hash shared by another text would withhold that text too,
+    never let an identifier through).
     """
 
     def __init__(self, words: Iterable[object] = (), exact: Iterable[object] = ()) -> None:
-        self.whole: set[str] = set()
-        self.tokens: set[str] = set()
+        self._whole, self._tokens = array("q"), array("q")  # hashes, as added
+        self._lengths: set[int] = set()
+        self._sorted: tuple[np.ndarray, np.ndarray] | None = None
+        self.add(words, exact)
+
+    def add(self, words: Iterable[object] = (), exact: Iterable[object] = ()) -> None:
+        """Add the identifier values of one more file (or of many)."""
         for v in words:
-            text = str(v or "").strip().upper()
+            text = _upper(v)
             if len(text) >= 4:
-                self.whole.add(text)
-            self.tokens.update(t for t in _TOKEN_SPLIT.split(text) if len(t) >= 2)
+                self._whole.append(hash(text))
+                self._lengths.add(len(text))
+            self._tokens.extend(hash(t) for t in _TOKEN_SPLIT.split(text) if len(t) >= 2)
         for v in exact:
-            text = str(v or "").strip().upper()
+            text = _upper(v)
             if len(text) >= 4:
-                self.whole.add(text)
+                self._whole.append(hash(text))
+                self._lengths.add(len(text))
             elif len(text) == 3:
-                self.tokens.add(text)  # 1-2 character IDs ("2") would match half of all paths
-        self._lengths = sorted({len(w) for w in self.whole})
+                self._tokens.append(hash(text))  # 1-2 character IDs ("2") would match half the paths
+        self._sorted = None
+
+    def _hashes(self) -> tuple[np.ndarray, np.ndarray]:
+        """The whole values' and the tokens' hashes, sorted and each once (the added ones are
+        folded in at the first lookup after an addition)."""
+        if self._sorted is None:
+            self._sorted = (np.unique(np.frombuffer(self._whole, dtype=np.int64)),
+                            np.unique(np.frombuffer(self._tokens, dtype=np.int64)))
+            self._whole, self._tokens = array("q", self._sorted[0]), array("q", self._sorted[1])
+        return self._sorted
 
     def mentions(self, text: str) -> bool:
         """Whether ``text`` contains one of the identifier values or name words."""
+        whole, tokens = self._hashes()
         upper = text.upper()
-        if any(t in self.tokens for t in _TOKEN_SPLIT.split(upper) if t):
+        if _any_in([hash(t) for t in _TOKEN_SPLIT.split(upper) if t], tokens):
             return True
         n = len(upper)
-        return any(upper[i:i + k] in self.whole
-                   for k in self._lengths if k <= n for i in range(n - k + 1))
+        return _any_in([hash(upper[i:i + k]) for k in sorted(self._lengths) if k <= n
+                        for i in range(n - k + 1)], whole)
+
+
+def _any_in(values: list[int], sorted_hashes: np.ndarray) -> bool:
+    """Whether any of ``values`` is in ``sorted_hashes`` (sorted, unique int64)."""
+    if not values or not sorted_hashes.size:
+        return False
+    probe = np.asarray(values, dtype=np.int64)
+    at = np.searchsorted(sorted_hashes, probe).clip(max=sorted_hashes.size - 1)
+    return bool((sorted_hashes[at] == probe).any())

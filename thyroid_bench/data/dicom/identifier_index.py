@@ -47,10 +47,11 @@ from datetime import date
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from thyroid_bench.atomic import atomic_write_private
-from thyroid_bench.data.dicom.deid import key_id
+from thyroid_bench.data.dicom.deid import IdentifierIndex, key_id
 from thyroid_bench.errors import DatasetError, os_error_line, printable, validation_problems
 
 __all__ = [
@@ -63,7 +64,9 @@ __all__ = [
     "identifier_phrases",
     "KeyedIdentifierIndex",
     "IdentifierIndexFile",
+    "ArchiveIdentifiers",
     "write_identifier_index",
+    "write_keyed_index",
     "read_identifier_index",
 ]
 
@@ -81,6 +84,7 @@ PLACEHOLDERS = frozenset({
 })
 _DOMAIN = b"thyroid-bench/v1/identifier\x00"
 _HEX = 24
+_FOLD_AT = 1 << 16  # pending digests before the first fold into the sorted array
 _SCRIPTS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af\U00020000-\U0003134f"
 _WORD = re.compile(rf"[{_SCRIPTS}]|[^\W_{_SCRIPTS}]+")
 _ONE_CHAR_WORD = re.compile(rf"[{_SCRIPTS}]")
@@ -146,15 +150,19 @@ def identifier_phrases(value: object, *, name: bool = False) -> set[str]:
     return {" ".join(f) for f in forms if _distinctive(f)}
 
 
+def _digest(key: bytes, phrase: str) -> bytes:
+    return hmac.digest(key, _DOMAIN + phrase.encode("utf-8", "surrogatepass"), "sha256")[:_HEX // 2]
+
+
 def _mac(key: bytes, phrase: str) -> str:
-    return hmac.digest(key, _DOMAIN + phrase.encode("utf-8", "surrogatepass"), "sha256").hex()[:_HEX]
+    return _digest(key, phrase).hex()
 
 
 class KeyedIdentifierIndex:
     """Keyed hashes of an archive's identifier phrases, and the search of a text for them."""
 
     def __init__(self, key: bytes, hashes: Iterable[str], lengths: Iterable[int]) -> None:
-        self._key = bytes(key)
+        self.key = bytes(key)
         self.hashes = frozenset(hashes)
         self.lengths = tuple(sorted(set(lengths)))  # words per indexed phrase
 
@@ -177,7 +185,7 @@ class KeyedIdentifierIndex:
             for n in self.lengths:
                 if i + n > len(ws):
                     break
-                if _mac(self._key, " ".join(w for w, _ in ws[i:i + n])) in self.hashes:
+                if _mac(self.key, " ".join(w for w, _ in ws[i:i + n])) in self.hashes:
                     found[ws[i][1]] = None
                     break
         return list(found)
@@ -203,12 +211,61 @@ class IdentifierIndexFile(BaseModel):
     hashes: list[str] = Field(description="sorted keyed hashes")
 
 
+class ArchiveIdentifiers:
+    """An archive's identifier values, gathered file by file as it is read (:meth:`add`) and
+    hashed as they arrive: the in-memory :class:`~thyroid_bench.data.dicom.deid.IdentifierIndex`
+    (hashed, compact) that checks every text before it is published, and the keyed hashes of
+    their phrases (:func:`_mac`, twelve bytes each, each once) for the index
+    :func:`write_keyed_index` writes at the end (:meth:`keyed`). No value is kept in clear, in
+    memory or on disk; the keyed index is the one :meth:`KeyedIdentifierIndex.build` makes of
+    the same values."""
+
+    def __init__(self, key: bytes) -> None:
+        self.index = IdentifierIndex()
+        self._key = bytes(key)
+        self._pending: set[bytes] = set()  # digests since the last fold
+        self._folded = np.empty(0, dtype=f"S{_HEX // 2}")  # unique digests (numpy: 12 bytes each)
+        self._lengths: set[int] = set()
+
+    def add(self, names: Iterable[object], exact: Iterable[object]) -> None:
+        """The identifier values of one more file: ``names`` (people, institutions, stations)
+        and ``exact`` values (IDs, UIDs, dates)."""
+        names, exact = tuple(names), tuple(exact)
+        self.index.add(names, exact)
+        phrases = {p for v in names for p in identifier_phrases(v, name=True)}
+        phrases |= {p for v in exact for p in identifier_phrases(v)}
+        for phrase in phrases:
+            self._pending.add(_digest(self._key, phrase))
+            self._lengths.add(phrase.count(" ") + 1)
+        # Fold when the pending set reaches a quarter of the folded array (amortised n log n).
+        if len(self._pending) >= max(_FOLD_AT, len(self._folded) // 4):
+            self._fold()
+
+    def _fold(self) -> None:
+        if self._pending:
+            pending = np.array(sorted(self._pending), dtype=self._folded.dtype)
+            self._folded = np.union1d(self._folded, pending)
+            self._pending = set()
+
+    def keyed(self) -> KeyedIdentifierIndex:
+        """The keyed index of every value added (hexadecimal hashes, as the index file holds)."""
+        self._fold()
+        raw, size = self._folded.tobytes(), self._folded.dtype.itemsize  # tobytes: trailing NULs kept
+        return KeyedIdentifierIndex(self._key, (raw[i:i + size].hex() for i in range(0, len(raw), size)),
+                                    self._lengths)
+
+
 def write_identifier_index(path: Path, key: bytes, name: str, version: str, *,
                            names: Iterable[object], exact: Iterable[object]) -> Path:
     """Build the index of these header values and write it at ``path`` atomically, readable by
     its owner only; an OS error is one line naming the path."""
-    index = KeyedIdentifierIndex.build(key, names, exact)
-    record = IdentifierIndexFile(dataset=name, version=version, key_id=key_id(key),
+    return write_keyed_index(path, KeyedIdentifierIndex.build(key, names, exact), name, version)
+
+
+def write_keyed_index(path: Path, index: KeyedIdentifierIndex, name: str, version: str) -> Path:
+    """Write ``index`` (e.g. :meth:`ArchiveIdentifiers.keyed`) at ``path`` atomically, readable
+    by its owner only; an OS error is one line naming the path."""
+    record = IdentifierIndexFile(dataset=name, version=version, key_id=key_id(index.key),
                                  phrase_words=list(index.lengths), hashes=sorted(index.hashes))
     try:
         return atomic_write_private(path, (record.model_dump_json(indent=1) + "\n").encode("utf-8"))

@@ -8,6 +8,15 @@ reject duplicates -> keyed pseudonyms -> a patient-level split and the task's tr
 folds, stratified by the task's classes -> :func:`thyroid_bench.data.format.write_dataset`
 (class counts and label schema of the task) with ``rejected.csv``.
 
+Memory does not grow with the archive's pixels: each file's counts go to an anonymous file on
+disk as they are read (:mod:`thyroid_bench.data.dicom.pixel_store`; a bounded process pool,
+:func:`~thyroid_bench.data.parallel.ordered_map`), the whole-archive checks (duplicates by
+SOP Instance UID and by an image's SHA-256, the patient-level split, label matching,
+provenance counts, split sizes, the identifier indexes) keep a compact record per study, and
+the writer fetches each shard's images back as it writes it
+(:class:`~thyroid_bench.data.split_rows.SplitRows`). The dataset is the one the whole archive
+in memory gave, byte for byte (tests/test_ingest_streaming.py).
+
 Nothing is lost silently: every file seen is either a dataset row or a line of
 ``rejected.csv`` with its reason, and the printed summary adds them up. Faults
 of the labels CSV (the user's own file) are errors that stop the run before
@@ -58,7 +67,6 @@ import sys
 import warnings
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -67,6 +75,7 @@ import numpy as np
 
 from thyroid_bench.data import private
 from thyroid_bench.data.card import dicom_card
+from thyroid_bench.data.columns import image_columns
 from thyroid_bench.data.dicom.deid import (
     HEADER_ALLOW_LIST,
     MIN_PATIENTS_PER_VALUE,
@@ -79,7 +88,11 @@ from thyroid_bench.data.dicom.deid import (
     normalise_sex,
 )
 from thyroid_bench.data.dicom.duplicates import ImageIndex
-from thyroid_bench.data.dicom.identifier_index import identifier_index_path, write_identifier_index
+from thyroid_bench.data.dicom.identifier_index import (
+    ArchiveIdentifiers,
+    identifier_index_path,
+    write_keyed_index,
+)
 from thyroid_bench.data.dicom.identity import (
     STUDY_PATIENTS_DIFFER,
     inconsistent_studies,
@@ -89,6 +102,7 @@ from thyroid_bench.data.dicom.identity import (
 from thyroid_bench.data.dicom.labels_csv import LabelRow, grades_known, read_labels_csv
 from thyroid_bench.data.dicom.lossy import lossy_reason
 from thyroid_bench.data.dicom.pairing import VIEWS, pair_studies, view_name
+from thyroid_bench.data.dicom.pixel_store import PixelStore, image_key, spill_folder
 from thyroid_bench.data.dicom.report import (
     cap_ages,
     check_report_folder,
@@ -101,6 +115,8 @@ from thyroid_bench.data.dicom.report import (
 from thyroid_bench.data.dicom.preflight import check_paths
 from thyroid_bench.data.dicom.split_sizes import check_dicom_split_sizes
 from thyroid_bench.data.dicom.walk import list_archive, walk_archive
+from thyroid_bench.data.parallel import ordered_map
+from thyroid_bench.data.split_rows import SplitRows
 from thyroid_bench.errors import DatasetError, os_error_line, printable
 from thyroid_bench.tasks import (
     DEFAULT_TASK,
@@ -696,7 +712,10 @@ def _fields(ds: Any, text: Callable[[str], str], codec: str | None, image: np.nd
 # --------------------------------------------------------------------------- reading an archive
 def _read_one(args: tuple[str, str, bool, bool]) -> dict[str, Any]:
     root, relative, allow, views = args
-    return read_dicom_file(Path(root) / relative, relative, allow, views)
+    out = read_dicom_file(Path(root) / relative, relative, allow, views)
+    if out.get("image") is not None:  # what finds a duplicate image without its pixels
+        out["image_key"] = image_key(out["image"])
+    return out
 
 
 def _read_narrow(args: tuple[str, str, bool, bool]) -> dict[str, Any]:
@@ -720,24 +739,61 @@ def _widen(out: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _to_store(out: dict[str, Any], store: PixelStore, shared: dict[str, Any],
+              identifiers: ArchiveIdentifiers | None) -> dict[str, Any]:
+    """``out`` with its image and views put in ``store`` (references in their place) and its
+    identifier values in ``identifiers`` (then empty in ``out``), made compact: the values
+    files repeat (technical fields, frame choice, a patient's identity) are one object each
+    (``shared`` holds them)."""
+    if identifiers is not None:
+        identifiers.add(out["words"], out["exact"])
+        out["words"] = out["exact"] = ()
+    if out.get("image") is not None:
+        out["image"] = store.put(out["image"])
+    for view, img in (out.get("views") or {}).items():
+        out["views"][view] = store.put(img)
+    for key in ("reason", "frame_choice", "transfer_syntax", "sex"):
+        if isinstance(out.get(key), str):
+            out[key] = sys.intern(out[key])
+    if out.get("patient") is not None:
+        out["patient"] = tuple(sys.intern(str(v)) for v in out["patient"])
+    if out.get("technical") is not None:
+        out["technical"] = shared.setdefault(repr(sorted(out["technical"].items())), out["technical"])
+    return out
+
+
 def read_archive(dicom_dir: Path, files: Sequence[str], *, allow_burned_in: bool = False,
-                 workers: int | None = None, progress: bool = True, views: bool = False
+                 workers: int | None = None, progress: bool = True, views: bool = False,
+                 store: PixelStore | None = None, identifiers: ArchiveIdentifiers | None = None
                  ) -> list[dict[str, Any]]:
     """Read ``files`` (relative to ``dicom_dir``) on ``workers`` processes (default: all
     cores), with a progress bar; results (see :func:`read_dicom_file`, ``views`` for a
-    two-view task) in input order."""
+    two-view task; an ingested image also has ``image_key``,
+    :func:`~thyroid_bench.data.dicom.pixel_store.image_key`) in input order.
+
+    With a ``store`` each image and view goes into it as it is read, and the results hold
+    :class:`~thyroid_bench.data.dicom.pixel_store.StoredImage` references in their place
+    (and with ``identifiers`` too, their ``words`` and ``exact`` go there, and are empty in the
+    results): memory then holds the results' header fields and a few chunks of files being read
+    (:func:`~thyroid_bench.data.parallel.ordered_map`), whatever the size of the archive."""
     workers = max(1, int(workers or os.cpu_count() or 1))
     tasks = [(str(dicom_dir), f, allow_burned_in, views) for f in files]
     from tqdm.auto import tqdm
 
     bar = dict(total=len(tasks), desc="reading DICOM", unit="file", disable=not progress or None)
     if workers == 1 or len(tasks) < 4 * workers:
-        return list(tqdm(map(_read_one, tasks), **bar))
-    # Chunks of up to 64 files amortise inter-process calls; at least 8 chunks per worker
-    # keep the workers evenly loaded to the end.
-    chunksize = max(1, min(64, len(tasks) // (workers * 8)))
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        return [_widen(r) for r in tqdm(pool.map(_read_narrow, tasks, chunksize=chunksize), **bar)]
+        results = map(_read_one, tasks)
+    else:
+        # Chunks of up to 64 files amortise inter-process calls; at least 8 chunks per worker
+        # keep the workers evenly loaded to the end.
+        chunksize = max(1, min(64, len(tasks) // (workers * 8)))
+        results = ordered_map(_read_narrow, tasks, workers=workers, chunksize=chunksize,
+                              ahead=4 * workers)
+        results = results if store is not None else map(_widen, results)
+    if store is not None:
+        shared: dict[str, Any] = {}
+        results = (_to_store(r, store, shared, identifiers) for r in results)
+    return list(tqdm(results, **bar))
 
 
 # --------------------------------------------------------------------------- splitting
@@ -985,38 +1041,43 @@ def prepare_dicom(
     check_report_folder(report)
 
     views = reads_views(the_task)
-    results = read_archive(dicom_dir, files, allow_burned_in=allow_burned_in, workers=workers,
-                           views=views)
-    matched = _match_labels(rows, results, labels)
-    identifiers = IdentifierIndex((w for r in results for w in r["words"]),
-                                  (e for r in results for e in r["exact"]))
-    studies, rejected = (pair_studies(results, matched, pseud, labels) if views
-                         else _screen(results, matched, pseud))
-    rejected += listing.rejected({r.path: r.line for r in rows if r.path})
-    cap_ages(studies, keep_ages_over_89)
-    _assign_splits(studies, the_task, has_split, set(external), float(internal_fraction),
-                   int(split_seed), labels)
-    summary = _summary(listing.seen, studies, rejected, key, allow_burned_in, the_task, views)
-    splits = _split_rows(studies, the_task)
-    details = {r["file"]: r["detail"] for r in results if r.get("detail")}
-    check_dicom_split_sizes(splits, the_task, what=f"dataset {name} {version}", summary=summary,
-                            report=report, report_text=lambda: organiser_report(rejected, pseud, details),
-                            external=external, has_split=has_split, centers=centers)
-    provenance = _provenance(summary, studies, identifiers, the_task, labels_rows=len(rows),
-                             has_split=has_split, centers=centers, external=external,
-                             internal_fraction=float(internal_fraction), split_seed=int(split_seed),
-                             allow_burned_in=allow_burned_in)
-    provenance["pseudonymisation"].update(publication_notes(keep_ages_over_89))
-    path = write_dataset(
-        name, version, splits, task=the_task, home=home, provenance=provenance, licence="other",
-        card=partial(dicom_card, rejected_file=REJECTED_CSV),
-        extra_files={REJECTED_CSV: published_rejections(rejected, pseud, identifiers)}, force=force,
-        private_labels=withheld, labels_file=labels_file,
-    )
-    write_organiser_report(report, organiser_report(rejected, pseud, details))  # folder checked
-    index = write_identifier_index(identifier_index_path(key_file, name, version), key, name, version,
-                                   names=(w for r in results for w in r["words"]),
-                                   exact=(e for r in results for e in r["exact"]))
+    base = Path(home or default_home())
+    # The archive's pixels wait on disk (not in memory) from the moment they are read until
+    # the writer draws their shard.
+    spill = spill_folder(base / name, base)
+    found = ArchiveIdentifiers(key)  # keyed hashes as they arrive, never values in clear
+    with PixelStore(spill, expected=len(files)) as store:
+        results = read_archive(dicom_dir, files, allow_burned_in=allow_burned_in, workers=workers,
+                               views=views, store=store, identifiers=found)
+        matched = _match_labels(rows, results, labels)
+        details = {r["file"]: r["detail"] for r in results if r.get("detail")}
+        identifiers = found.index
+        studies, rejected = (pair_studies(results, matched, pseud, labels, store) if views
+                             else _screen(results, matched, pseud))
+        del results, matched  # the studies keep what they need of them
+        rejected += listing.rejected({r.path: r.line for r in rows if r.path})
+        cap_ages(studies, keep_ages_over_89)
+        _assign_splits(studies, the_task, has_split, set(external), float(internal_fraction),
+                       int(split_seed), labels)
+        summary = _summary(listing.seen, studies, rejected, key, allow_burned_in, the_task, views)
+        splits = _split_rows(studies, the_task)
+        check_dicom_split_sizes(splits, the_task, what=f"dataset {name} {version}", summary=summary,
+                                report=report, report_text=lambda: organiser_report(rejected, pseud, details),
+                                external=external, has_split=has_split, centers=centers)
+        provenance = _provenance(summary, studies, identifiers, the_task, labels_rows=len(rows),
+                                 has_split=has_split, centers=centers, external=external,
+                                 internal_fraction=float(internal_fraction), split_seed=int(split_seed),
+                                 allow_burned_in=allow_burned_in, keep_ages_over_89=keep_ages_over_89)
+        path = write_dataset(
+            name, version, {s: _stored_rows(r, store, the_task) for s, r in splits.items()},
+            task=the_task, home=home, provenance=provenance, licence="other",
+            card=partial(dicom_card, rejected_file=REJECTED_CSV),
+            extra_files={REJECTED_CSV: published_rejections(rejected, pseud, identifiers)}, force=force,
+            private_labels=withheld, labels_file=labels_file,
+        )
+        write_organiser_report(report, organiser_report(rejected, pseud, details))  # folder checked
+        index = write_keyed_index(identifier_index_path(key_file, name, version), found.keyed(),
+                                  name, version)
     _print_summary(summary, splits, rejected, path, the_task)
     print(f"  organiser's report, real paths (private: keep it with the key): {printable(report)}")
     print(f"  identifier index for `publish` (keyed hashes; keep it with the key): {printable(index)}")
@@ -1092,11 +1153,11 @@ class _Seen:
         if res["sop_uid"] in self.uids:
             return (f"duplicate SOP Instance UID: same as the study of labels line "
                     f"{self.uids[res['sop_uid']].line}")
-        return self.images.duplicate(res["image"], res["total_counts"])
+        return self.images.duplicate(res["image_key"])
 
     def add(self, res: dict[str, Any], row: LabelRow) -> None:
         self.uids[res["sop_uid"]] = row
-        self.images.add(res["image"], res["total_counts"], row)
+        self.images.add(res["image_key"], row)
 
 
 def _screen(results: list[dict[str, Any]], matched: dict[str, LabelRow], pseud: Pseudonymizer
@@ -1163,19 +1224,28 @@ def _summary(files_seen: int, studies: list[dict[str, Any]], rejected: list[dict
 
 
 def _split_rows(studies: list[dict[str, Any]], task: Task) -> dict[str, list[dict[str, Any]]]:
-    """The dataset rows of each of the task's splits, in case_id order."""
+    """The studies of each of the task's splits, in case_id order: dataset rows (the task's
+    columns and the study pseudonym ``study_id``, an optional column of format v1) and what
+    provenance needs besides, which the writer ignores (no copy is made: an archive's studies
+    are held once)."""
     ordered = sorted(studies, key=lambda s: s["case_id"])
-    columns = (*task.columns, "study_id")  # the study pseudonym, an optional column of format v1
-    return {split: [{c: s[c] for c in columns} for s in ordered if s["split"] == split]
-            for split in task.splits}
+    return {split: [s for s in ordered if s["split"] == split] for split in task.splits}
+
+
+def _stored_rows(rows: list[dict[str, Any]], store: PixelStore, task: Task) -> SplitRows:
+    """One split's rows for the writer: their columns, and their images fetched from ``store``
+    one at a time as the writer draws them (in place of the rows' references to them)."""
+    images = image_columns(task)
+    return SplitRows(rows, ({c: store.get(row[c]) for c in images} for row in rows))
 
 
 def _provenance(summary: dict[str, Any], studies: list[dict[str, Any]], identifiers: IdentifierIndex,
                 task: Task, *, labels_rows: int, has_split: bool, centers: list[str],
                 external: list[str], internal_fraction: float, split_seed: int,
-                allow_burned_in: bool) -> dict[str, Any]:
-    """The manifest's provenance: ingest counts, labels CSV, split rule, pseudonymisation,
-    header allow-list and the technical aggregates."""
+                allow_burned_in: bool, keep_ages_over_89: bool) -> dict[str, Any]:
+    """The manifest's provenance: ingest counts, labels CSV, split rule, pseudonymisation (with
+    :func:`~thyroid_bench.data.dicom.report.publication_notes`), header allow-list and the
+    technical aggregates."""
     labels_csv = {"rows": labels_rows, "split_column": has_split, "centers": centers}
     if "grades_known" in summary:
         labels_csv["grades_known"] = summary["grades_known"]
@@ -1200,6 +1270,7 @@ def _provenance(summary: dict[str, Any], studies: list[dict[str, Any]], identifi
                           "(one patient across centres), else HMAC(key, centre, Patient ID)",
             "study_id": "HMAC(key, Study Instance UID) (of the SOP Instance UID for a file "
                         "without one)",
+            **publication_notes(keep_ages_over_89),
         },
         "header_allow_list": allow,
         "burned_in_allowed": bool(allow_burned_in),

@@ -35,6 +35,7 @@ from thyroid_bench.data.dicom.deid import Pseudonymizer
 from thyroid_bench.data.dicom.duplicates import ImageIndex
 from thyroid_bench.data.dicom.identity import STUDY_PATIENTS_DIFFER
 from thyroid_bench.data.dicom.labels_csv import LabelRow
+from thyroid_bench.data.dicom.pixel_store import PixelStore, image_key
 from thyroid_bench.data.dicom.wholebody import crop, head_and_neck_window
 from thyroid_bench.errors import DatasetError
 
@@ -59,23 +60,30 @@ def view_name(code: str, meaning: str) -> str | None:
 
 
 def pair_studies(results: list[dict[str, Any]], matched: dict[str, LabelRow], pseud: Pseudonymizer,
-                 csv_path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+                 csv_path: Path, store: PixelStore | None = None
+                 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Read files (in path order) -> two-view studies (dataset columns plus what provenance
-    needs, ``files`` the files used) and rejections (``file``, ``reason``, ``labels_line``)."""
+    needs, ``files`` the files used) and rejections (``file``, ``reason``, ``labels_line``).
+
+    With a ``store``, the files' views are :class:`~thyroid_bench.data.dicom.pixel_store.
+    StoredImage` references into it, and so are the studies' two images: one study's pixels are
+    in memory at a time."""
     rejected: list[dict[str, Any]] = []
     groups = _groups(results, matched, rejected)
     _check_labels_agree(groups, matched, csv_path)
     studies: list[dict[str, Any]] = []
     seen = ImageIndex()
     for members in groups:
-        study, reasons = _pair(members, matched)
+        study, reasons = _pair(members, matched, store)
         if study is not None:
-            twin = seen.duplicate(study["image"], study["total_counts"])
+            twin = seen.duplicate(image_key(study["image"]))
             if twin is not None:
                 reasons.update({f: twin for f in study["files"]})
                 study = None
         if study is not None:
-            seen.add(study["image"], study["total_counts"], study["row"])
+            seen.add(image_key(study["image"]), study["row"])
+            if store is not None:
+                study.update({c: store.put(study[c]) for c in ("image", "image_posterior")})
             studies.append(_finish(study, pseud))
         rejected += [{"file": f, "reason": why, "labels_line": _line(matched, f)}
                      for f, why in reasons.items()]
@@ -125,7 +133,7 @@ def _check_labels_agree(groups: list[list[dict[str, Any]]], matched: dict[str, L
                            "fix the rows and run again:\n  " + "\n  ".join(problems[:20]))
 
 
-def _pair(members: list[dict[str, Any]], matched: dict[str, LabelRow]
+def _pair(members: list[dict[str, Any]], matched: dict[str, LabelRow], store: PixelStore | None
           ) -> tuple[dict[str, Any] | None, dict[str, str]]:
     """One study's row (None if it cannot be made) and the reason of each file not used."""
     labelled = [m for m in members if m["file"] in matched]
@@ -141,7 +149,7 @@ def _pair(members: list[dict[str, Any]], matched: dict[str, LabelRow]
                           "files (a static pair before a whole-body one, a dual-head file first)"
                for m in members if m["file"] not in used}
     try:
-        study = _cut(chosen, matched[labelled[0]["file"]])
+        study = _cut(chosen, matched[labelled[0]["file"]], store)
     except ValueError as exc:
         prefix = "whole-body crop: " if chosen["anterior"]["whole_body"] else ""
         reasons.update({f: f"{prefix}{exc}" for f in used})
@@ -169,10 +177,13 @@ def _choose_views(members: list[dict[str, Any]], matched: dict[str, LabelRow]
     return None, f"its study has no {lacking} view (both views are needed)"
 
 
-def _cut(chosen: dict[str, dict[str, Any]], row: LabelRow) -> dict[str, Any]:
+def _cut(chosen: dict[str, dict[str, Any]], row: LabelRow, store: PixelStore | None = None
+         ) -> dict[str, Any]:
     """The two views (cut to the head and neck if whole-body) and the anterior file's fields."""
     ant, post = chosen["anterior"], chosen["posterior"]
     images = [ant["views"]["anterior"], post["views"]["posterior"]]
+    if store is not None:
+        images = [store.get(ref) for ref in images]
     spacing, choice = ant["pixel_spacing_mm"], "static anterior and posterior views"
     if ant["whole_body"]:
         window = head_and_neck_window(images, spacing)

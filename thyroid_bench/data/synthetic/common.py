@@ -7,12 +7,12 @@ render them; these helpers keep that, and the folds, defined once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
-__all__ = ["stratified_folds", "render_all"]
+__all__ = ["stratified_folds", "render_iter"]
 
 #: Jobs per inter-process call: amortises the calls; a split has dozens of chunks per worker.
 CHUNKSIZE = 16
@@ -32,19 +32,15 @@ def stratified_folds(labels: np.ndarray, num_classes: int, folds: int,
     return out
 
 
-def render_all(render_one: Callable[[Any], Any], jobs: Sequence[Any], workers: int,
-               progress: bool, desc: str, unit: str) -> list[Any]:
-    """``render_one`` of every job, in order; with ``workers`` > 1 on a process pool (the
-    function must be importable: a module-level function)."""
-    from concurrent.futures import ProcessPoolExecutor
-
+def render_iter(render_one: Callable[[Any], Any], jobs: Sequence[Any], workers: int,
+                progress: bool, desc: str, unit: str) -> Iterator[Any]:
+    """``render_one`` of every job, in order, as they are drawn: with ``workers`` > 1 on a
+    process pool holding a few chunks in flight (:func:`~thyroid_bench.data.parallel.
+    ordered_map`; the function must be importable: a module-level function), so the images of
+    a split are never all in memory."""
     from tqdm.auto import tqdm
 
+    from thyroid_bench.data.parallel import ordered_map
+
     bar = dict(total=len(jobs), desc=desc, unit=unit, disable=not progress or None)
-    if workers <= 1 or len(jobs) <= CHUNKSIZE:
-        return list(tqdm(map(render_one, jobs), **bar))
-    pool = ProcessPoolExecutor(max_workers=workers)
-    try:
-        return list(tqdm(pool.map(render_one, jobs, chunksize=CHUNKSIZE), **bar))
-    finally:
-        pool.shutdown(cancel_futures=True)  # on Ctrl-C, do not render the rest first
+    return iter(tqdm(ordered_map(render_one, jobs, workers=workers, chunksize=CHUNKSIZE), **bar))

@@ -54,7 +54,8 @@ from typing import Any, NamedTuple
 import numpy as np
 from scipy import ndimage
 
-from thyroid_bench.data.synthetic.common import render_all, stratified_folds
+from thyroid_bench.data.split_rows import SplitRows
+from thyroid_bench.data.synthetic.common import render_iter, stratified_folds
 from thyroid_bench.tasks import SPLITS
 from thyroid_bench.tasks.four_pattern import FOUR_PATTERN
 
@@ -98,8 +99,10 @@ __all__ = [
     "findings",
     "read_consensus",
     "render",
+    "split_rows",
     "generate_split",
     "generate_cohort",
+    "cohort_rows",
     "provenance",
     "case_id",
     "patient_id",
@@ -1144,17 +1147,13 @@ def _render_one(task: tuple[Acquisition, int, int, int, LatentPatient]) -> np.nd
     return render(patient, acq, np.random.default_rng([seed, s, j, 2]))
 
 
-def generate_split(split: str, seed: int = OFFICIAL_SEED, *,
-                   counts: tuple[int, ...] | None = None,
-                   progress: bool = True, workers: int = 1) -> list[dict[str, Any]]:
-    """Generate one split as rows in format v1 (``image`` a uint16 array of raw counts).
-
-    ``counts`` (per class, schema order) overrides Table 1, e.g. for tiny test
-    cohorts. Rows come in a deterministic shuffled order; ``train`` rows carry
-    folds 0-4 stratified by label, the other splits fold -1. ``workers``
-    processes render the images; every image has its own seeded stream, so the
-    pixels do not depend on ``workers``.
-    """
+def split_rows(split: str, seed: int = OFFICIAL_SEED, *, counts: tuple[int, ...] | None = None,
+               progress: bool = True, workers: int = 1) -> SplitRows:
+    """One split for the dataset writer: every row's columns now (the latent patients are
+    sampled and read at once), its images rendered as the writer draws them
+    (:func:`~thyroid_bench.data.synthetic.common.render_iter`), so the split is never in
+    memory whole. Rows, pixels and order are :func:`generate_split`'s; ``total_counts`` is left
+    to the writer, which takes it from the image."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
     quota = _check_counts(split, TABLE1_COUNTS[split] if counts is None else counts)
@@ -1167,25 +1166,51 @@ def generate_split(split: str, seed: int = OFFICIAL_SEED, *,
     if split == "train":
         labels = np.array([a[2] for a in accepted], dtype=int)
         folds = stratified_folds(labels, NUM_CLASSES, TASK.folds, np.random.default_rng([seed, s, 1]))
-    images = render_all(_render_one, [(acq, seed, s, j, patient) for j, patient, _l, _r in accepted],
-                        workers, progress, f"{NAME} {split}", "img")
+    meta = [{
+        "case_id": case_id(seed, split, i),
+        "patient_id": patient_id(seed, split, i),
+        "label": int(label),
+        "center": acq.center,
+        "fold": int(folds[i]),
+        "matrix": acq.matrix,
+        "pixel_spacing_mm": acq.pixel_spacing_mm,
+        "total_counts": None,
+        "acquisition_s": acq.acquisition_s,
+        "sex": patient.sex,
+        "age": patient.age,
+    } for i, (_j, patient, label, _readers) in enumerate(accepted)]
+    images = render_iter(_render_one, [(acq, seed, s, j, patient) for j, patient, _l, _r in accepted],
+                         workers, progress, f"{NAME} {split}", "img")
+    return SplitRows(meta, ({"image": image} for image in images))
+
+
+def generate_split(split: str, seed: int = OFFICIAL_SEED, *,
+                   counts: tuple[int, ...] | None = None,
+                   progress: bool = True, workers: int = 1) -> list[dict[str, Any]]:
+    """Generate one split as rows in format v1 (``image`` a uint16 array of raw counts).
+
+    ``counts`` (per class, schema order) overrides Table 1, e.g. for tiny test
+    cohorts. Rows come in a deterministic shuffled order; ``train`` rows carry
+    folds 0-4 stratified by label, the other splits fold -1. ``workers``
+    processes render the images; every image has its own seeded stream, so the
+    pixels do not depend on ``workers``. :func:`split_rows` gives the same rows with their
+    images drawn lazily.
+    """
+    lazy = split_rows(split, seed, counts=counts, progress=progress, workers=workers)
     rows = []
-    for i, ((_j, patient, label, _readers), image) in enumerate(zip(accepted, images, strict=True)):
-        rows.append({
-            "case_id": case_id(seed, split, i),
-            "patient_id": patient_id(seed, split, i),
-            "image": image,
-            "label": int(label),
-            "center": acq.center,
-            "fold": int(folds[i]),
-            "matrix": acq.matrix,
-            "pixel_spacing_mm": acq.pixel_spacing_mm,
-            "total_counts": int(image.sum(dtype=np.int64)),
-            "acquisition_s": acq.acquisition_s,
-            "sex": patient.sex,
-            "age": patient.age,
-        })
+    for meta, images in zip(lazy.meta, lazy.images, strict=True):
+        image = images["image"]
+        rows.append({"case_id": meta["case_id"], "patient_id": meta["patient_id"], "image": image,
+                     **{k: v for k, v in meta.items() if k not in ("case_id", "patient_id")},
+                     "total_counts": int(image.sum(dtype=np.int64))})
     return rows
+
+
+def _check_cohort_counts(counts: dict[str, tuple[int, ...]] | None) -> None:
+    if counts is not None:
+        unknown = set(counts) - set(SPLITS)
+        if unknown:
+            raise ValueError(f"counts names unknown splits {sorted(unknown)}; expected {SPLITS}")
 
 
 def generate_cohort(seed: int = OFFICIAL_SEED, *,
@@ -1193,12 +1218,19 @@ def generate_cohort(seed: int = OFFICIAL_SEED, *,
                     progress: bool = True, workers: int = 1) -> dict[str, list[dict[str, Any]]]:
     """Generate all three splits (``counts`` per split overrides Table 1) with ``workers``
     rendering processes."""
-    if counts is not None:
-        unknown = set(counts) - set(SPLITS)
-        if unknown:
-            raise ValueError(f"counts names unknown splits {sorted(unknown)}; expected {SPLITS}")
+    _check_cohort_counts(counts)
     return {split: generate_split(split, seed, counts=None if counts is None else counts.get(split),
                                   progress=progress, workers=workers)
+            for split in SPLITS}
+
+
+def cohort_rows(seed: int = OFFICIAL_SEED, *, counts: dict[str, tuple[int, ...]] | None = None,
+                progress: bool = True, workers: int = 1) -> dict[str, SplitRows]:
+    """:func:`generate_cohort` for the dataset writer: each split a :func:`split_rows`, its
+    images rendered as they are written."""
+    _check_cohort_counts(counts)
+    return {split: split_rows(split, seed, counts=None if counts is None else counts.get(split),
+                              progress=progress, workers=workers)
             for split in SPLITS}
 
 

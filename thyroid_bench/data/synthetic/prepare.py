@@ -37,7 +37,7 @@ LICENCE = "cc-by-4.0"
 @dataclass(frozen=True)
 class Cohort:
     """A synthetic cohort: its generator module (``NAME``, ``VERSION``, ``OFFICIAL_SEED``,
-    ``TASK``, ``generate_cohort``, ``provenance``) and its card body."""
+    ``TASK``, ``generate_cohort``, ``cohort_rows``, ``provenance``) and its card body."""
 
     module: ModuleType
     card: Callable[[Manifest], str]
@@ -121,8 +121,10 @@ def prepare_synthetic(
         workers = max(1, int(workers or os.cpu_count() or 1))
         _say(f"generating {name} {module.VERSION} (seed {seed}): phantoms, collimator blur, "
              f"Poisson noise, three simulated readers ({workers} process(es))", progress)
-        splits = module.generate_cohort(seed, counts=counts, progress=progress, workers=workers)
-        _say("writing 16-bit PNGs, parquet shards, manifest and card", progress)
+        # Sampled and read now, rendered as the writer draws each shard's images: the cohort is
+        # never in memory whole.
+        splits = module.cohort_rows(seed, counts=counts, progress=progress, workers=workers)
+        _say("rendering and writing 16-bit PNGs, parquet shards, manifest and card", progress)
         write_dataset(
             name, module.VERSION, splits, home=home, provenance=_provenance(module, seed, counts),
             task=module.TASK, licence=LICENCE, card=cohort.card, synthetic=True, force=force,

@@ -45,7 +45,8 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from thyroid_bench.data.synthetic.common import render_all, stratified_folds
+from thyroid_bench.data.split_rows import SplitRows
+from thyroid_bench.data.synthetic.common import render_iter, stratified_folds
 from thyroid_bench.tasks import SPLITS, UNKNOWN_GRADE
 from thyroid_bench.tasks.residual_tissue import RESIDUAL_TISSUE
 
@@ -53,7 +54,8 @@ __all__ = [
     "TASK", "NAME", "VERSION", "OFFICIAL_SEED", "COUNTS", "GRADE_LIMITS_PCT",
     "Camera", "CAMERAS", "SPLIT_CENTER", "Population", "POPULATIONS", "Source",
     "LatentPatient", "Reader", "READERS", "Findings", "sample_patient", "findings",
-    "read_consensus", "render_views", "bed_window", "generate_split", "generate_cohort",
+    "read_consensus", "render_views", "bed_window", "split_rows", "generate_split",
+    "generate_cohort", "cohort_rows",
     "provenance", "case_id", "patient_id", "grade_of",
 ]
 
@@ -588,15 +590,12 @@ def _render_one(job: tuple[Camera, int, int, int, LatentPatient]) -> tuple[np.nd
     return render_views(patient, cam, np.random.default_rng([seed, s, j, 2]))
 
 
-def generate_split(split: str, seed: int = OFFICIAL_SEED, *, counts: tuple[int, ...] | None = None,
-                   progress: bool = True, workers: int = 1) -> list[dict[str, Any]]:
-    """Generate one split as rows of task residual-tissue (``image`` the anterior view,
-    ``image_posterior`` the posterior, uint16 counts; ``uptake_pct`` the readers' mean).
-
-    ``counts`` (per grade) overrides :data:`COUNTS`. Rows come in a deterministic shuffled
-    order; ``train`` rows carry folds 0-4 stratified by grade. The pixels do not depend on
-    ``workers``.
-    """
+def split_rows(split: str, seed: int = OFFICIAL_SEED, *, counts: tuple[int, ...] | None = None,
+               progress: bool = True, workers: int = 1) -> SplitRows:
+    """One split for the dataset writer: every row's columns now, both views rendered as the
+    writer draws them (:func:`~thyroid_bench.data.synthetic.common.render_iter`). Rows, pixels
+    and order are :func:`generate_split`'s; ``total_counts`` is left to the writer, which takes
+    it from the anterior view."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
     quota = _check_counts(split, COUNTS[split] if counts is None else counts)
@@ -606,30 +605,62 @@ def generate_split(split: str, seed: int = OFFICIAL_SEED, *, counts: tuple[int, 
     labels = np.array([a[2] for a in accepted], dtype=int)
     folds = (stratified_folds(labels, NUM_CLASSES, TASK.folds, np.random.default_rng([seed, s, 1]))
              if split == "train" else np.full(labels.size, -1, dtype=int))
-    views = render_all(_render_one, [(cam, seed, s, j, p) for j, p, _, _ in accepted], workers,
-                       progress, f"{NAME} {split}", "study")
-    rows = []
-    for i, ((_j, patient, label, uptake), (anterior, posterior)) in enumerate(zip(accepted, views, strict=True)):
-        rows.append({
-            "case_id": case_id(seed, split, i), "patient_id": patient_id(seed, split, i),
-            "image": anterior, "label": int(label), "center": cam.center, "fold": int(folds[i]),
-            "matrix": cam.matrix, "pixel_spacing_mm": cam.pixel_spacing_mm,
-            "total_counts": int(anterior.sum(dtype=np.int64)), "acquisition_s": cam.acquisition_s,
-            "sex": patient.sex, "age": patient.age, "image_posterior": posterior,
-            "uptake_pct": float(uptake),
-        })
     assert UNKNOWN_GRADE not in labels  # every synthetic case has a grade
+    meta = [{
+        "case_id": case_id(seed, split, i), "patient_id": patient_id(seed, split, i),
+        "label": int(label), "center": cam.center, "fold": int(folds[i]),
+        "matrix": cam.matrix, "pixel_spacing_mm": cam.pixel_spacing_mm,
+        "total_counts": None, "acquisition_s": cam.acquisition_s,
+        "sex": patient.sex, "age": patient.age, "uptake_pct": float(uptake),
+    } for i, (_j, patient, label, uptake) in enumerate(accepted)]
+    views = render_iter(_render_one, [(cam, seed, s, j, p) for j, p, _, _ in accepted], workers,
+                        progress, f"{NAME} {split}", "study")
+    return SplitRows(meta, ({"image": anterior, "image_posterior": posterior}
+                            for anterior, posterior in views))
+
+
+def generate_split(split: str, seed: int = OFFICIAL_SEED, *, counts: tuple[int, ...] | None = None,
+                   progress: bool = True, workers: int = 1) -> list[dict[str, Any]]:
+    """Generate one split as rows of task residual-tissue (``image`` the anterior view,
+    ``image_posterior`` the posterior, uint16 counts; ``uptake_pct`` the readers' mean).
+
+    ``counts`` (per grade) overrides :data:`COUNTS`. Rows come in a deterministic shuffled
+    order; ``train`` rows carry folds 0-4 stratified by grade. The pixels do not depend on
+    ``workers``. :func:`split_rows` gives the same rows with their views drawn lazily.
+    """
+    lazy = split_rows(split, seed, counts=counts, progress=progress, workers=workers)
+    rows = []
+    for meta, views in zip(lazy.meta, lazy.images, strict=True):
+        anterior = views["image"]
+        rows.append({
+            "case_id": meta["case_id"], "patient_id": meta["patient_id"], "image": anterior,
+            **{k: v for k, v in meta.items() if k not in ("case_id", "patient_id", "uptake_pct")},
+            "total_counts": int(anterior.sum(dtype=np.int64)),
+            "image_posterior": views["image_posterior"], "uptake_pct": meta["uptake_pct"],
+        })
     return rows
+
+
+def _check_cohort_counts(counts: dict[str, tuple[int, ...]] | None) -> None:
+    if counts is not None and set(counts) - set(SPLITS):
+        raise ValueError(f"counts names unknown splits {sorted(set(counts) - set(SPLITS))}; "
+                         f"expected {SPLITS}")
 
 
 def generate_cohort(seed: int = OFFICIAL_SEED, *, counts: dict[str, tuple[int, ...]] | None = None,
                     progress: bool = True, workers: int = 1) -> dict[str, list[dict[str, Any]]]:
     """All three splits (``counts`` per split overrides :data:`COUNTS`)."""
-    if counts is not None and set(counts) - set(SPLITS):
-        raise ValueError(f"counts names unknown splits {sorted(set(counts) - set(SPLITS))}; "
-                         f"expected {SPLITS}")
+    _check_cohort_counts(counts)
     return {split: generate_split(split, seed, counts=None if counts is None else counts.get(split),
                                   progress=progress, workers=workers) for split in SPLITS}
+
+
+def cohort_rows(seed: int = OFFICIAL_SEED, *, counts: dict[str, tuple[int, ...]] | None = None,
+                progress: bool = True, workers: int = 1) -> dict[str, SplitRows]:
+    """:func:`generate_cohort` for the dataset writer: each split a :func:`split_rows`."""
+    _check_cohort_counts(counts)
+    return {split: split_rows(split, seed, counts=None if counts is None else counts.get(split),
+                              progress=progress, workers=workers) for split in SPLITS}
 
 
 def provenance(seed: int) -> dict[str, Any]:
