@@ -27,13 +27,18 @@ COMMITTED = sorted((ROOT / "leaderboard" / "entries").glob("*/*/*/entry.json"))
 
 def test_quick_1_is_the_protocol_of_every_committed_quick_entry():
     quick = [read_entry(p) for p in COMMITTED if read_entry(p).protocol.name == "quick"]
-    assert len(quick) >= 27
-    for entry in quick:
-        assert "version" not in entry.protocol.parameters  # written before versions existed
+    first = [e for e in quick if "version" not in e.protocol.parameters]  # before versions
+    assert len(first) == 27
+    for entry in first:
         assert version_of(entry.protocol.parameters) == 1
         expected = get_protocol("quick@1").for_task(get_task(entry.task)).to_dict()
         assert entry.protocol.parameters == expected
         assert protocol_label(entry) == "quick@1"
+    second = [e for e in quick if e not in first]
+    assert second, "the quick@2 baselines are committed"
+    for entry in second:
+        assert entry.protocol.parameters["version"] == 2 and protocol_label(entry) == "quick@2"
+        assert entry.protocol.parameters == get_protocol("quick@2").for_task(get_task(entry.task)).to_dict()
     # the ids of committed entries are what they were: no version in a version-1 id
     path = next(p for p in COMMITTED if read_entry(p).protocol.name == "quick")
     from thyroid_bench.hashing import sha256_file
