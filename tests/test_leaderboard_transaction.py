@@ -11,6 +11,7 @@ import os
 import shutil
 import stat
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -202,7 +203,11 @@ def test_committed_section_pins_its_labels_and_every_entry_rechecks():
     checked = recheck.load_checked(REPO / "leaderboard")
     on_disk = sorted(p.parent.name for p in (REPO / "leaderboard" / "entries").glob("*/*/*/entry.json"))
     assert sorted(s.entry_id for s in checked.entries) == on_disk and checked.invalid == []
-    assert len(on_disk) == 27  # 12 four-pattern + 15 residual-tissue baselines
+    # four-pattern: the paper's four models under quick@1 (12), timm:resnet18 under quick@1 (3)
+    # and all five under quick@2 (15); residual-tissue: five models under quick@1 (15)
+    files = (REPO / "leaderboard" / "entries").glob("*/*/*/entry.json")
+    assert Counter(f.parts[-4] for f in files) == {"four-pattern": 30, "residual-tissue": 15}
+    assert sum(i.split("-seed")[0].endswith("-quick2") for i in on_disk) == 15
 
 
 def test_recomputations_are_cached_by_content(lb, monkeypatch):
