@@ -65,6 +65,18 @@ def test_names_and_versions():
         q2.with_overrides(version=0)
 
 
+def test_a_task_without_class_weighting_trains_unweighted_under_quick_2():
+    q2 = get_protocol("quick@2")
+    assert q2.for_task(get_task("four-pattern")).class_weight_power == 1.0
+    residual = q2.for_task(get_task("residual-tissue"))
+    assert get_task("residual-tissue").class_weighting is False
+    assert residual.class_weight_power == 0.0 and residual.label == "quick@2"
+    record = residual.to_dict()  # what an entry records: version 2, no class weights
+    assert record["version"] == 2 and "class_weight_power" not in record
+    assert record["description"].endswith("unweighted on residual-tissue, which takes no class weights")
+    assert class_weights(torch.tensor([0, 0, 1, 2, 3]), 4, residual.class_weight_power) is None
+
+
 def test_class_weights_by_hand():
     y = torch.tensor([0, 0, 0, 1, -1])  # -1: unknown grade, not counted; class 2 has no case
     assert class_weights(y, 3, 0.0) is None

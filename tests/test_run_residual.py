@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,6 +25,7 @@ from thyroid_bench.evaluation.entry import read_entry
 from thyroid_bench.harness.preprocess import load_split, prepare_images, scale_counts
 from thyroid_bench.harness.run import run
 from thyroid_bench.harness.train import task_loss
+from thyroid_bench.leaderboard.checks import protocol_problem
 from thyroid_bench.models import ModelError, create_model, describe_model
 from thyroid_bench.tasks import UNKNOWN_GRADE, get_task
 
@@ -201,6 +203,22 @@ def test_run_trains_two_channels_and_names_the_task(residual_run):
     assert "fold0 detection_balanced_accuracy " in epoch and "macro-F1" not in epoch
     internal = log.split("internal: n 12")[1].splitlines()[0]
     assert "detection_balanced_accuracy" in internal and "quadratic_kappa" in internal
+
+
+def test_quick_2_trains_residual_tissue_as_quick_1(residual_run, residual, tmp_path):
+    """residual-tissue takes no class weights (Task.class_weighting), so quick@2 computes
+    what quick@1 does: no weights in the log, the same predictions byte for byte, and an entry
+    whose record (version 2, no class_weight_power) passes the leaderboard's protocol check."""
+    log = (residual_run.run_dir / "train.log").read_text()
+    assert "protocol quick@2" in log and "class weights" not in log
+    entry = read_entry(residual_run.run_dir / "entry.json")
+    assert entry.protocol.parameters["version"] == 2
+    assert "class_weight_power" not in entry.protocol.parameters
+    assert protocol_problem(entry) is None
+    q1 = run(MODEL, dataset=residual, out=tmp_path / "q1", seed=0, **{**FAST, "protocol": "quick@1"})
+    for split in ("internal", "external"):
+        rel = Path("predictions") / f"{split}.csv"
+        assert (q1.run_dir / rel).read_bytes() == (residual_run.run_dir / rel).read_bytes()
 
 
 def test_predictions_carry_the_tasks_columns_and_labels(residual_run, residual):

@@ -120,13 +120,20 @@ class Protocol:
 
     def for_task(self, task: Task) -> Protocol:
         """This protocol as it runs on ``task``: the task's selection metric unless the protocol
-        names one, and a selection fold the task's datasets have."""
+        names one, a selection fold the task's datasets have, and no class weights on a task
+        that does not take them (``Task.class_weighting``: residual-tissue trains unweighted
+        under ``quick@2``, as under ``quick@1``, and its record says so)."""
         if not self.selection_fold < task.folds:
             raise ProtocolError(f"protocol {self.name!r}: selection_fold {self.selection_fold} is not "
                                 f"a fold of task {task.name} (0-{task.folds - 1})")
-        if self.selection_metric is not None:
-            return self
-        return dataclasses.replace(self, selection_metric=task.selection_metric)
+        changes: dict[str, Any] = {}
+        if self.selection_metric is None:
+            changes["selection_metric"] = task.selection_metric
+        if self.class_weight_power and not task.class_weighting:
+            changes["class_weight_power"] = 0.0
+            changes["description"] = (f"{self.description}; unweighted on {task.name}, which "
+                                      "takes no class weights")
+        return dataclasses.replace(self, **changes) if changes else self
 
     @property
     def label(self) -> str:

@@ -170,6 +170,10 @@ class Task(_Frozen):
     folds: int = Field(default=NUM_FOLDS, ge=2)
     main_score: MainScore
     selection_metric: str = "macro_f1"
+    class_weighting: bool = Field(default=True, description="whether a protocol's class weights "
+                                  "(class_weight_power) apply to the task's loss; False where "
+                                  "weighing the classes by their frequency measured worse on "
+                                  "the selection fold")
     metric_suite: str = Field(default="multiclass", description="name of the metric suite "
                               "(thyroid_bench.evaluation.suites) that scores this task")
     datasets: tuple[str, ...] = Field(default=(), description="datasets built for the task; "
