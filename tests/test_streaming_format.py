@@ -9,11 +9,10 @@ import re
 import tracemalloc
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 
 from conftest import make_rows
-from test_format import _residual_splits
+from test_format import _residual_splits, _rewrite_shard
 from thyroid_bench.data import fingerprint as fp
 from thyroid_bench.data import format as fmt
 from thyroid_bench.data.fingerprint import SplitHasher, case_order, split_fingerprint
@@ -259,14 +258,6 @@ def test_writer_and_verify_hold_a_shard_not_the_dataset(tmp_path):
 
 
 # --------------------------------------------------------------------------- verify's findings
-def _rewrite(path, split, mutate):
-    shard = sorted((path / "data").glob(f"{split}-*.parquet"))[0]
-    table = pq.read_table(shard)
-    cols = table.to_pydict()
-    mutate(cols)
-    pq.write_table(table.from_pydict(cols, schema=table.schema), shard)
-
-
 def test_verify_reports_image_problems_in_the_whole_split_order(tmp_path):
     """``image`` problems first; an extra image's shape only when every ``image`` decoded; the
     extra column's decoding stops at its first failure."""
@@ -278,7 +269,7 @@ def test_verify_reports_image_problems_in_the_whole_split_order(tmp_path):
         cols["image_posterior"][6] = {"bytes": b"nor this", "path": None}
         cols["total_counts"][2] += 1
 
-    _rewrite(path, "train", damage)
+    _rewrite_shard(path, "train", damage)
     problems = verify_dataset(path).problems
     train = [p for p in problems if p.startswith("split train")]
     assert len(train) == 3, problems
@@ -290,7 +281,7 @@ def test_verify_reports_image_problems_in_the_whole_split_order(tmp_path):
     def lose_an_image(cols):
         cols["image"][5] = {"bytes": b"gone", "path": None}
 
-    _rewrite(path, "train", lose_an_image)
+    _rewrite_shard(path, "train", lose_an_image)
     train = [p for p in verify_dataset(path).problems if p.startswith("split train")]
     assert len(train) == 3, train  # the shape is no longer compared
     assert "pixel sum" in train[0]
