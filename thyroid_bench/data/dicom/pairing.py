@@ -76,15 +76,15 @@ def pair_studies(results: list[dict[str, Any]], matched: dict[str, LabelRow], ps
     for members in groups:
         study, reasons = _pair(members, matched, store)
         if study is not None:
-            twin = seen.duplicate(image_key(study["image"]))
+            key = image_key(study["image"])
+            twin = seen.duplicate(key)
             if twin is not None:
                 reasons.update({f: twin for f in study["files"]})
-                study = None
-        if study is not None:
-            seen.add(image_key(study["image"]), study["row"])
-            if store is not None:
-                study.update({c: store.put(study[c]) for c in ("image", "image_posterior")})
-            studies.append(_finish(study, pseud))
+            else:
+                seen.add(key, study["row"])
+                if store is not None:
+                    study.update({c: store.put(study[c]) for c in ("image", "image_posterior")})
+                studies.append(_finish(study, pseud))
         rejected += [{"file": f, "reason": why, "labels_line": _line(matched, f)}
                      for f, why in reasons.items()]
     return studies, rejected

@@ -19,7 +19,6 @@ and about how much room is needed).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from thyroid_bench.data.fingerprint import image_digest
 from thyroid_bench.errors import SpillError, os_error_line, printable, spill_error
 
 __all__ = ["StoredImage", "PixelStore", "image_key", "spill_folder", "SPILL_ADVICE"]
@@ -53,8 +53,7 @@ class StoredImage:
 def image_key(image: np.ndarray) -> tuple[tuple[int, ...], str]:
     """What identifies an image's counts: its shape and the SHA-256 of its little-endian uint16
     counts (two images have the same key exactly when their counts are equal)."""
-    counts = np.ascontiguousarray(image, dtype="<u2")
-    return counts.shape, hashlib.sha256(counts.tobytes()).hexdigest()
+    return np.shape(image), image_digest(image)
 
 
 def spill_folder(*candidates: str | os.PathLike | None) -> Path | None:
