@@ -72,9 +72,14 @@ def os_error_line(exc: OSError, doing: str, advice: str | None = None) -> str:
     """An operating-system error as one line: what was being done, the path, the system's
     reason and what to do (``advice``, else a standard hint for the error number)."""
     where = f"{printable(exc.filename)}: " if exc.filename is not None else ""
-    reason = exc.strerror or (os.strerror(exc.errno) if exc.errno else type(exc).__name__)
+    reason = _os_reason(exc)
     hint = advice or _OS_ADVICE.get(exc.errno or 0, "fix the cause and run again")
     return f"{doing}: {where}{reason}; {hint}"
+
+
+def _os_reason(exc: OSError) -> str:
+    """The system's reason for an OS error, in its words."""
+    return exc.strerror or (os.strerror(exc.errno) if exc.errno else type(exc).__name__)
 
 
 def size_text(n: int | float) -> str:
@@ -85,12 +90,15 @@ def size_text(n: int | float) -> str:
     return f"{max(1, round(n / 1e3))} kB"
 
 
-def spill_error(exc: OSError, what: str, folder: str | os.PathLike | None, need: int | float,
-                advice: str) -> SpillError:
+def spill_error(exc: OSError, what: str, folder: str | os.PathLike | None, *, written: int,
+                count: int, expected: int | None, advice: str) -> SpillError:
     """An OS error while putting ``what`` aside on disk in ``folder`` (None: the system's
     temporary folder) as one line: the folder, the system's reason, about how much room the
-    work needs there (``need`` bytes) and ``advice`` (e.g. "set TMPDIR to a disk with room")."""
+    work needs there and ``advice`` (e.g. "set TMPDIR to a disk with room"). The room is
+    estimated from the ``written`` bytes of the first ``count`` items (the failing one
+    included), scaled to the ``expected`` number of items when that is known and larger."""
     place = printable(folder if folder is not None else tempfile.gettempdir())
-    reason = exc.strerror or (os.strerror(exc.errno) if exc.errno else type(exc).__name__)
+    reason = _os_reason(exc)
+    need = written / count * max(count, expected or 0)
     return SpillError(f"could not put {what} aside in {place} ({reason}): about {size_text(need)} "
                         f"of free space is needed there; {advice}")

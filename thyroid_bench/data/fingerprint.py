@@ -186,10 +186,9 @@ class SplitHasher:
 
     def _spill_error(self, exc: OSError, row_bytes: int) -> SpillError:
         """The spill failed: one line naming the folder and about how much room it needs."""
-        done = len(self._ids) + 1
-        need = (self._ends[-1] + row_bytes) / done * max(done, self._rows or 0)
         return spill_error(exc, "a split's rows (to hash them in case-id order)", self._spill_dir,
-                           need, self._advice)
+                           written=self._ends[-1] + row_bytes, count=len(self._ids) + 1,
+                           expected=self._rows, advice=self._advice)
 
     def _spilled(self, i: int, blob: bytes) -> Iterable[bytes]:
         """Spilled row ``i`` (its bytes ``blob``) as the parts the hash reads."""

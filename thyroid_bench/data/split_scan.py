@@ -33,7 +33,8 @@ from thyroid_bench.data.columns import extra_image_columns
 from thyroid_bench.data.fingerprint import SplitHasher, case_order, image_digest
 from thyroid_bench.data.images import decode_image
 from thyroid_bench.data.isolation import thumbnails
-from thyroid_bench.data.shards import image_bytes, image_fields, open_shard, shard_error, shard_files
+from thyroid_bench.data.shards import (image_bytes, image_fields, open_shard, read_split, shard_error,
+                                       shard_files)
 from thyroid_bench.tasks import Task
 
 __all__ = ["BATCH", "SplitShards", "ImageScan", "scan_images"]
@@ -48,7 +49,7 @@ class SplitShards:
     hold and, on demand, their rows."""
 
     def __init__(self, path: Path, split: str) -> None:
-        self.split = split
+        self.path, self.split = path, split
         self.files = shard_files(path, split)
         self.columns: list[str] = []
         self.image_columns: list[str] = []
@@ -60,14 +61,7 @@ class SplitShards:
     def table(self) -> pd.DataFrame:
         """Every column but the images, every row, in file order (as
         :func:`~thyroid_bench.data.shards.read_split` reads them)."""
-        columns = [c for c in self.columns if c not in self.image_columns]
-        frames = []
-        for f in self.files:
-            try:
-                frames.append(pq.read_table(f, columns=columns).to_pandas())
-            except (pa.ArrowException, OSError) as exc:
-                raise shard_error(f, exc) from None
-        return pd.concat(frames, ignore_index=True)
+        return read_split(self.path, self.split, [c for c in self.columns if c not in self.image_columns])
 
     def image_batches(self, columns: Sequence[str], size: int = BATCH) -> Iterator[dict[str, list]]:
         """The PNG bytes of ``columns``, ``size`` rows at a time, in file order."""

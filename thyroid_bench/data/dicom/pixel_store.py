@@ -102,10 +102,9 @@ class PixelStore:
         return ref
 
     def _no_room(self, exc: OSError, size: int) -> SpillError:
-        done = self._count + 1
-        need = (self._end + size) / done * max(done, self._expected or 0)
         return spill_error(exc, "the archive's pixels (read until the writer draws them)",
-                           self._folder, need, SPILL_ADVICE)
+                           self._folder, written=self._end + size, count=self._count + 1,
+                           expected=self._expected, advice=SPILL_ADVICE)
 
     def get(self, ref: StoredImage) -> np.ndarray:
         """The image ``ref`` points to, as uint16 counts."""
