@@ -71,9 +71,9 @@ def test_a_task_without_class_weighting_trains_unweighted_under_quick_2():
     residual = q2.for_task(get_task("residual-tissue"))
     assert get_task("residual-tissue").class_weighting is False
     assert residual.class_weight_power == 0.0 and residual.label == "quick@2"
-    record = residual.to_dict()  # what an entry records: version 2, no class weights
-    assert record["version"] == 2 and "class_weight_power" not in record
-    assert record["description"].endswith("unweighted on residual-tissue, which takes no class weights")
+    record = residual.to_dict()  # what an entry records: version 2, class weights off
+    assert record["version"] == 2 and record["class_weight_power"] == 0.0
+    assert record["description"] == q2.description
     assert class_weights(torch.tensor([0, 0, 1, 2, 3]), 4, residual.class_weight_power) is None
 
 

@@ -208,12 +208,12 @@ def test_run_trains_two_channels_and_names_the_task(residual_run):
 def test_quick_2_trains_residual_tissue_as_quick_1(residual_run, residual, tmp_path):
     """residual-tissue takes no class weights (Task.class_weighting), so quick@2 computes
     what quick@1 does: no weights in the log, the same predictions byte for byte, and an entry
-    whose record (version 2, no class_weight_power) passes the leaderboard's protocol check."""
+    whose record (version 2, class_weight_power 0) passes the leaderboard's protocol check."""
     log = (residual_run.run_dir / "train.log").read_text()
     assert "protocol quick@2" in log and "class weights" not in log
     entry = read_entry(residual_run.run_dir / "entry.json")
     assert entry.protocol.parameters["version"] == 2
-    assert "class_weight_power" not in entry.protocol.parameters
+    assert entry.protocol.parameters["class_weight_power"] == 0.0
     assert protocol_problem(entry) is None
     q1 = run(MODEL, dataset=residual, out=tmp_path / "q1", seed=0, **{**FAST, "protocol": "quick@1"})
     for split in ("internal", "external"):

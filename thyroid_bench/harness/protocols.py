@@ -122,7 +122,7 @@ class Protocol:
         """This protocol as it runs on ``task``: the task's selection metric unless the protocol
         names one, a selection fold the task's datasets have, and no class weights on a task
         that does not take them (``Task.class_weighting``: residual-tissue trains unweighted
-        under ``quick@2``, as under ``quick@1``, and its record says so)."""
+        under ``quick@2``, as under ``quick@1``, and its record says ``class_weight_power`` 0)."""
         if not self.selection_fold < task.folds:
             raise ProtocolError(f"protocol {self.name!r}: selection_fold {self.selection_fold} is not "
                                 f"a fold of task {task.name} (0-{task.folds - 1})")
@@ -131,8 +131,6 @@ class Protocol:
             changes["selection_metric"] = task.selection_metric
         if self.class_weight_power and not task.class_weighting:
             changes["class_weight_power"] = 0.0
-            changes["description"] = (f"{self.description}; unweighted on {task.name}, which "
-                                      "takes no class weights")
         return dataclasses.replace(self, **changes) if changes else self
 
     @property
@@ -141,10 +139,11 @@ class Protocol:
         return f"{self.name}@{self.version}"
 
     def to_dict(self) -> dict[str, Any]:
-        """Every field, JSON-able, except a field of :data:`LATER_FIELDS` that holds its
-        version-1 value (a version-1 protocol's record is as it was before versions)."""
+        """Every field, JSON-able; a version-1 protocol leaves out a field of
+        :data:`LATER_FIELDS` that holds its version-1 value (its record is as it was before
+        versions). A later version records every field."""
         return {k: v for k, v in dataclasses.asdict(self).items()
-                if not (k in LATER_FIELDS and v == LATER_FIELDS[k])}
+                if not (self.version == 1 and k in LATER_FIELDS and v == LATER_FIELDS[k])}
 
 
 #: Fields added after version 1, with the value that version 1 computes with.
