@@ -349,7 +349,9 @@ def _train_epoch(step: _Stepper, x_all: torch.Tensor, y_all: torch.Tensor, gen: 
     from tqdm.auto import tqdm
 
     step.model.train()
-    order = torch.randperm(len(x_all), generator=gen).to(step.device)
+    order = torch.randperm(len(x_all), generator=gen)
+    if isinstance(x_all, torch.Tensor):  # in memory: the order moves to the split's device once;
+        order = order.to(step.device)    # streamed rows (DiskRows) are read by host positions
     loss_sum = torch.zeros((), device=step.device)
     bs = batching.size
     for b in tqdm(range(batching.steps), desc=desc, unit="batch",
