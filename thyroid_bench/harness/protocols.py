@@ -136,7 +136,12 @@ class Protocol:
     @property
     def label(self) -> str:
         """``name@version``, as the command line, the log and the leaderboard write it."""
-        return f"{self.name}@{self.version}"
+        return versioned_name(self.name, self.version)
+
+    @property
+    def slug(self) -> str:
+        """The protocol in run folder names and entry ids (:func:`version_slug`)."""
+        return version_slug(self.name, self.version)
 
     def to_dict(self) -> dict[str, Any]:
         """Every field, JSON-able; a version-1 protocol leaves out a field of
@@ -144,6 +149,19 @@ class Protocol:
         versions). A later version records every field."""
         return {k: v for k, v in dataclasses.asdict(self).items()
                 if not (self.version == 1 and k in LATER_FIELDS and v == LATER_FIELDS[k])}
+
+
+def versioned_name(name: str, version: object) -> str:
+    """``name@version`` (``quick@2``): how the command line, logs and the leaderboard name a
+    protocol version."""
+    return f"{name}@{version}"
+
+
+def version_slug(name: str, version: object) -> str:
+    """A protocol version in a file or folder name: the bare name for version 1, as before
+    versions existed (``quick``, so committed run folders and entry ids keep their names),
+    the version appended from version 2 on (``quick2``)."""
+    return name if version == 1 else f"{name}{version}"
 
 
 #: Fields added after version 1, with the value that version 1 computes with.

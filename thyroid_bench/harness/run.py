@@ -214,12 +214,6 @@ def _environment(device: Any, threads: int, amp: bool, world_size: int,
                        num_threads=threads, deterministic=deterministic, amp=amp)
 
 
-def _run_dir_protocol(proto: Protocol) -> str:
-    """The protocol's part of a run folder's name: ``quick`` for version 1 (as before
-    versions), ``quick2`` for version 2."""
-    return proto.name if proto.version == 1 else f"{proto.name}{proto.version}"
-
-
 def _make_run_dir(out: Path | None, runs_dir: Path, model: str, protocol: str, when: datetime) -> Path:
     run_dir = Path(out) if out is not None else Path(runs_dir) / run_dir_name(model, protocol, when)
     if run_dir.exists() and any(run_dir.iterdir()):
@@ -415,7 +409,7 @@ def _open_run_dir(plan: _Plan, out: Path | None, runs_dir: Path, started: dateti
     run_dir = None
     try:
         if dist.is_main:
-            run_dir = _make_run_dir(out, runs_dir, plan.model, _run_dir_protocol(plan.proto), started)
+            run_dir = _make_run_dir(out, runs_dir, plan.model, plan.proto.slug, started)
     finally:  # the other ranks must not wait for a rank 0 that gave up
         ok = dist.all_ok(run_dir is not None or not dist.is_main)
     if not ok:

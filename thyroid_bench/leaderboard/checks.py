@@ -226,7 +226,7 @@ def protocol_problem(entry: Entry) -> str | None:
     EXTERNAL_PROTOCOL` with no parameters or overrides, and only such an entry may name it
     or be a human reader's.
     """
-    from thyroid_bench.harness.protocols import PROTOCOLS, ProtocolError, version_of
+    from thyroid_bench.harness.protocols import PROTOCOLS, ProtocolError, version_of, versioned_name
 
     if (entry.origin == "external" or entry.protocol.name == EXTERNAL_PROTOCOL
             or entry.model.kind == "human reader"):
@@ -236,7 +236,7 @@ def protocol_problem(entry: Entry) -> str | None:
     if version is None:
         return (f"protocol.parameters.version is {record.parameters.get('version')!r}, not a "
                 "version number (a whole number from 1; absent means 1)")
-    name = f"{record.name}@{version}"
+    name = versioned_name(record.name, version)
     base = PROTOCOLS.get(name)
     if base is None:
         return (f"protocol {name!r} is not a registered protocol version ({', '.join(PROTOCOLS)}); "

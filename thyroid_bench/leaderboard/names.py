@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -37,17 +38,20 @@ def protocol_label(entry: Entry) -> str:
     they are different rows, never averaged together (and a seed of one is not a duplicate
     of another). An entry made from predictions shows its protocol's bare name.
     """
-    return _with_overrides(entry, _versioned(entry, "@"))
+    from thyroid_bench.harness.protocols import versioned_name
+
+    return _with_overrides(entry, _versioned(entry, versioned_name))
 
 
-def _versioned(entry: Entry, sep: str) -> str:
+def _versioned(entry: Entry, name_of: Callable[[str, object], str]) -> str:
+    """``name_of(name, version)`` of the entry's protocol; an external entry's bare name."""
     from thyroid_bench.harness.protocols import version_of
     from thyroid_bench.leaderboard.rules import EXTERNAL_PROTOCOL
 
     name = entry.protocol.name
     if name == EXTERNAL_PROTOCOL and entry.origin == "external":
         return name
-    return f"{name}{sep}{version_of(entry.protocol.parameters)}"
+    return name_of(name, version_of(entry.protocol.parameters))
 
 
 def _with_overrides(entry: Entry, name: str) -> str:
@@ -60,11 +64,9 @@ def _with_overrides(entry: Entry, name: str) -> str:
 def _id_protocol(entry: Entry) -> str:
     """The protocol's part of an entry id: as before versions for version 1 (``quick``), the
     version appended from version 2 on (``quick2``), so committed ids never change."""
-    from thyroid_bench.harness.protocols import version_of
+    from thyroid_bench.harness.protocols import version_slug
 
-    version = version_of(entry.protocol.parameters)
-    name = entry.protocol.name if version == 1 else _versioned(entry, "")
-    return _with_overrides(entry, name)
+    return _with_overrides(entry, _versioned(entry, version_slug))
 
 
 #: Longest model and protocol parts of an entry id: a folder name stays well under 255 bytes.

@@ -361,14 +361,14 @@ def _check_reproducible(entry: Entry) -> None:
 def _check_config(entry: Entry, config: RunConfig, folder: Path, retrain: bool) -> None:
     """The run folder's config.json is of the entry's run: model, protocol, overrides, seed,
     dataset; a retrained run is one the harness can repeat alone."""
-    from thyroid_bench.harness.protocols import version_of
+    from thyroid_bench.harness.protocols import version_of, versioned_name
 
     mine = {"model": entry.model.name,
-            "protocol": f"{entry.protocol.name}@{version_of(entry.protocol.parameters)}",
+            "protocol": versioned_name(entry.protocol.name, version_of(entry.protocol.parameters)),
             "overrides": dict(entry.protocol.overrides), "seed": entry.seed,
             "dataset fingerprint": entry.dataset.fingerprint}
     theirs = {"model": config.model.name,
-              "protocol": f"{config.protocol.name}@{config.protocol.version}",
+              "protocol": versioned_name(config.protocol.name, config.protocol.version),
               "overrides": config.overrides, "seed": config.seed,
               "dataset fingerprint": config.dataset.fingerprint}
     for key, value in mine.items():
@@ -432,6 +432,7 @@ def _checked_checkpoint(subject: _Subject, path: Path, where: str) -> str:
 def _harness(entry: Entry, config: RunConfig, dataset: Path, out: Path, *,
              checkpoint: Path | None) -> Path:
     """The harness's own path: evaluation only from ``checkpoint``, or training again."""
+    from thyroid_bench.harness.protocols import versioned_name
     from thyroid_bench.harness.run import run
 
     common = dict(dataset=dataset, out=out, bootstrap=0, progress=False, **config.run_settings())
@@ -439,7 +440,7 @@ def _harness(entry: Entry, config: RunConfig, dataset: Path, out: Path, *,
         if checkpoint is not None:
             run(entry.model.name, checkpoint=checkpoint, eval_only=True, **common)
         else:
-            run(entry.model.name, protocol=f"{config.protocol.name}@{config.protocol.version}",
+            run(entry.model.name, protocol=versioned_name(config.protocol.name, config.protocol.version),
                 seed=entry.seed,
                 epochs=config.overrides.get("epochs"), batch_size=config.overrides.get("batch_size"),
                 require_pretrained=entry.pretrained != "none", **common)
