@@ -16,7 +16,6 @@ A variant is ``LABEL`` (``base``: ``quick@1`` itself) or ``LABEL:field=value,...
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
@@ -34,9 +33,14 @@ def _variant(text: str):
     overrides = {}
     for item in filter(None, fields.split(",")):
         key, _, value = item.partition("=")
-        kind = type(getattr(base, key))
-        overrides[key] = kind(float(value)) if kind in (int, float) else value
-    return label, dataclasses.replace(base, **overrides), overrides
+        current = getattr(base, key, None)
+        if isinstance(current, bool):
+            overrides[key] = value.strip().lower() in ("1", "true", "yes")
+        elif isinstance(current, (int, float)):
+            overrides[key] = type(current)(float(value))
+        else:
+            overrides[key] = value
+    return label, base.with_overrides(**overrides), overrides  # an unknown field: ProtocolError
 
 
 def main(argv: list[str] | None = None) -> int:
