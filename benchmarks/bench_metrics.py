@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
+from _cohort import cohort as make_cohort  # benchmarks/_cohort.py, beside this file
 from thyroid_bench.evaluation.metrics import _canonical_order, _figures, _prepare, _resamples, evaluate
 from thyroid_bench.tasks import get_task
 
@@ -35,12 +36,7 @@ _TIMES: dict[str, float] = {}
 @pytest.fixture(scope="module")
 def cohort():
     """10,000 cases with the paper's internal class mix and informative probabilities."""
-    rng = np.random.default_rng(2021)
-    y = rng.choice(4, size=N_CASES, p=[260 / 619, 226 / 619, 25 / 619, 108 / 619])
-    logits = rng.normal(size=(N_CASES, 4))
-    logits[np.arange(N_CASES), y] += 1.5
-    p = np.exp(logits)
-    return y, p / p.sum(axis=1, keepdims=True)
+    return make_cohort(N_CASES)
 
 
 def _timed(fn, key):

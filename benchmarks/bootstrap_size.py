@@ -1,7 +1,7 @@
 """Wall time and peak memory of ``evaluate()`` with 1,000 bootstrap resamples, by number of cases.
 
 Each size runs in its own process (so each peak RSS is that size's alone), on the cohort of
-``bench_metrics.py`` (the paper's internal class mix, informative probabilities), and the
+``bench_metrics.py`` (``_cohort.py``: the paper's internal class mix, informative probabilities), and the
 ratios of the largest size to the smallest are printed: time should grow about linearly with
 the cases, and memory far less, because resamples are drawn and scored in chunks of a fixed
 number of (resample, case) weights.
@@ -21,17 +21,11 @@ import time
 
 
 def one(n: int, resamples: int) -> dict:
-    import numpy as np
-
+    from _cohort import cohort
     from thyroid_bench.evaluation.metrics import evaluate
     from thyroid_bench.tasks import get_task
 
-    rng = np.random.default_rng(2021)
-    y = rng.choice(4, size=n, p=[260 / 619, 226 / 619, 25 / 619, 108 / 619])
-    logits = rng.normal(size=(n, 4))
-    logits[np.arange(n), y] += 1.5
-    p = np.exp(logits)
-    p /= p.sum(axis=1, keepdims=True)
+    y, p = cohort(n)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
     t0 = time.perf_counter()
     result = evaluate(y, p, get_task("four-pattern").class_names, bootstrap=resamples, seed=0)
