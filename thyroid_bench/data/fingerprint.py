@@ -43,7 +43,7 @@ from thyroid_bench.data.images import decode_image
 from thyroid_bench.errors import SpillError, spill_error
 from thyroid_bench.tasks import BASE_COLUMNS, SPLITS, Task
 
-__all__ = ["split_fingerprint", "dataset_fingerprint", "image_digest", "case_order",
+__all__ = ["split_fingerprint", "dataset_fingerprint", "image_digest", "case_order", "in_case_order",
            "SplitHasher", "SPILL_ADVICE"]
 
 _HEADER = b"thyroid-bench split fingerprint v1\n"
@@ -98,6 +98,13 @@ def case_order(case_ids: Iterable[Any]) -> np.ndarray:
     ids = case_ids.to_numpy(dtype=str) if isinstance(case_ids, pd.Series) else np.asarray(
         [str(c) for c in case_ids], dtype=str)
     return np.argsort(ids, kind="stable")
+
+
+def in_case_order(case_ids: Iterable[Any]) -> bool:
+    """Whether rows with these case ids already come in :func:`case_order` (so a
+    :class:`SplitHasher` can hash each as it comes)."""
+    order = case_order(case_ids)
+    return bool((order == np.arange(len(order))).all())
 
 
 def _row_parts(record: Mapping[str, Any], images: Mapping[str, np.ndarray], meta: tuple[str, ...],

@@ -44,7 +44,7 @@ from thyroid_bench.data.columns import (
     optional_columns_in,
     with_optional,
 )
-from thyroid_bench.data.fingerprint import SplitHasher, case_order, dataset_fingerprint
+from thyroid_bench.data.fingerprint import SplitHasher, dataset_fingerprint, in_case_order
 from thyroid_bench.data.images import encode_image
 from thyroid_bench.data.isolation import dataset_near_duplicates
 from thyroid_bench.data.lock import version_lock
@@ -316,10 +316,9 @@ def _write_split(split: str, source: SplitRows, task: Task, folder: Path, rows_p
     SplitHasher`, spilling to ``folder`` when the rows come in another order) and written a
     shard at a time, so memory holds one shard's PNGs and one batch's images."""
     n_shards = shard_count(len(source), rows_per_shard)
-    order = case_order(m.get("case_id") for m in source.meta)
     files: list[str] = []
     buffer: dict[str, list[Any]] = {c: [] for c in task.columns}
-    with SplitHasher(task, ordered=bool((order == np.arange(len(order))).all()),
+    with SplitHasher(task, ordered=in_case_order(m.get("case_id") for m in source.meta),
                      spill_dir=folder, rows=len(source),
                      advice="use --home on a disk with room (about the dataset's size)") as hasher:
         for start, rows in source.batches(_ENCODE_BATCH, split):

@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from thyroid_bench.data.columns import extra_image_columns
-from thyroid_bench.data.fingerprint import SplitHasher, case_order, image_digest
+from thyroid_bench.data.fingerprint import SplitHasher, image_digest, in_case_order
 from thyroid_bench.data.images import decode_image
 from thyroid_bench.data.isolation import thumbnails
 from thyroid_bench.data.shards import (image_bytes, image_fields, open_shard, read_split, shard_error,
@@ -146,10 +146,9 @@ def scan_images(shards: SplitShards, table: pd.DataFrame, task: Task,
     :meth:`SplitShards.table`), a batch at a time; see the module docstring."""
     extras = extra_image_columns(task)
     findings = _Findings(shards.split, extras)
-    order = case_order(table["case_id"])
     thumbs: list[np.ndarray] = []
     digests: set[str] = set()
-    with SplitHasher(task, ordered=bool((order == np.arange(len(order))).all()),
+    with SplitHasher(task, ordered=in_case_order(table["case_id"]),
                      spill_dir=spill_dir, rows=len(table)) as hasher:
         start = 0
         for batch in shards.image_batches(["image", *extras]):
