@@ -243,9 +243,12 @@ class IdentifierIndex:
     """
 
     def __init__(self, words: Iterable[object] = (), exact: Iterable[object] = ()) -> None:
-        self._whole, self._tokens = array("q"), array("q")  # hashes, as added
+        self._whole, self._tokens = array("q"), array("q")  # hashes added since the last lookup
         self._lengths: set[int] = set()
-        self._sorted: tuple[np.ndarray, np.ndarray] | None = None
+        empty = np.empty(0, dtype=np.int64)
+        self._folded: tuple[np.ndarray, np.ndarray] = (empty, empty)  # sorted, each once
+        self._by_length: list[int] = []  # the whole values' lengths, ascending
+        self._stale = False
         self.add(words, exact)
 
     def add(self, words: Iterable[object] = (), exact: Iterable[object] = ()) -> None:
@@ -263,16 +266,19 @@ class IdentifierIndex:
                 self._lengths.add(len(text))
             elif len(text) == 3:
                 self._tokens.append(hash(text))  # 1-2 character IDs ("2") would match half the paths
-        self._sorted = None
+        self._stale = True
 
     def _hashes(self) -> tuple[np.ndarray, np.ndarray]:
         """The whole values' and the tokens' hashes, sorted and each once (the added ones are
-        folded in at the first lookup after an addition)."""
-        if self._sorted is None:
-            self._sorted = (np.unique(np.frombuffer(self._whole, dtype=np.int64)),
-                            np.unique(np.frombuffer(self._tokens, dtype=np.int64)))
-            self._whole, self._tokens = array("q", self._sorted[0]), array("q", self._sorted[1])
-        return self._sorted
+        folded in at the first lookup after an addition, and held only there)."""
+        if self._stale:
+            whole, tokens = self._folded
+            self._folded = (np.union1d(whole, np.frombuffer(self._whole, dtype=np.int64)),
+                            np.union1d(tokens, np.frombuffer(self._tokens, dtype=np.int64)))
+            self._whole, self._tokens = array("q"), array("q")
+            self._by_length = sorted(self._lengths)
+            self._stale = False
+        return self._folded
 
     def mentions(self, text: str) -> bool:
         """Whether ``text`` contains one of the identifier values or name words."""
@@ -281,7 +287,7 @@ class IdentifierIndex:
         if _any_in([hash(t) for t in _TOKEN_SPLIT.split(upper) if t], tokens):
             return True
         n = len(upper)
-        return _any_in([hash(upper[i:i + k]) for k in sorted(self._lengths) if k <= n
+        return _any_in([hash(upper[i:i + k]) for k in self._by_length if k <= n
                         for i in range(n - k + 1)], whole)
 
 
