@@ -158,6 +158,13 @@ def _mac(key: bytes, phrase: str) -> str:
     return _digest(key, phrase).hex()
 
 
+
+def _phrases(names: Iterable[object], exact: Iterable[object]) -> set[str]:
+    """The phrases of header values matched in text: ``names`` by :func:`identifier_phrases`
+    with ``name=True``, ``exact`` values without."""
+    return ({p for v in names for p in identifier_phrases(v, name=True)}
+            | {p for v in exact for p in identifier_phrases(v)})
+
 class KeyedIdentifierIndex:
     """Keyed hashes of an archive's identifier phrases, and the search of a text for them."""
 
@@ -170,8 +177,7 @@ class KeyedIdentifierIndex:
     def build(cls, key: bytes, names: Iterable[object], exact: Iterable[object]) -> KeyedIdentifierIndex:
         """The index of header values: ``names`` (patient, physician, institution, station
         names) and ``exact`` values (IDs, UIDs, accession numbers, dates)."""
-        phrases = {p for v in names for p in identifier_phrases(v, name=True)}
-        phrases |= {p for v in exact for p in identifier_phrases(v)}
+        phrases = _phrases(names, exact)
         return cls(key, (_mac(key, p) for p in phrases), (p.count(" ") + 1 for p in phrases))
 
     def __len__(self) -> int:
@@ -232,9 +238,7 @@ class ArchiveIdentifiers:
         and ``exact`` values (IDs, UIDs, dates)."""
         names, exact = tuple(names), tuple(exact)
         self.index.add(names, exact)
-        phrases = {p for v in names for p in identifier_phrases(v, name=True)}
-        phrases |= {p for v in exact for p in identifier_phrases(v)}
-        for phrase in phrases:
+        for phrase in _phrases(names, exact):
             self._pending.add(_digest(self._key, phrase))
             self._lengths.add(phrase.count(" ") + 1)
         # Fold when the pending set reaches a quarter of the folded array (amortised n log n).
