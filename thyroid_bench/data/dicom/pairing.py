@@ -82,8 +82,9 @@ def pair_studies(results: list[dict[str, Any]], matched: dict[str, LabelRow], ps
                 reasons.update({f: twin for f in study["files"]})
             else:
                 seen.add(key, study["row"])
-                if store is not None:
-                    study.update({c: store.put(study[c]) for c in ("image", "image_posterior")})
+                if store is not None:  # uncropped views are in the store already
+                    refs = study["stored"] or [store.put(study[c]) for c in ("image", "image_posterior")]
+                    study.update(zip(("image", "image_posterior"), refs))
                 studies.append(_finish(study, pseud))
         rejected += [{"file": f, "reason": why, "labels_line": _line(matched, f)}
                      for f, why in reasons.items()]
@@ -182,6 +183,7 @@ def _cut(chosen: dict[str, dict[str, Any]], row: LabelRow, store: PixelStore | N
     """The two views (cut to the head and neck if whole-body) and the anterior file's fields."""
     ant, post = chosen["anterior"], chosen["posterior"]
     images = [ant["views"]["anterior"], post["views"]["posterior"]]
+    stored = images if store is not None else None  # the views as the store holds them
     if store is not None:
         images = [store.get(ref) for ref in images]
     spacing, choice = ant["pixel_spacing_mm"], "static anterior and posterior views"
@@ -189,6 +191,7 @@ def _cut(chosen: dict[str, dict[str, Any]], row: LabelRow, store: PixelStore | N
         window = head_and_neck_window(images, spacing)
         images = [crop(img, window, k) for k, img in enumerate(images)]
         choice = "whole-body head-and-neck crop"
+        stored = None  # cropped: new images, to be stored once the study is kept
     image, posterior = (np.ascontiguousarray(img, dtype=np.uint16) for img in images)
     if image.shape != posterior.shape:
         raise ValueError(f"anterior {image.shape} and posterior {posterior.shape} views differ in "
@@ -196,7 +199,7 @@ def _cut(chosen: dict[str, dict[str, Any]], row: LabelRow, store: PixelStore | N
     files = list(dict.fromkeys([ant["file"], post["file"]]))
     return {**{k: ant[k] for k in ("sop_uid", "study_uid", "patient", "sex", "age", "acquisition_s",
                                    "transfer_syntax", "technical")},
-            "image": image, "image_posterior": posterior, "row": row, "files": files,
+            "image": image, "image_posterior": posterior, "stored": stored, "row": row, "files": files,
             "pixel_spacing_mm": spacing, "frame_choice": choice,
             "total_counts": int(image.sum(dtype=np.int64))}
 
