@@ -7,12 +7,16 @@ render them; these helpers keep that, and the folds, defined once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 
-__all__ = ["stratified_folds", "render_iter"]
+from thyroid_bench.tasks import SPLITS
+
+__all__ = ["stratified_folds", "render_iter", "per_split"]
+
+T = TypeVar("T")
 
 #: Jobs per inter-process call: amortises the calls; a split has dozens of chunks per worker.
 CHUNKSIZE = 16
@@ -44,3 +48,15 @@ def render_iter(render_one: Callable[[Any], Any], jobs: Sequence[Any], workers: 
 
     bar = dict(total=len(jobs), desc=desc, unit=unit, disable=not progress or None)
     return iter(tqdm(ordered_map(render_one, jobs, workers=workers, chunksize=CHUNKSIZE), **bar))
+
+
+def per_split(make: Callable[..., T], seed: int, counts: Mapping[str, tuple[int, ...]] | None,
+              **kwargs: Any) -> dict[str, T]:
+    """``make(split, seed, counts=<that split's counts or None>, **kwargs)`` for every split: a
+    generator's whole cohort (``counts`` per split overrides its defaults; a split name that
+    is not one of :data:`~thyroid_bench.tasks.SPLITS` is refused)."""
+    if counts is not None and set(counts) - set(SPLITS):
+        raise ValueError(f"counts names unknown splits {sorted(set(counts) - set(SPLITS))}; "
+                         f"expected {SPLITS}")
+    return {split: make(split, seed, counts=None if counts is None else counts.get(split), **kwargs)
+            for split in SPLITS}

@@ -55,7 +55,7 @@ import numpy as np
 from scipy import ndimage
 
 from thyroid_bench.data.split_rows import SplitRows
-from thyroid_bench.data.synthetic.common import render_iter, stratified_folds
+from thyroid_bench.data.synthetic.common import per_split, render_iter, stratified_folds
 from thyroid_bench.tasks import SPLITS
 from thyroid_bench.tasks.four_pattern import FOUR_PATTERN
 
@@ -1206,32 +1206,19 @@ def generate_split(split: str, seed: int = OFFICIAL_SEED, *,
     return rows
 
 
-def _check_cohort_counts(counts: dict[str, tuple[int, ...]] | None) -> None:
-    if counts is not None:
-        unknown = set(counts) - set(SPLITS)
-        if unknown:
-            raise ValueError(f"counts names unknown splits {sorted(unknown)}; expected {SPLITS}")
-
-
 def generate_cohort(seed: int = OFFICIAL_SEED, *,
                     counts: dict[str, tuple[int, ...]] | None = None,
                     progress: bool = True, workers: int = 1) -> dict[str, list[dict[str, Any]]]:
     """Generate all three splits (``counts`` per split overrides Table 1) with ``workers``
     rendering processes."""
-    _check_cohort_counts(counts)
-    return {split: generate_split(split, seed, counts=None if counts is None else counts.get(split),
-                                  progress=progress, workers=workers)
-            for split in SPLITS}
+    return per_split(generate_split, seed, counts, progress=progress, workers=workers)
 
 
 def cohort_rows(seed: int = OFFICIAL_SEED, *, counts: dict[str, tuple[int, ...]] | None = None,
                 progress: bool = True, workers: int = 1) -> dict[str, SplitRows]:
     """:func:`generate_cohort` for the dataset writer: each split a :func:`split_rows`, its
     images rendered as they are written."""
-    _check_cohort_counts(counts)
-    return {split: split_rows(split, seed, counts=None if counts is None else counts.get(split),
-                              progress=progress, workers=workers)
-            for split in SPLITS}
+    return per_split(split_rows, seed, counts, progress=progress, workers=workers)
 
 
 def provenance(seed: int) -> dict[str, Any]:

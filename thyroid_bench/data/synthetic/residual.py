@@ -46,7 +46,7 @@ import numpy as np
 from scipy import ndimage
 
 from thyroid_bench.data.split_rows import SplitRows
-from thyroid_bench.data.synthetic.common import render_iter, stratified_folds
+from thyroid_bench.data.synthetic.common import per_split, render_iter, stratified_folds
 from thyroid_bench.tasks import SPLITS, UNKNOWN_GRADE
 from thyroid_bench.tasks.residual_tissue import RESIDUAL_TISSUE
 
@@ -641,26 +641,16 @@ def generate_split(split: str, seed: int = OFFICIAL_SEED, *, counts: tuple[int, 
     return rows
 
 
-def _check_cohort_counts(counts: dict[str, tuple[int, ...]] | None) -> None:
-    if counts is not None and set(counts) - set(SPLITS):
-        raise ValueError(f"counts names unknown splits {sorted(set(counts) - set(SPLITS))}; "
-                         f"expected {SPLITS}")
-
-
 def generate_cohort(seed: int = OFFICIAL_SEED, *, counts: dict[str, tuple[int, ...]] | None = None,
                     progress: bool = True, workers: int = 1) -> dict[str, list[dict[str, Any]]]:
     """All three splits (``counts`` per split overrides :data:`COUNTS`)."""
-    _check_cohort_counts(counts)
-    return {split: generate_split(split, seed, counts=None if counts is None else counts.get(split),
-                                  progress=progress, workers=workers) for split in SPLITS}
+    return per_split(generate_split, seed, counts, progress=progress, workers=workers)
 
 
 def cohort_rows(seed: int = OFFICIAL_SEED, *, counts: dict[str, tuple[int, ...]] | None = None,
                 progress: bool = True, workers: int = 1) -> dict[str, SplitRows]:
     """:func:`generate_cohort` for the dataset writer: each split a :func:`split_rows`."""
-    _check_cohort_counts(counts)
-    return {split: split_rows(split, seed, counts=None if counts is None else counts.get(split),
-                              progress=progress, workers=workers) for split in SPLITS}
+    return per_split(split_rows, seed, counts, progress=progress, workers=workers)
 
 
 def provenance(seed: int) -> dict[str, Any]:
