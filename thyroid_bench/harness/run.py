@@ -310,14 +310,14 @@ def _plan(model: str, *, protocol: str | None, epochs: int | None, batch_size: i
                           **({"dropout": proto.dropout} if proto.dropout else {}))
     _check_checkpoint_channels(checkpoint, ckpt_meta, meta.in_chans, task)
     _check_distributed(dist, proto)
+    size = _input_size(proto, meta, ckpt_meta)
     return _Plan(model=model, meta=meta, task=task, proto=proto, overrides=overrides, seed=seed,
-                 dev=dev, accel=accel, dist=dist, input_size=_input_size(proto, meta, ckpt_meta),
+                 dev=dev, accel=accel, dist=dist, input_size=size,
                  data_path=data_path, manifest=manifest, weights=weights,
                  require_pretrained=require_pretrained, checkpoint=checkpoint, ckpt_meta=ckpt_meta,
                  eval_only=eval_only, num_threads=num_threads, submitter=submitter,
                  bootstrap=bootstrap, t_start=t_start,
-                 data=_choose_data_path(manifest, task, _input_size(proto, meta, ckpt_meta),
-                                        eval_only, stream, dist))
+                 data=_choose_data_path(manifest, task, size, eval_only, stream, dist))
 
 
 def _choose_data_path(manifest: Manifest, task: Task, size: int, eval_only: bool, stream: bool,
