@@ -203,11 +203,8 @@ class _ShardJobs(torch.utils.data.Dataset):
                 for start, chunk in prepared_chunks(shard, self.task, self.size):
                     _write_at(f, (first + start) * self.row_bytes, chunk.numpy())
                     rows = start + len(chunk)
-        except OSError as exc:
-            return rows, os_error_line(exc, "writing the streaming cache",
-                                       "free space there or set TMPDIR to a folder with room")
-        except ThyroidBenchError as exc:
-            return rows, str(exc)
+        except (OSError, ThyroidBenchError) as exc:
+            return rows, str(_cache_error(exc))
         return rows, None
 
 
