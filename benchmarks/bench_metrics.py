@@ -14,7 +14,6 @@ The ratio and the scaled baseline are printed and stored in ``extra_info``.
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 from sklearn import metrics as skm
