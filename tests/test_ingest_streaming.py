@@ -51,12 +51,14 @@ PINNED = {
 }
 
 
-def _archives(tmp: Path) -> dict[str, tuple]:
+@pytest.fixture(scope="module")
+def archives(tmp_path_factory) -> dict[str, tuple]:
     """The archives of tests/test_dicom.py (duplicate, unlabelled, refused and multi-frame
     files; the file that test truncates is left whole here, since the reason a truncated file
     gets names the reader's error, which depends on pydicom's version) and
     tests/test_dicom_residual.py (static and whole-body pairs, dual-head files), as
-    (archive, task)."""
+    (archive, task), written once for the module (ingestion only reads them)."""
+    tmp = tmp_path_factory.mktemp("archives")
     four = write_archive(tmp / "four" / "archive", D._rows(), seed=D.SEED)
     residual, _ = R._write(tmp / "residual")
     return {"four-pattern": (four, "four-pattern"), "residual-tissue": (residual, "residual-tissue")}
@@ -76,13 +78,13 @@ def _identity(path: Path, key_file: Path) -> dict:
     }
 
 
-def ingest_all(tmp: Path, workers: int = 2) -> dict[str, dict]:
-    """Write both archives and ingest them with the fixed key; their :func:`_identity`."""
+def ingest_all(tmp: Path, archives: dict[str, tuple], workers: int = 2) -> dict[str, dict]:
+    """Ingest both archives with the fixed key into ``tmp``; their :func:`_identity`."""
     key_file = tmp / "secret" / "k.key"
     key_file.parent.mkdir(parents=True, exist_ok=True)
     key_file.write_bytes(KEY)
     out = {}
-    for name, (archive, task) in _archives(tmp).items():
+    for name, (archive, task) in archives.items():
         path = prepare_dicom(dicom_dir=archive.root, labels=archive.labels_csv, name=name,
                              version="1.0.0", key_file=key_file, external_centers=["center2"],
                              home=tmp / "home", workers=workers, task=task)
@@ -91,8 +93,8 @@ def ingest_all(tmp: Path, workers: int = 2) -> dict[str, dict]:
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_streaming_ingestion_writes_what_the_in_memory_code_wrote(tmp_path, workers):
-    assert ingest_all(tmp_path, workers) == PINNED
+def test_streaming_ingestion_writes_what_the_in_memory_code_wrote(tmp_path, archives, workers):
+    assert ingest_all(tmp_path, archives, workers) == PINNED
 
 
 # --------------------------------------------------------------------------- the pixel store
@@ -164,8 +166,8 @@ def test_duplicate_images_are_found_by_their_key():
     assert image_key(image.astype(np.uint8)) == image_key(image)  # counts, not their dtype
 
 
-def test_read_archive_into_the_store_equals_reading_into_memory(tmp_path):
-    archive = _archives(tmp_path)["four-pattern"][0]
+def test_read_archive_into_the_store_equals_reading_into_memory(tmp_path, archives):
+    archive = archives["four-pattern"][0]
     files = list_archive(archive.root)
     in_memory = read_archive(archive.root, files, workers=1, progress=False)
     with PixelStore(tmp_path) as store:
