@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
@@ -34,15 +33,13 @@ def main() -> None:
     ap.add_argument("--num-threads", type=int, default=1)
     args = ap.parse_args()
 
-    import torch
-
     from thyroid_bench.data.format import resolve_dataset
     from thyroid_bench.data.manifest import read_manifest
     from thyroid_bench.harness.preprocess import load_split
     from thyroid_bench.harness.protocols import get_protocol
-    from thyroid_bench.harness.stream import stream_split
-    from thyroid_bench.harness.train import fit, predict_proba, set_determinism
-    from thyroid_bench.models import create_model, describe_model
+    from thyroid_bench.harness.stream import DataPath, open_split
+    from thyroid_bench.harness.train import set_determinism
+    from thyroid_bench.models import describe_model
     from thyroid_bench.models.resolve import channel_kwargs
 
     path = resolve_dataset(args.dataset, home=args.home)
@@ -55,10 +52,21 @@ def main() -> None:
     t = time.perf_counter()
     memory = load_split(path, "train", size, task, progress=False)
     load_s = time.perf_counter() - t
-    cache = Path(tempfile.mkdtemp(prefix="thyroid-bench-stream-"))
     t = time.perf_counter()
-    streamed = stream_split(path, "train", size, task, cache, progress=False)
-    cache_s = time.perf_counter() - t
+    # the run's own cache (in $TMPDIR), removed when the block ends, also on an error
+    with open_split(path, "train", size, task, data=DataPath(True, "--stream"), progress=False) as streamed:
+        cache_s = time.perf_counter() - t
+        _compare(args, task, proto, meta, size, memory, streamed, load_s, cache_s)
+
+
+def _compare(args, task, proto, meta, size: int, memory, streamed, load_s: float, cache_s: float) -> None:
+    """Train on the same rows of both paths, alternating, and print the figures."""
+    import torch
+
+    from thyroid_bench.harness.train import fit, predict_proba, set_determinism
+    from thyroid_bench.models import create_model
+    from thyroid_bench.models.resolve import channel_kwargs
+
     train_rows = np.flatnonzero(memory.folds != 0)[:args.rows]
     val_rows = np.flatnonzero(memory.folds == 0)[:proto.batch_size]
     pick = np.zeros(len(memory), dtype=bool)
@@ -98,9 +106,6 @@ def main() -> None:
           f"{extra:.3f} ms of extra reading gives a ratio of at least {bound:.4f}")
     print(f"largest difference of predictions between the paths: "
           f"{float(np.abs(probs['memory'] - probs['stream']).max()):.3g}")
-    for f in cache.iterdir():
-        f.unlink()
-    cache.rmdir()
 
 
 def _read_ms(data, batch_size: int, epochs: int = 5) -> float:
